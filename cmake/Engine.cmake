@@ -1,0 +1,98 @@
+# The inference engine: llama.cpp (libllama + libmtmd).
+#
+# The pinned source comes from the npm package node-llama-cpp, which carries llama.cpp as a git
+# bundle. It is fetched once into a cache folder outside the clone and built there, Release, keyed
+# by the pin and the backend, so fresh clones and CI runs on the same machine reuse the engine
+# build. DRIVEVQA_LLAMA_CPP_DIR points at any other llama.cpp checkout instead (built in this
+# build tree). The only pin is DRIVEVQA_ENGINE_NPM_VERSION below.
+
+set(DRIVEVQA_ENGINE_NPM_PACKAGE "node-llama-cpp")
+set(DRIVEVQA_ENGINE_NPM_VERSION "3.22.1")
+
+set(DRIVEVQA_LLAMA_CPP_DIR "" CACHE PATH "Use this llama.cpp checkout instead of the pinned one")
+if(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
+  set(_drivevqa_cache_default "$ENV{XDG_CACHE_HOME}/drivevqa")
+else()
+  set(_drivevqa_cache_default "$ENV{HOME}/.cache/drivevqa")
+endif()
+set(DRIVEVQA_CACHE_DIR "${_drivevqa_cache_default}" CACHE PATH "Where the pinned engine is fetched and built")
+option(GGML_CUDA "Build the engine with the CUDA backend" OFF)
+
+set(_engine_targets llama mtmd llama-mtmd-cli llama-server)
+if(GGML_CUDA)
+  set(_backend cuda)
+else()
+  set(_backend cpu)
+endif()
+
+if(DRIVEVQA_LLAMA_CPP_DIR)
+  set(ENGINE_SOURCE_DIR "${DRIVEVQA_LLAMA_CPP_DIR}")
+  set(ENGINE_BUILD_DIR "${CMAKE_BINARY_DIR}/engine-${_backend}")
+  set(_engine_home "${CMAKE_BINARY_DIR}")
+else()
+  set(_engine_home "${DRIVEVQA_CACHE_DIR}/llama.cpp-${DRIVEVQA_ENGINE_NPM_VERSION}")
+  set(ENGINE_SOURCE_DIR "${_engine_home}/src")
+  set(ENGINE_BUILD_DIR "${_engine_home}/build-${_backend}-release")
+endif()
+file(MAKE_DIRECTORY "${_engine_home}")
+
+function(_engine_run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "engine set-up step failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+
+# One configure at a time may fetch or build the shared engine.
+file(LOCK "${_engine_home}/.lock" GUARD FILE TIMEOUT 3600)
+
+if(NOT DRIVEVQA_LLAMA_CPP_DIR AND NOT EXISTS "${ENGINE_SOURCE_DIR}/.drivevqa-fetched")
+  find_program(NPM npm REQUIRED)
+  find_program(GIT git REQUIRED)
+  message(STATUS "Fetching llama.cpp from ${DRIVEVQA_ENGINE_NPM_PACKAGE}@${DRIVEVQA_ENGINE_NPM_VERSION}")
+  set(_pkg "${_engine_home}/pkg")
+  file(REMOVE_RECURSE "${_pkg}" "${ENGINE_SOURCE_DIR}")
+  file(MAKE_DIRECTORY "${_pkg}")
+  _engine_run(${NPM} pack --silent "${DRIVEVQA_ENGINE_NPM_PACKAGE}@${DRIVEVQA_ENGINE_NPM_VERSION}"
+              WORKING_DIRECTORY "${_pkg}")
+  file(GLOB _tgz "${_pkg}/*.tgz")
+  _engine_run(${CMAKE_COMMAND} -E tar xzf "${_tgz}" package/llama/gitRelease.bundle
+              WORKING_DIRECTORY "${_pkg}")
+  _engine_run(${GIT} clone --quiet "${_pkg}/package/llama/gitRelease.bundle" "${ENGINE_SOURCE_DIR}")
+  file(REMOVE_RECURSE "${_pkg}")
+  file(WRITE "${ENGINE_SOURCE_DIR}/.drivevqa-fetched" "${DRIVEVQA_ENGINE_NPM_VERSION}\n")
+endif()
+
+# The stamp is written only after a complete build, so an interrupted build is resumed, never trusted.
+set(_stamp "${ENGINE_BUILD_DIR}/.drivevqa-built")
+set(_stamp_text "${DRIVEVQA_ENGINE_NPM_VERSION};${_backend};${_engine_targets}")
+set(_have_stamp FALSE)
+if(EXISTS "${_stamp}")
+  file(READ "${_stamp}" _old_stamp)
+  if(_old_stamp STREQUAL _stamp_text)
+    set(_have_stamp TRUE)
+  endif()
+endif()
+if(DRIVEVQA_LLAMA_CPP_DIR OR NOT _have_stamp)
+  message(STATUS "Building llama.cpp in ${ENGINE_BUILD_DIR} (first time: several minutes)")
+  cmake_host_system_information(RESULT _ncpu QUERY NUMBER_OF_LOGICAL_CORES)
+  _engine_run(${CMAKE_COMMAND} -S "${ENGINE_SOURCE_DIR}" -B "${ENGINE_BUILD_DIR}"
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=${GGML_CUDA}
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF)
+  _engine_run(${CMAKE_COMMAND} --build "${ENGINE_BUILD_DIR}" -j ${_ncpu} --target ${_engine_targets})
+  file(WRITE "${_stamp}" "${_stamp_text}")
+endif()
+file(LOCK "${_engine_home}/.lock" RELEASE)
+
+set(ENGINE_BIN_DIR "${ENGINE_BUILD_DIR}/bin")
+add_library(drivevqa_engine INTERFACE)
+target_include_directories(drivevqa_engine SYSTEM INTERFACE
+  "${ENGINE_SOURCE_DIR}/include" "${ENGINE_SOURCE_DIR}/ggml/include" "${ENGINE_SOURCE_DIR}/tools/mtmd")
+target_link_libraries(drivevqa_engine INTERFACE
+  "${ENGINE_BIN_DIR}/libmtmd.so" "${ENGINE_BIN_DIR}/libllama.so"
+  "${ENGINE_BIN_DIR}/libggml.so" "${ENGINE_BIN_DIR}/libggml-base.so")
+set(ENGINE_QWEN2_VOCAB "${ENGINE_SOURCE_DIR}/models/ggml-vocab-qwen2.gguf")
+set(ENGINE_MTMD_CLI "${ENGINE_BIN_DIR}/llama-mtmd-cli")
+set(ENGINE_SERVER "${ENGINE_BIN_DIR}/llama-server")

@@ -1,0 +1,89 @@
+// ask: one question about a set of camera images, answered with one model.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "engine/answer.h"
+#include "engine/image.h"
+#include "prompt/chat_prompt.h"
+#include "util/error.h"
+
+namespace drivevqa {
+
+CommandAction add_ask_command(CLI::App& app) {
+  struct Args {
+    std::string model;
+    std::vector<std::string> images;
+    std::vector<std::string> cameras;
+    std::string question;
+    std::string system = default_system_prompt();
+    EngineOptions engine;
+    GenerationParams generation;
+    std::string flash_attn = "auto";
+    bool show_prompt = false;
+    bool show_tokens = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("ask", "Answer one question about camera images");
+  cmd->add_option("--model", a->model, "Model folder holding model.gguf and mmproj.gguf")->required();
+  cmd->add_option("--images", a->images, "Image files (JPEG or PNG), comma-separated, in camera order")
+      ->required()->delimiter(',');
+  cmd->add_option("--cameras", a->cameras, "Camera names for the images (default: the Track 1 order)")
+      ->delimiter(',');
+  cmd->add_option("question", a->question, "The question")->required();
+  cmd->add_option("--system", a->system, "System prompt (default: the built-in driving prompt)");
+  cmd->add_option("--max_new_tokens,--max-new-tokens", a->generation.max_new_tokens, "Token budget of the answer")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_flag("--do_sample,--do-sample", a->generation.do_sample, "Sample instead of greedy decoding");
+  cmd->add_option("--seed", a->generation.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--temperature", a->generation.temperature, "Sampling temperature")->capture_default_str();
+  cmd->add_option("--top_p,--top-p", a->generation.top_p, "Sampling nucleus")->capture_default_str();
+  cmd->add_option("--top_k,--top-k", a->generation.top_k, "Sampling top-k (0: off)")->capture_default_str();
+  cmd->add_option("-t,--threads", a->engine.n_threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--n_gpu_layers,--n-gpu-layers", a->engine.n_gpu_layers, "Layers offloaded to the GPU (-1: all)")
+      ->capture_default_str();
+  cmd->add_option("--flash_attn,--flash-attn", a->flash_attn, "Flash attention: auto, on or off")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
+  cmd->add_option("--image_max_tokens,--image-max-tokens", a->engine.image_max_tokens,
+                  "Most LLM tokens per image (0: the model's default)");
+  cmd->add_option("--image_min_tokens,--image-min-tokens", a->engine.image_min_tokens,
+                  "Fewest LLM tokens per image (0: the model's default)");
+  cmd->add_flag("--show_prompt,--show-prompt", a->show_prompt, "Print the chat text sent to the model on stderr");
+  cmd->add_flag("--show_tokens,--show-tokens", a->show_tokens, "Print the generated token ids on stderr");
+  return [a] {
+    std::vector<std::string> cameras = a->cameras;
+    if (cameras.empty()) {
+      for (size_t i = 0; i < a->images.size(); ++i) {
+        cameras.push_back(i < kCameraOrder.size() ? std::string(kCameraOrder[i]) : "IMAGE_" + std::to_string(i + 1));
+      }
+    }
+    if (cameras.size() != a->images.size()) {
+      throw UsageError("--cameras names " + std::to_string(cameras.size()) + " cameras for " +
+                       std::to_string(a->images.size()) + " images");
+    }
+    std::vector<RgbImage> images;
+    for (const std::string& path : a->images) images.push_back(load_image_file(path));
+    std::vector<const RgbImage*> image_ptrs;
+    for (const RgbImage& image : images) image_ptrs.push_back(&image);
+
+    a->engine.flash_attention = a->flash_attn == "on" ? FlashAttention::kOn
+                                : a->flash_attn == "off" ? FlashAttention::kOff
+                                                         : FlashAttention::kAuto;
+    const std::unique_ptr<Model> model = Model::load(find_model_files(a->model), a->engine);
+    const std::string text = render_chatml({a->system, image_block(cameras) + a->question});
+    if (a->show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
+    const Answer answer = answer_prompt(*model, text, image_ptrs, a->generation);
+    std::printf("%s\n", answer.generation.text.c_str());
+    if (a->show_tokens) {
+      std::string ids;
+      for (llama_token t : answer.generation.tokens) ids += std::to_string(t) + " ";
+      std::fprintf(stderr, "tokens: %s\n", ids.c_str());
+    }
+    spdlog::info("{} prompt tokens, {} generated; encode {:.2f} s, prompt {:.2f} s, generate {:.2f} s",
+                 answer.prompt_tokens, answer.generation.tokens.size(), answer.timings.encode_seconds,
+                 answer.timings.prompt_seconds, answer.timings.generate_seconds);
+  };
+}
+
+}  // namespace drivevqa

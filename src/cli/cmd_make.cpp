@@ -1,0 +1,44 @@
+// make-model and make-demo: the generated inputs that let drivevqa run without any download.
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "demo/demo_dataset.h"
+#include "modelgen/random_model.h"
+
+namespace drivevqa {
+
+CommandAction add_make_model_command(CLI::App& app) {
+  struct Args {
+    std::string out;
+    std::string preset = "tiny";
+    uint64_t seed = 1;
+    std::string type = "f32";
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("make-model", "Write a random-weight Qwen2.5-VL (model.gguf + mmproj.gguf)");
+  cmd->add_option("--out", args->out, "Output folder")->required();
+  cmd->add_option("--preset", args->preset, "tiny (tests) or small (benchmarks)")->capture_default_str()
+      ->check(CLI::IsMember({"tiny", "small"}));
+  cmd->add_option("--seed", args->seed, "Random seed: the same seed gives the same bytes")->capture_default_str();
+  cmd->add_option("--outtype", args->type, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  return [args] {
+    RandomModelOptions options{args->preset, args->seed, parse_weight_type(args->type)};
+    write_random_model(args->out, options);
+    spdlog::info("wrote {}/model.gguf and {}/mmproj.gguf ({} preset, seed {}, {})", args->out, args->out,
+                 args->preset, args->seed, args->type);
+  };
+}
+
+CommandAction add_make_demo_command(CLI::App& app) {
+  auto out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("make-demo", "Write the demo data set (questions.json + camera images)");
+  cmd->add_option("--out", *out, "Output folder")->required();
+  return [out] {
+    const DemoSummary s = write_demo_dataset(*out);
+    spdlog::info("wrote {}: {} scenes, {} frames, {} images, {} questions ({} deliberately broken)",
+                 s.questions_file.string(), s.scenes, s.frames, s.images, s.questions, s.broken_items);
+  };
+}
+
+}  // namespace drivevqa

@@ -1,0 +1,27 @@
+// The embedded demo: a small Track 1 data set in the converted format, drawn by the program.
+//
+// Layout under the output folder:
+//   questions.json                      the converted question list (track1.md §1)
+//   samples/<CAM>/<scene>_<frame>.jpg   six 1600x900 camera images per frame
+// Objects named by the questions (<cN,CAM,x,y>) are drawn at those pixel positions. The list ends
+// with deliberately broken items (a missing image file, an item without a question) so that the
+// pipeline's per-item error handling is exercised by the demo itself.
+#pragma once
+
+#include <filesystem>
+
+namespace drivevqa {
+
+struct DemoSummary {
+  int scenes = 0;
+  int frames = 0;
+  int images = 0;
+  int questions = 0;      // items in questions.json, broken ones included
+  int broken_items = 0;
+  std::filesystem::path questions_file;
+};
+
+// Same output for every call (fixed content, deterministic drawing and encoding).
+DemoSummary write_demo_dataset(const std::filesystem::path& dir);
+
+}  // namespace drivevqa

@@ -1,0 +1,35 @@
+#include "engine/answer.h"
+
+#include <chrono>
+
+namespace drivevqa {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
+                     const GenerationParams& params) {
+  Answer answer;
+  auto t0 = std::chrono::steady_clock::now();
+  EncodedPrompt encoded = encode(model, tokenize(model, prompt_text, images));
+  answer.timings.encode_seconds = seconds_since(t0);
+  answer.prompt_tokens = encoded.prompt.token_count();
+
+  SessionOptions options;
+  const int needed = static_cast<int>(answer.prompt_tokens) + params.max_new_tokens + 1;
+  options.n_ctx = (needed + 255) / 256 * 256;
+  Session session(model, options);
+  t0 = std::chrono::steady_clock::now();
+  const llama_pos n_past = session.evaluate(encoded, 0, 0, /*logits_last=*/true);
+  answer.timings.prompt_seconds = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  answer.generation = session.generate(0, n_past, params);
+  answer.timings.generate_seconds = seconds_since(t0);
+  return answer;
+}
+
+}  // namespace drivevqa

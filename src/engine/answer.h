@@ -1,0 +1,28 @@
+// Answering one prompt from scratch: tokenize, encode, evaluate, generate, in a context sized for it.
+// This is the plain path (`drivevqa ask`) and the reference the frame-level paths are checked against.
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "engine/session.h"
+
+namespace drivevqa {
+
+struct AnswerTimings {
+  double encode_seconds = 0;    // vision tower
+  double prompt_seconds = 0;    // evaluating the prompt into the KV cache
+  double generate_seconds = 0;
+};
+
+struct Answer {
+  Generation generation;
+  size_t prompt_tokens = 0;
+  AnswerTimings timings;
+};
+
+// `prompt_text` is the full chat text with one image marker per image.
+Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
+                     const GenerationParams& params);
+
+}  // namespace drivevqa

@@ -1,0 +1,131 @@
+#include "engine/image.h"
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include <cstring>
+#include <memory>
+
+#include "util/error.h"
+#include "util/files.h"
+
+namespace drivevqa {
+namespace {
+
+struct TjDeleter {
+  void operator()(void* handle) const { tjDestroy(handle); }
+};
+using TjHandle = std::unique_ptr<void, TjDeleter>;
+
+void check_pixel_count(int64_t width, int64_t height, const std::string& name) {
+  if (width <= 0 || height <= 0) throw InputError(name + ": image has no pixels");
+  if (width * height > kMaxImagePixels) {
+    throw InputError(name + ": image is " + std::to_string(width) + "x" + std::to_string(height) +
+                     ", more than the limit of " + std::to_string(kMaxImagePixels) + " pixels");
+  }
+}
+
+RgbImage decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+  TjHandle tj(tjInitDecompress());
+  if (!tj) throw InputError(name + ": cannot start JPEG decoder");
+  int width = 0, height = 0, subsamp = 0, colorspace = 0;
+  if (tjDecompressHeader3(tj.get(), data, static_cast<unsigned long>(size), &width, &height, &subsamp,
+                          &colorspace) != 0) {
+    throw InputError(name + ": not a readable JPEG (" + tjGetErrorStr2(tj.get()) + ")");
+  }
+  if (width <= 0 || height <= 0) throw InputError(name + ": not a readable JPEG (incomplete header)");
+  check_pixel_count(width, height, name);
+  RgbImage image{width, height, {}};
+  const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  std::vector<uint8_t> cmyk_pixels;
+  if (cmyk) {
+    cmyk_pixels.resize(static_cast<size_t>(width) * height * 4);
+  } else {
+    image.pixels.resize(image.byte_size());
+  }
+  uint8_t* target = cmyk ? cmyk_pixels.data() : image.pixels.data();
+  const int format = cmyk ? TJPF_CMYK : TJPF_RGB;
+  // Warnings (truncated data, bad markers) count as corruption: a half-grey frame is not an answerable image.
+  if (tjDecompress2(tj.get(), data, static_cast<unsigned long>(size), target, width, 0, height, format,
+                    TJFLAG_STOPONWARNING) != 0) {
+    throw InputError(name + ": corrupt JPEG (" + tjGetErrorStr2(tj.get()) + ")");
+  }
+  if (cmyk) {
+    // Adobe CMYK JPEGs store inverted values; libjpeg hands them back as stored.
+    image.pixels.resize(image.byte_size());
+    for (size_t i = 0, n = static_cast<size_t>(width) * height; i < n; ++i) {
+      const unsigned k = cmyk_pixels[4 * i + 3];
+      for (int c = 0; c < 3; ++c) image.pixels[3 * i + c] = static_cast<uint8_t>(cmyk_pixels[4 * i + c] * k / 255);
+    }
+  }
+  return image;
+}
+
+RgbImage decode_png(const uint8_t* data, size_t size, const std::string& name) {
+  png_image png;
+  std::memset(&png, 0, sizeof png);
+  png.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&png, data, size)) {
+    throw InputError(name + ": not a readable PNG (" + png.message + ")");
+  }
+  check_pixel_count(png.width, png.height, name);
+  png.format = PNG_FORMAT_RGB;
+  RgbImage image{static_cast<int>(png.width), static_cast<int>(png.height), {}};
+  image.pixels.resize(image.byte_size());
+  if (!png_image_finish_read(&png, nullptr, image.pixels.data(), 0, nullptr)) {
+    const std::string reason = png.message;
+    png_image_free(&png);
+    throw InputError(name + ": corrupt PNG (" + reason + ")");
+  }
+  return image;
+}
+
+}  // namespace
+
+RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name) {
+  if (size == 0) throw InputError(name + ": image file is empty");
+  static const uint8_t kPngMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size >= 8 && std::memcmp(data, kPngMagic, 8) == 0) return decode_png(data, size, name);
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return decode_jpeg(data, size, name);
+  throw InputError(name + ": not a JPEG or PNG image");
+}
+
+RgbImage load_image_file(const std::filesystem::path& path) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  return decode_image(bytes.data(), bytes.size(), path.string());
+}
+
+std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality) {
+  TjHandle tj(tjInitCompress());
+  unsigned char* out = nullptr;
+  unsigned long out_size = 0;
+  if (!tj || tjCompress2(tj.get(), image.pixels.data(), image.width, 0, image.height, TJPF_RGB, &out, &out_size,
+                         TJSAMP_420, quality, 0) != 0) {
+    if (out) tjFree(out);
+    throw Error(ExitCode::kFailure, "JPEG encoding failed");
+  }
+  std::vector<uint8_t> bytes(out, out + out_size);
+  tjFree(out);
+  return bytes;
+}
+
+std::vector<uint8_t> encode_png(const RgbImage& image) {
+  png_image png;
+  std::memset(&png, 0, sizeof png);
+  png.version = PNG_IMAGE_VERSION;
+  png.width = static_cast<png_uint_32>(image.width);
+  png.height = static_cast<png_uint_32>(image.height);
+  png.format = PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  if (!png_image_write_get_memory_size(png, size, 0, image.pixels.data(), 0, nullptr)) {
+    throw Error(ExitCode::kFailure, std::string("PNG encoding failed: ") + png.message);
+  }
+  std::vector<uint8_t> bytes(size);
+  if (!png_image_write_to_memory(&png, bytes.data(), &size, 0, image.pixels.data(), 0, nullptr)) {
+    throw Error(ExitCode::kFailure, std::string("PNG encoding failed: ") + png.message);
+  }
+  bytes.resize(size);
+  return bytes;
+}
+
+}  // namespace drivevqa

@@ -1,0 +1,35 @@
+// Camera images as the engine sees them: 8-bit RGB pixels, decoded once from JPEG or PNG bytes.
+//
+// The format is taken from the bytes, never the file name (a PNG named .jpg decodes as PNG).
+// Every failure throws InputError whose message starts with the image's name.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace drivevqa {
+
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  // width * height * 3, row-major, no padding
+
+  size_t byte_size() const { return static_cast<size_t>(width) * height * 3; }
+};
+
+// Images with more pixels than this are refused before their pixels are decoded
+// (a 1600x900 camera frame has 1.44 Mpx; 8192x8192 is the largest accepted square).
+constexpr int64_t kMaxImagePixels = int64_t{8192} * 8192;
+
+// `name` is used in error messages only.
+RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name);
+RgbImage load_image_file(const std::filesystem::path& path);
+
+// Baseline JPEG, 4:2:0, for generated data (make-demo, tests).
+std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality);
+// PNG, for generated data (tests).
+std::vector<uint8_t> encode_png(const RgbImage& image);
+
+}  // namespace drivevqa

@@ -1,0 +1,43 @@
+// Prompts as the engine takes them: text tokens and image placeholders (tokenize), then the same
+// with the vision tower's output for every image (encode). Neither step needs an inference context,
+// so a frame's images can be encoded once and evaluated into any number of contexts.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/handles.h"
+#include "engine/image.h"
+#include "engine/model.h"
+
+namespace drivevqa {
+
+// A prompt split into text tokens and image placeholders; owns its mtmd chunks.
+class TokenizedPrompt {
+ public:
+  size_t chunk_count() const;
+  const mtmd_input_chunk* chunk(size_t i) const;
+  bool is_image(size_t i) const;
+  size_t token_count() const;    // KV cells the prompt occupies
+  llama_pos position_count() const;  // M-RoPE positions it advances (an image: max(w, h) in 28 px units)
+
+ private:
+  friend TokenizedPrompt tokenize(const Model&, const std::string&, std::span<const RgbImage* const>);
+  MtmdChunksPtr chunks_;
+};
+
+// A tokenized prompt whose image chunks have been through the vision tower.
+struct EncodedPrompt {
+  TokenizedPrompt prompt;
+  std::vector<std::vector<float>> image_embeddings;  // per chunk; empty for text chunks
+};
+
+// `text` holds one image marker (mtmd_default_marker()) per image, in order.
+// Throws InputError on a marker/image mismatch or an image the engine cannot take.
+TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images);
+
+// Runs the vision tower over every image chunk. Throws ModelError when encoding fails.
+EncodedPrompt encode(const Model& model, TokenizedPrompt prompt);
+
+}  // namespace drivevqa

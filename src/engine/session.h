@@ -1,0 +1,75 @@
+// One inference context over a loaded Model, and the steps of answering a prompt with images.
+//
+// The steps are separate on purpose, each with its own hand-off, so that later stages can reuse
+// their results (a frame's six images are shared by ~22 questions):
+//   1. decode images          -> RgbImage            (engine/image.h, no model needed)
+//   2. tokenize(text, images) -> TokenizedPrompt     (engine/prompt_tokens.h)
+//   3. encode(prompt)         -> EncodedPrompt       (engine/prompt_tokens.h: the vision tower)
+//   4. Session::evaluate      -> next position       (KV cache of one sequence filled)
+//   5. Session::generate      -> Generation          (decoding until end of turn or budget)
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/handles.h"
+#include "engine/model.h"
+#include "engine/prompt_tokens.h"
+
+namespace drivevqa {
+
+struct SessionOptions {
+  int n_ctx = 4096;        // KV cells for all sequences together
+  int n_batch = 2048;      // logical batch (tokens per llama_decode)
+  int n_ubatch = 512;      // physical batch
+  int n_seq_max = 1;
+  ggml_type kv_type = GGML_TYPE_F16;
+};
+
+struct GenerationParams {
+  int max_new_tokens = 512;
+  bool do_sample = false;  // false: greedy (argmax)
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int top_k = 50;
+  uint32_t seed = 888;
+};
+
+enum class StopReason { kEndOfTurn, kTokenBudget };
+
+struct Generation {
+  std::string text;
+  std::vector<llama_token> tokens;
+  StopReason stop = StopReason::kEndOfTurn;
+};
+
+class Session {
+ public:
+  // Throws ModelError when the engine cannot create the context (e.g. out of memory).
+  Session(const Model& model, const SessionOptions& options);
+
+  // Appends the prompt to sequence `seq` starting at `n_past`; returns the next free position.
+  // With logits_last the distribution after the prompt's last token is kept for sampling.
+  llama_pos evaluate(const EncodedPrompt& prompt, llama_seq_id seq, llama_pos n_past, bool logits_last);
+  // Generates from the logits left by the last evaluate() of `seq`.
+  Generation generate(llama_seq_id seq, llama_pos n_past, const GenerationParams& params);
+
+  // The logits of the last evaluated token that asked for them (n_vocab floats).
+  std::span<const float> last_logits() const;
+  std::string detokenize(std::span<const llama_token> tokens) const;
+  llama_context* context() const { return ctx_.get(); }
+  const SessionOptions& options() const { return options_; }
+
+ private:
+  void decode_or_throw(llama_batch& batch, const char* what);
+
+  const Model& model_;
+  SessionOptions options_;
+  LlamaContextPtr ctx_;
+};
+
+LlamaSamplerPtr make_sampler(const GenerationParams& params);
+
+}  // namespace drivevqa

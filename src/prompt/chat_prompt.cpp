@@ -1,0 +1,42 @@
+#include "prompt/chat_prompt.h"
+
+namespace drivevqa {
+
+std::string render_chatml(const ChatPrompt& prompt) {
+  std::string text;
+  text.reserve(prompt.system.size() + prompt.user.size() + 96);
+  if (!prompt.system.empty()) {
+    text += "<|im_start|>system\n";
+    text += prompt.system;
+    text += "<|im_end|>\n";
+  }
+  text += "<|im_start|>user\n";
+  text += prompt.user;
+  text += "<|im_end|>\n<|im_start|>assistant\n";
+  return text;
+}
+
+std::string image_block(const std::vector<std::string>& camera_names) {
+  std::string text;
+  for (const std::string& camera : camera_names) {
+    text += camera;
+    text += ": ";
+    text += kImageMarker;
+    text += "\n";
+  }
+  return text;
+}
+
+const std::string& default_system_prompt() {
+  static const std::string kPrompt =
+      "You are the driving assistant of an autonomous car. You see six camera images taken at the same "
+      "moment, in this order: CAM_FRONT, CAM_FRONT_RIGHT, CAM_FRONT_LEFT, CAM_BACK, CAM_BACK_RIGHT, "
+      "CAM_BACK_LEFT. An object is written as <id, camera, x, y>: (x, y) is the centre of its box in that "
+      "camera's 1600x900 image. For a multiple-choice question, answer with the letter and text of the "
+      "option you choose, then explain briefly. For a yes/no question, begin with Yes or No, then explain "
+      "briefly. Pay attention to what objects are, where they are and how they move, as far as it matters "
+      "for driving.";
+  return kPrompt;
+}
+
+}  // namespace drivevqa

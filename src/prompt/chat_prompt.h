@@ -1,0 +1,36 @@
+// Qwen2.5-VL chat prompts (ChatML) for six-camera driving questions.
+//
+// What must hold: images appear in the user turn in the fixed camera order, each as one
+// kImageMarker (which the engine replaces by <|vision_start|> image <|vision_end|>), and the text
+// rendered here is exactly what the model's own chat template renders for the same two messages.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace drivevqa {
+
+// The camera order of every prompt (the seed's order).
+inline constexpr std::array<std::string_view, 6> kCameraOrder = {
+    "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT"};
+
+// Equal to mtmd_default_marker(); the engine checks this at load time.
+inline constexpr std::string_view kImageMarker = "<__media__>";
+
+struct ChatPrompt {
+  std::string system;  // empty: no system turn at all
+  std::string user;  // holds one kImageMarker per image
+};
+
+// System turn, user turn, and the opening of the assistant turn.
+std::string render_chatml(const ChatPrompt& prompt);
+
+// One labelled marker per camera ("CAM_FRONT: <marker>\n"), in the order given.
+std::string image_block(const std::vector<std::string>& camera_names);
+
+// The built-in system prompt: role, camera order, object-reference format, answer style.
+const std::string& default_system_prompt();
+
+}  // namespace drivevqa

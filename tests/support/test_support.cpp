@@ -1,0 +1,79 @@
+#include "support/test_support.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace drivevqa::test {
+
+std::filesystem::path fixtures_dir() { return DRIVEVQA_FIXTURES_DIR; }
+std::filesystem::path tiny_model_dir() { return fixtures_dir() / "tiny"; }
+std::filesystem::path demo_dir() { return fixtures_dir() / "demo"; }
+std::string drivevqa_binary() { return DRIVEVQA_BINARY; }
+std::string mtmd_cli_binary() { return DRIVEVQA_MTMD_CLI; }
+
+std::filesystem::path scratch_dir(const std::string& name) {
+  static const std::filesystem::path root = [] {
+    std::string templ = (std::filesystem::temp_directory_path() / "drivevqa-test-XXXXXX").string();
+    if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    static const std::string keep = templ;
+    std::atexit([] { std::error_code ec; std::filesystem::remove_all(keep, ec); });
+    return std::filesystem::path(templ);
+  }();
+  const std::filesystem::path dir = root / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv) {
+  const std::filesystem::path dir = scratch_dir("process-io");
+  const std::string out_path = (dir / "out").string(), err_path = (dir / "err").string();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+  }
+  ProcessResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1 - WTERMSIG(status);
+  result.out = read_text(out_path);
+  result.err = read_text(err_path);
+  return result;
+}
+
+std::vector<std::filesystem::path> first_frame_images() {
+  const auto items = nlohmann::json::parse(read_text(demo_dir() / "questions.json"));
+  std::vector<std::filesystem::path> paths;
+  for (const char* cam : {"CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT"}) {
+    paths.push_back(demo_dir() / items.at(0).at("img_paths").at(cam).get<std::string>());
+  }
+  return paths;
+}
+
+}  // namespace drivevqa::test

@@ -1,0 +1,37 @@
+// Shared helpers for the test suite: generated fixtures and running real processes.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace drivevqa::test {
+
+// Folder with the fixtures made once per test run by the `fixtures` CTest step:
+//   tiny/  (model.gguf + mmproj.gguf, seed 1)    demo/  (make-demo output)
+std::filesystem::path fixtures_dir();
+std::filesystem::path tiny_model_dir();
+std::filesystem::path demo_dir();
+
+// A fresh empty folder under the system temp dir, removed at exit of the test process.
+std::filesystem::path scratch_dir(const std::string& name);
+
+struct ProcessResult {
+  int exit_code = -1;    // -1 - signal when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (argv[0] is the program path) without a shell and waits for it.
+ProcessResult run_process(const std::vector<std::string>& argv);
+
+// The drivevqa binary and the engine's llama-mtmd-cli of this build.
+std::string drivevqa_binary();
+std::string mtmd_cli_binary();
+
+// The six camera image paths of the demo's first frame, in camera order.
+std::vector<std::filesystem::path> first_frame_images();
+
+std::string read_text(const std::filesystem::path& path);
+
+}  // namespace drivevqa::test
