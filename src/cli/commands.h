@@ -13,5 +13,6 @@ using CommandAction = std::function<void()>;
 CommandAction add_ask_command(CLI::App& app);
 CommandAction add_make_model_command(CLI::App& app);
 CommandAction add_make_demo_command(CLI::App& app);
+CommandAction add_run_command(CLI::App& app);
 
 }  // namespace drivevqa

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     CommandAction action = adder(app);
     actions[app.get_subcommands({})[before]] = std::move(action);
   };
+  add(add_run_command);
   add(add_ask_command);
   add(add_make_model_command);
   add(add_make_demo_command);

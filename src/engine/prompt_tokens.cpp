@@ -1,5 +1,6 @@
 #include "engine/prompt_tokens.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "util/error.h"
@@ -48,7 +49,25 @@ TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<
   return prompt;
 }
 
-EncodedPrompt encode(const Model& model, TokenizedPrompt prompt) {
+const std::vector<float>* EmbeddingCache::find(const std::string& id) {
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].first == id) {
+      std::rotate(entries_.begin() + static_cast<std::ptrdiff_t>(i), entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                  entries_.end());
+      ++hits_;
+      return &entries_.back().second;
+    }
+  }
+  return nullptr;
+}
+
+void EmbeddingCache::put(const std::string& id, std::vector<float> embedding) {
+  if (capacity_ == 0) return;
+  if (entries_.size() >= capacity_) entries_.erase(entries_.begin());
+  entries_.emplace_back(id, std::move(embedding));
+}
+
+EncodedPrompt encode(const Model& model, TokenizedPrompt prompt, EmbeddingCache* cache) {
   EncodedPrompt encoded{std::move(prompt), {}};
   const size_t n = encoded.prompt.chunk_count();
   encoded.image_embeddings.resize(n);
@@ -56,11 +75,23 @@ EncodedPrompt encode(const Model& model, TokenizedPrompt prompt) {
   for (size_t i = 0; i < n; ++i) {
     if (!encoded.prompt.is_image(i)) continue;
     const mtmd_input_chunk* chunk = encoded.prompt.chunk(i);
+    const std::string id = mtmd_input_chunk_get_id(chunk) ? mtmd_input_chunk_get_id(chunk) : "";
+    const size_t floats = width * mtmd_input_chunk_get_n_tokens(chunk);
+    if (cache && !id.empty()) {
+      if (const std::vector<float>* hit = cache->find(id); hit && hit->size() == floats) {
+        encoded.image_embeddings[i] = *hit;
+        continue;
+      }
+    }
     if (mtmd_encode_chunk(model.vision(), chunk) != 0) {
       throw ModelError("the vision tower failed to encode image " + std::to_string(i) + " (out of memory?)");
     }
     const float* embd = mtmd_get_output_embd(model.vision());
-    encoded.image_embeddings[i].assign(embd, embd + width * mtmd_input_chunk_get_n_tokens(chunk));
+    encoded.image_embeddings[i].assign(embd, embd + floats);
+    if (cache) {
+      ++cache->encodes_;
+      if (!id.empty()) cache->put(id, encoded.image_embeddings[i]);
+    }
   }
   return encoded;
 }

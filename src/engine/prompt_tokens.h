@@ -37,7 +37,27 @@ struct EncodedPrompt {
 // Throws InputError on a marker/image mismatch or an image the engine cannot take.
 TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images);
 
-// Runs the vision tower over every image chunk. Throws ModelError when encoding fails.
-EncodedPrompt encode(const Model& model, TokenizedPrompt prompt);
+// Vision-tower outputs of one model by image content id, so that an image shared by many prompts
+// (a frame's six cameras, ~22 questions) goes through the vision tower once. Keeps the most
+// recently used `capacity` images.
+class EmbeddingCache {
+ public:
+  explicit EmbeddingCache(size_t capacity) : capacity_(capacity) {}
+  const std::vector<float>* find(const std::string& id);
+  void put(const std::string& id, std::vector<float> embedding);
+  size_t encodes() const { return encodes_; }  // images that went through the vision tower
+  size_t hits() const { return hits_; }
+
+ private:
+  friend EncodedPrompt encode(const Model&, TokenizedPrompt, EmbeddingCache*);
+  size_t capacity_;
+  size_t encodes_ = 0;
+  size_t hits_ = 0;
+  std::vector<std::pair<std::string, std::vector<float>>> entries_;  // most recent last
+};
+
+// Runs the vision tower over every image chunk not already in `cache` (which must belong to
+// `model`). Throws ModelError when encoding fails.
+EncodedPrompt encode(const Model& model, TokenizedPrompt prompt, EmbeddingCache* cache = nullptr);
 
 }  // namespace drivevqa

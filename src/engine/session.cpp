@@ -81,6 +81,8 @@ Generation Session::generate(llama_seq_id seq, llama_pos n_past, const Generatio
   return out;
 }
 
+void Session::clear() { llama_memory_clear(llama_get_memory(ctx_.get()), true); }
+
 std::span<const float> Session::last_logits() const {
   const float* logits = llama_get_logits_ith(ctx_.get(), -1);
   if (!logits) return {};

@@ -56,6 +56,9 @@ class Session {
   // Generates from the logits left by the last evaluate() of `seq`.
   Generation generate(llama_seq_id seq, llama_pos n_past, const GenerationParams& params);
 
+  // Forgets every sequence (the context is reused for an unrelated prompt).
+  void clear();
+
   // The logits of the last evaluated token that asked for them (n_vocab floats).
   std::span<const float> last_logits() const;
   std::string detokenize(std::span<const llama_token> tokens) const;

@@ -1,0 +1,149 @@
+// run: the Track 1 pipeline, with the seed script's command line.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "cli/bool_flag.h"
+#include "cli/commands.h"
+#include "dataset/question_file.h"
+#include "pipeline/runner.h"
+#include "results/results_file.h"
+#include "util/error.h"
+
+namespace drivevqa {
+namespace {
+
+struct RunArgs {
+  std::string json_file, output_file, image_base_dir, model_7b, model_72b, lora_7b_dir, lora_72b_dir;
+  std::string dtype = "bf16", device_map = "auto", kb_file, rag_mode = "hint";
+  int max_images = 6, max_new_tokens_default = 512, max_new_tokens_cap = 0, kb_topk = 4, threads = 0;
+  int image_max_tokens = 0;
+  uint32_t seed = 888;
+  size_t limit = 0;
+  float temperature = 1.0f, top_p = 1.0f;
+  int top_k = 50;
+  std::vector<std::string> routes;
+  bool print_answers = false;
+  std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
+};
+
+int gpu_layers_for(const std::string& device_map) {
+  if (device_map == "auto" || device_map == "cuda" || device_map == "gpu") return -1;
+  if (device_map == "cpu") return 0;
+  try {
+    size_t used = 0;
+    const int n = std::stoi(device_map, &used);
+    if (used == device_map.size() && n >= -1) return n;
+  } catch (const std::exception&) {
+  }
+  throw UsageError("--device_map '" + device_map + "': expected auto, cpu or a number of GPU layers");
+}
+
+void refuse_unbuilt_features(const RunArgs& a) {
+  if (a.use_lora_7b->value() || a.use_lora_72b->value()) {
+    throw UsageError("--use_lora_7b / --use_lora_72b: LoRA adapters are not supported yet in this version; "
+                     "run without them (or with --use_lora_7b False)");
+  }
+  if (!a.kb_file.empty() && a.rag_mode != "off") {
+    throw UsageError("--kb_file: the knowledge base is not supported yet in this version; use --rag_mode off");
+  }
+}
+
+void run(RunArgs& a) {
+  refuse_unbuilt_features(a);
+  RunOptions options;
+  if (!a.model_7b.empty()) options.model_7b = a.model_7b;
+  if (!a.model_72b.empty()) options.model_72b = a.model_72b;
+  options.engine.n_threads = a.threads;
+  options.engine.n_gpu_layers = gpu_layers_for(a.device_map);
+  options.engine.flash_attention = !a.use_flash_attn->given()  ? FlashAttention::kAuto
+                                   : a.use_flash_attn->value() ? FlashAttention::kOn
+                                                               : FlashAttention::kOff;
+  options.engine.image_max_tokens = a.image_max_tokens;
+  options.kv_type = a.dtype == "fp16" ? GGML_TYPE_F16 : GGML_TYPE_BF16;
+  options.fallback_72b_to_7b = a.fallback->value();
+  for (const std::string& r : a.routes) options.routes.apply_override(r);
+  options.prompts = default_prompts(a.max_new_tokens_default);
+  options.generation.do_sample = a.do_sample->value();
+  options.generation.seed = a.seed;
+  options.generation.temperature = a.temperature;
+  options.generation.top_p = a.top_p;
+  options.generation.top_k = a.top_k;
+  options.max_new_tokens_cap = a.max_new_tokens_cap;
+  Runner runner(std::move(options));
+
+  DatasetOptions dataset{a.image_base_dir, static_cast<size_t>(a.max_images), a.limit};
+  const std::vector<QuestionItem> items = read_question_file(a.json_file, dataset);
+  spdlog::info("{} items from {}", items.size(), a.json_file);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<nlohmann::ordered_json> results;
+  size_t errors = 0;
+  for (const QuestionItem& item : items) {
+    const ItemResult r = runner.answer(item);
+    errors += r.is_error ? 1 : 0;
+    if (a.print_answers) {
+      std::printf("[%zu/%zu] %s -> %s\nQ: %s\nA: %s\n\n", item.index + 1, items.size(),
+                  std::string(subtask_name(r.subtask)).c_str(), r.model_used.c_str(), item.question.c_str(),
+                  r.answer.c_str());
+      std::fflush(stdout);
+    }
+    results.push_back(result_json(item, r));
+  }
+  write_results(a.output_file, results);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const RunCounters& c = runner.counters();
+  spdlog::info("wrote {}: {} items ({} errors) in {:.1f} s, {:.2f} questions/s; {} images decoded, {} encoded, "
+               "{} prompt tokens, {} generated",
+               a.output_file, items.size(), errors, seconds, items.size() / std::max(seconds, 1e-9),
+               c.images_decoded, c.images_encoded, c.prompt_tokens, c.generated_tokens);
+}
+
+}  // namespace
+
+CommandAction add_run_command(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Answer a converted Track 1 question file (the seed script's flags)");
+  cmd->add_option("--json_file,--json-file", a->json_file, "Input question list (converted Track 1 JSON)")->required();
+  cmd->add_option("--output_file,--output-file", a->output_file, "Results file to write")->required();
+  cmd->add_option("--image_base_dir,--image-base-dir", a->image_base_dir, "Folder the image paths are relative to");
+  cmd->add_option("--model_7b,--model-7b", a->model_7b, "7B model folder (model.gguf + mmproj.gguf)");
+  cmd->add_option("--model_72b,--model-72b", a->model_72b, "72B model folder (model.gguf + mmproj.gguf)");
+  a->use_lora_7b = std::make_unique<BoolFlag>(*cmd, "--use_lora_7b,--use-lora-7b", false, "Apply the 7B LoRA adapter");
+  cmd->add_option("--lora_7b_dir,--lora-7b-dir", a->lora_7b_dir, "7B LoRA adapter folder");
+  a->use_lora_72b = std::make_unique<BoolFlag>(*cmd, "--use_lora_72b,--use-lora-72b", false, "Apply the 72B LoRA adapter");
+  cmd->add_option("--lora_72b_dir,--lora-72b-dir", a->lora_72b_dir, "72B LoRA adapter folder");
+  cmd->add_option("--dtype", a->dtype, "bf16 or fp16: the KV cache type (GGUF weights keep their own type)")
+      ->capture_default_str()->check(CLI::IsMember({"bf16", "fp16"}));
+  cmd->add_option("--device_map,--device-map", a->device_map,
+                  "auto (all layers on the GPU when built with one), cpu, or a number of GPU layers")
+      ->capture_default_str();
+  a->use_flash_attn = std::make_unique<BoolFlag>(*cmd, "--use_flash_attn,--use-flash-attn", false,
+                                                 "Flash attention on (False: off; not given: the engine decides)");
+  a->fallback = std::make_unique<BoolFlag>(*cmd, "--enable_fallback_72b_to_7b,--enable-fallback-72b-to-7b", true,
+                                           "Answer with the 7B model when the 72B model cannot load");
+  cmd->add_option("--max_images_per_prompt,--max-images-per-prompt", a->max_images, "Most images per prompt")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--max_new_tokens_default,--max-new-tokens-default", a->max_new_tokens_default,
+                  "Token budget of subtasks without their own")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max_new_tokens_cap,--max-new-tokens-cap", a->max_new_tokens_cap,
+                  "Upper limit on every subtask's token budget (0: none)")->check(CLI::Range(0, 1 << 20));
+  a->do_sample = std::make_unique<BoolFlag>(*cmd, "--do_sample,--do-sample", false, "Sample instead of greedy decoding");
+  cmd->add_option("--seed", a->seed, "Sampling seed (item i uses seed + i)")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature, "Sampling temperature")->capture_default_str();
+  cmd->add_option("--top_p,--top-p", a->top_p, "Sampling nucleus")->capture_default_str();
+  cmd->add_option("--top_k,--top-k", a->top_k, "Sampling top-k (0: off)")->capture_default_str();
+  cmd->add_option("--limit", a->limit, "Answer only the first N items (0: all)");
+  cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON (human annotations)");
+  cmd->add_option("--rag_mode,--rag-mode", a->rag_mode, "off, hint or override")->capture_default_str()
+      ->check(CLI::IsMember({"off", "hint", "override"}));
+  cmd->add_option("--kb_topk,--kb-topk", a->kb_topk, "Knowledge base notes per question")->capture_default_str();
+  cmd->add_option("--route", a->routes, "Route a subtask to a model, e.g. Prediction=72B (repeatable)");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)");
+  cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
+                  "Most LLM tokens per image (0: the model's default)");
+  cmd->add_flag("--print_answers,--print-answers", a->print_answers, "Print each question and answer as it finishes");
+  return [a] { run(*a); };
+}
+
+}  // namespace drivevqa

@@ -1,0 +1,114 @@
+#include "dataset/question_file.h"
+
+#include <algorithm>
+
+#include "prompt/chat_prompt.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace drivevqa {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string string_field(const Json& item, const char* key) {
+  const auto it = item.find(key);
+  return it != item.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// Images as (camera, relative path) in the fixed camera order, then any other named images.
+std::vector<std::pair<std::string, std::string>> listed_images(const Json& item, std::string& problem) {
+  std::vector<std::pair<std::string, std::string>> listed;
+  const Json* source = nullptr;
+  if (auto it = item.find("img_paths"); it != item.end()) source = &*it;
+  else if (auto it2 = item.find("image_path"); it2 != item.end()) source = &*it2;
+  if (!source) {
+    problem = "item has no img_paths";
+    return listed;
+  }
+  if (source->is_string()) {
+    listed.emplace_back("IMAGE_1", source->get<std::string>());
+  } else if (source->is_array()) {
+    for (const Json& p : *source) {
+      if (p.is_string()) listed.emplace_back("IMAGE_" + std::to_string(listed.size() + 1), p.get<std::string>());
+    }
+  } else if (source->is_object()) {
+    for (std::string_view camera : kCameraOrder) {
+      const auto it = source->find(std::string(camera));
+      if (it != source->end() && it->is_string()) listed.emplace_back(camera, it->get<std::string>());
+    }
+    for (const auto& [camera, p] : source->items()) {
+      const bool known = std::find(kCameraOrder.begin(), kCameraOrder.end(), camera) != kCameraOrder.end();
+      if (!known && p.is_string()) listed.emplace_back(camera, p.get<std::string>());
+    }
+  } else {
+    problem = "img_paths is neither an object, a list nor a string";
+  }
+  return listed;
+}
+
+QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& options) {
+  QuestionItem item;
+  item.index = index;
+  item.original = object;
+  item.question = string_field(object, "question");
+  if (item.question.empty()) item.question = string_field(object, "prompt");
+  item.category = lower(string_field(object, "category"));
+  item.scene_token = string_field(object, "scene_token");
+  item.frame_token = string_field(object, "frame_token");
+  std::string problem;
+  for (const auto& [camera, rel] : listed_images(object, problem)) {
+    if (item.images.size() >= options.max_images) break;
+    const std::filesystem::path path = options.image_base_dir.empty() ? std::filesystem::path(rel)
+                                                                      : options.image_base_dir / rel;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) {
+      item.warnings.push_back(camera + " image " + path.string() + " not found, skipped");
+      continue;
+    }
+    item.images.push_back({camera, path});
+  }
+  if (item.question.find_first_not_of(" \t\r\n") == std::string::npos) {
+    item.problem = "item has no question (neither `question` nor `prompt`)";
+  } else if (!problem.empty()) {
+    item.problem = problem;
+  } else if (item.images.empty()) {
+    item.problem = "item has no usable image";
+  }
+  return item;
+}
+
+}  // namespace
+
+std::vector<QuestionItem> parse_question_list(const std::string& text, const std::string& name,
+                                              const DatasetOptions& options) {
+  Json list;
+  try {
+    list = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw InputError(name + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+  }
+  if (!list.is_array()) throw InputError(name + ": expected a JSON list of question objects, found a " + list.type_name());
+  std::vector<QuestionItem> items;
+  const size_t n = options.limit > 0 ? std::min(options.limit, list.size()) : list.size();
+  items.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!list[i].is_object()) {
+      throw InputError(name + ": item " + std::to_string(i) + " is a " + list[i].type_name() + ", expected an object");
+    }
+    items.push_back(make_item(i, list[i], options));
+  }
+  return items;
+}
+
+std::vector<QuestionItem> read_question_file(const std::filesystem::path& path, const DatasetOptions& options) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  return parse_question_list(std::string(bytes.begin(), bytes.end()), path.string(), options);
+}
+
+}  // namespace drivevqa

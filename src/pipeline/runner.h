@@ -1,0 +1,80 @@
+// The run stage: answers routed, prompted items with the 7B and/or 72B model.
+//
+// What must hold: every item gets exactly one result, in input order; an item that cannot be
+// answered gets an error answer and the run goes on; a frame's images are decoded and encoded once
+// per model while its items are answered.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dataset/question_file.h"
+#include "engine/answer.h"
+#include "prompt/task_prompts.h"
+#include "route/route.h"
+
+namespace drivevqa {
+
+// Error answers start with this, so that users and tools can find them.
+inline constexpr std::string_view kErrorAnswerPrefix = "[drivevqa error] ";
+
+struct ItemResult {
+  Subtask subtask = Subtask::kPerceptionMcq;
+  ModelSize routed = ModelSize::k7B;
+  std::string model_used;   // "7B", "72B", "7B_fallback"; empty when no model ran
+  std::string answer;
+  size_t generated_tokens = 0;
+  bool is_error = false;
+};
+
+struct RunOptions {
+  std::optional<std::filesystem::path> model_7b;
+  std::optional<std::filesystem::path> model_72b;
+  EngineOptions engine;
+  RoutingTable routes;
+  PromptSet prompts;
+  GenerationParams generation;  // max_new_tokens is replaced per subtask
+  int max_new_tokens_cap = 0;   // > 0: no answer longer than this, whatever the subtask budget
+  ggml_type kv_type = GGML_TYPE_F16;
+  bool fallback_72b_to_7b = true;  // a 72B model that cannot load is replaced by the 7B model
+};
+
+struct RunCounters {
+  size_t images_decoded = 0;
+  size_t images_encoded = 0;
+  size_t prompt_tokens = 0;
+  size_t generated_tokens = 0;
+};
+
+class Runner {
+ public:
+  explicit Runner(RunOptions options);
+  ~Runner();
+
+  // The route of an item, without running anything.
+  std::pair<Subtask, ModelSize> route(const QuestionItem& item) const;
+
+  // Answers one item. Throws only for failures that end the whole run (a model that cannot load).
+  ItemResult answer(const QuestionItem& item);
+
+  const RunCounters& counters() const { return counters_; }
+
+ private:
+  struct LoadedModel;
+  LoadedModel& model_for(ModelSize size, std::string& used_name);
+  LoadedModel& load(ModelSize size);
+  std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
+
+  RunOptions options_;
+  std::unique_ptr<LoadedModel> model_7b_;
+  std::unique_ptr<LoadedModel> model_72b_;
+  std::string model_72b_failure_;  // why the 72B model could not load; it is not retried
+  std::vector<std::pair<std::filesystem::path, std::shared_ptr<const RgbImage>>> image_cache_;  // recent frames
+  RunCounters counters_;
+};
+
+}  // namespace drivevqa

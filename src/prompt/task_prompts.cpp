@@ -1,0 +1,40 @@
+#include "prompt/task_prompts.h"
+
+namespace drivevqa {
+
+PromptSet default_prompts(int default_budget) {
+  PromptSet p;
+  p.system = default_system_prompt();
+  p.default_budget = default_budget;
+  p.hints[Subtask::kPerceptionSceneDescription] =
+      "Name at most five objects that matter most for driving, with their camera and position, then sum up the "
+      "scene in one sentence.";
+  p.hints[Subtask::kPrediction] = "Answer Yes or No first, then give one short reason.";
+  p.hints[Subtask::kPlanningSceneDescription] =
+      "Give at most three safe actions and at most three dangerous actions for the ego vehicle, then one short "
+      "note.";
+  p.token_budgets[Subtask::kPrediction] = 128;
+  p.token_budgets[Subtask::kPerceptionSceneDescription] = 256;
+  p.token_budgets[Subtask::kPlanningSceneDescription] = 512;
+  return p;
+}
+
+int token_budget(const PromptSet& prompts, Subtask s) {
+  const auto it = prompts.token_budgets.find(s);
+  return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;
+}
+
+ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item) {
+  std::string user;
+  if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
+    user += it->second;
+    user += "\n";
+  }
+  std::vector<std::string> cameras;
+  for (const CameraImage& image : item.images) cameras.push_back(image.camera);
+  user += image_block(cameras);
+  user += item.question;
+  return {prompts.system, std::move(user)};
+}
+
+}  // namespace drivevqa

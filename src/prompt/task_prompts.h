@@ -1,0 +1,30 @@
+// Task-specific prompts: the system prompt, a hint per subtask and a token budget per subtask.
+//
+// The user turn follows the seed's layout: [task hint], images in camera order, question.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "dataset/question_file.h"
+#include "prompt/chat_prompt.h"
+#include "route/route.h"
+
+namespace drivevqa {
+
+struct PromptSet {
+  std::string system;
+  std::map<Subtask, std::string> hints;       // absent or empty: no hint
+  std::map<Subtask, int> token_budgets;       // absent: the default budget
+  int default_budget = 512;                   // --max_new_tokens_default
+};
+
+// The built-in prompts (same information as the seed's; our wording).
+PromptSet default_prompts(int default_budget);
+
+int token_budget(const PromptSet& prompts, Subtask s);
+
+// The chat for one item; images appear as labelled markers in the item's camera order.
+ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item);
+
+}  // namespace drivevqa

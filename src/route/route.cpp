@@ -1,0 +1,109 @@
+#include "route/route.h"
+
+#include <algorithm>
+#include <regex>
+
+#include "util/error.h"
+
+namespace drivevqa {
+namespace {
+
+constexpr std::array<Subtask, kSubtaskCount> kAll = {
+    Subtask::kPerceptionMcq,        Subtask::kPerceptionObjectDescription, Subtask::kPerceptionSceneDescription,
+    Subtask::kPrediction,           Subtask::kPlanningObjectDescription,   Subtask::kPlanningSceneDescription,
+    Subtask::kCorruptionMcq,        Subtask::kBehaviorMcq};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// An object reference "<c" followed by a digit, somewhere at or after `from`.
+bool object_ref_after(const std::string& q, size_t from) {
+  for (size_t at = q.find("<c", from); at != std::string::npos; at = q.find("<c", at + 1)) {
+    if (at + 2 < q.size() && std::isdigit(static_cast<unsigned char>(q[at + 2]))) return true;
+  }
+  return false;
+}
+
+bool phrase_then_object(const std::string& q, const char* phrase) {
+  const size_t at = q.find(phrase);
+  return at != std::string::npos && object_ref_after(q, at);
+}
+
+}  // namespace
+
+std::string_view subtask_name(Subtask s) {
+  switch (s) {
+    case Subtask::kPerceptionMcq: return "Perception-MCQs";
+    case Subtask::kPerceptionObjectDescription: return "Perception-VQAs-Object-Description";
+    case Subtask::kPerceptionSceneDescription: return "Perception-VQAs-Scene-Description";
+    case Subtask::kPrediction: return "Prediction";
+    case Subtask::kPlanningObjectDescription: return "Planning-VQAs-Object-Description";
+    case Subtask::kPlanningSceneDescription: return "Planning-VQAs-Scene-Description";
+    case Subtask::kCorruptionMcq: return "Corruption-MCQs";
+    case Subtask::kBehaviorMcq: return "Behavior-MCQs";
+  }
+  return "?";
+}
+
+Subtask subtask_from_name(std::string_view name) {
+  for (Subtask s : kAll) {
+    if (subtask_name(s) == name) return s;
+  }
+  std::string known;
+  for (Subtask s : kAll) known += (known.empty() ? "" : ", ") + std::string(subtask_name(s));
+  throw UsageError("unknown subtask '" + std::string(name) + "' (known: " + known + ")");
+}
+
+const std::array<Subtask, kSubtaskCount>& all_subtasks() { return kAll; }
+
+Subtask classify(std::string_view category_in, std::string_view question_in) {
+  const std::string category = lower(category_in);
+  const std::string q = lower(question_in);
+  if (category == "prediction") return Subtask::kPrediction;
+  if (category == "planning") {
+    const bool about_object = phrase_then_object(q, "based on") || phrase_then_object(q, "collision with") ||
+                              phrase_then_object(q, "what actions");
+    return about_object ? Subtask::kPlanningObjectDescription : Subtask::kPlanningSceneDescription;
+  }
+  // drivevqa's additions, checked before the seed's perception rules would claim them as MCQs.
+  if (category == "corruption" || q.find("current type of corruption") != std::string::npos) {
+    return Subtask::kCorruptionMcq;
+  }
+  if (category == "behavior" || q.find("predict the behavior of the ego vehicle") != std::string::npos) {
+    return Subtask::kBehaviorMcq;
+  }
+  static const std::regex kOptionLabel(R"((^|[^a-z0-9])[a-d]\.\s)");
+  if (q.find("please select the correct answer") != std::string::npos || q.find("following options") != std::string::npos ||
+      std::regex_search(q, kOptionLabel)) {
+    return Subtask::kPerceptionMcq;
+  }
+  static const std::regex kVisualDescription(R"(what is the visual description of <c\d+,\s*cam_)");
+  if (std::regex_search(q, kVisualDescription)) return Subtask::kPerceptionObjectDescription;
+  return Subtask::kPerceptionSceneDescription;
+}
+
+std::string_view model_size_name(ModelSize m) { return m == ModelSize::k7B ? "7B" : "72B"; }
+
+RoutingTable::RoutingTable() {
+  for (Subtask s : kAll) table_[s] = ModelSize::k7B;
+  table_[Subtask::kPerceptionSceneDescription] = ModelSize::k72B;
+  table_[Subtask::kPlanningObjectDescription] = ModelSize::k72B;
+  table_[Subtask::kPlanningSceneDescription] = ModelSize::k72B;
+}
+
+void RoutingTable::apply_override(std::string_view assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string_view::npos) {
+    throw UsageError("--route '" + std::string(assignment) + "': expected SUBTASK=7B or SUBTASK=72B");
+  }
+  const Subtask s = subtask_from_name(assignment.substr(0, eq));
+  const std::string model = lower(assignment.substr(eq + 1));
+  if (model == "7b") table_[s] = ModelSize::k7B;
+  else if (model == "72b") table_[s] = ModelSize::k72B;
+  else throw UsageError("--route '" + std::string(assignment) + "': the model must be 7B or 72B");
+}
+
+}  // namespace drivevqa
