@@ -36,8 +36,10 @@ CommandAction add_make_demo_command(CLI::App& app) {
   cmd->add_option("--out", *out, "Output folder")->required();
   return [out] {
     const DemoSummary s = write_demo_dataset(*out);
-    spdlog::info("wrote {}: {} scenes, {} frames, {} images, {} questions ({} deliberately broken)",
-                 s.questions_file.string(), s.scenes, s.frames, s.images, s.questions, s.broken_items);
+    spdlog::info("wrote {}: {} scenes, {} frames, {} images, {} questions ({} deliberately broken, {} of them "
+                 "unanswerable)",
+                 s.questions_file.string(), s.scenes, s.frames, s.images, s.questions, s.broken_items,
+                 s.unanswerable_items);
   };
 }
 

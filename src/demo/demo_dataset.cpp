@@ -38,15 +38,19 @@ struct DemoFrame {
   std::string rare_planning_question;
 };
 
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdull;
+  z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ull;
+  return z ^ (z >> 33);
+}
+
+// 32 hex digits like a nuScenes token, deterministic in the name.
 std::string token_of(const std::string& name) {
-  // 32 hex digits, deterministic in the name (two FNV-1a passes with different offsets).
-  uint64_t a = 1469598103934665603ull, b = 0x84222325cbf29ce4ull;
-  for (unsigned char c : name) {
-    a = (a ^ c) * 1099511628211ull;
-    b = (b ^ c) * 1099511628211ull + 0x9e37;
-  }
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
   char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(mix64(h)),
+                static_cast<unsigned long long>(mix64(h + 0x9e3779b97f4a7c15ull)));
   return buf;
 }
 
@@ -228,14 +232,19 @@ DemoSummary write_demo_dataset(const std::filesystem::path& dir) {
     for (const auto& [category, question] : frame_questions(f)) items.push_back(item_json(f, category, question, paths));
     ++summary.frames;
     if (fi == 0) {
-      // Broken items right after the first frame: the run must answer everything around them.
+      // Broken items right after the first frame: one camera missing (answered from the other five),
+      // every camera missing and no question (error answers). Everything around them is answered.
       Json missing = item_json(f, "perception", "What is the visual description of " + ref(f.objects[2]) + "?", paths);
       missing["img_paths"]["CAM_BACK_LEFT"] = "samples/CAM_BACK_LEFT/missing_file.jpg";
       items.push_back(missing);
+      Json no_images = item_json(f, "prediction", "Would " + ref(f.objects[1]) + " be in the moving direction of the ego vehicle?", paths);
+      for (auto& [camera, path] : no_images["img_paths"].items()) path = "samples/" + camera + "/missing_frame.jpg";
+      items.push_back(no_images);
       Json no_question = item_json(f, "perception", "", paths);
       no_question.erase("question");
       items.push_back(no_question);
-      summary.broken_items = 2;
+      summary.broken_items = 3;
+      summary.unanswerable_items = 2;
     }
   }
   summary.questions = static_cast<int>(items.size());

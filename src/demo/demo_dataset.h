@@ -4,8 +4,8 @@
 //   questions.json                      the converted question list (track1.md §1)
 //   samples/<CAM>/<scene>_<frame>.jpg   six 1600x900 camera images per frame
 // Objects named by the questions (<cN,CAM,x,y>) are drawn at those pixel positions. The list ends
-// with deliberately broken items (a missing image file, an item without a question) so that the
-// pipeline's per-item error handling is exercised by the demo itself.
+// broken items after the first frame (a missing camera image, an item whose images are all missing,
+// an item without a question) so that per-item error handling is exercised by the demo itself.
 #pragma once
 
 #include <filesystem>
@@ -17,7 +17,8 @@ struct DemoSummary {
   int frames = 0;
   int images = 0;
   int questions = 0;      // items in questions.json, broken ones included
-  int broken_items = 0;
+  int broken_items = 0;       // planted problems
+  int unanswerable_items = 0;  // of those, items that must get an error answer
   std::filesystem::path questions_file;
 };
 

@@ -1,0 +1,94 @@
+// `drivevqa run` end to end on the demo data with the tiny model (a real process).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "support/test_support.h"
+
+namespace drivevqa {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+TEST(Run, DemoResultsKeepEveryFieldAndAnswerAllButTheBrokenItems) {
+  const auto dir = test::scratch_dir("run-demo");
+  const auto out = dir / "results.json";
+  const auto r = test::run_process({test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
+                                    "--image_base_dir", test::demo_dir().string(), "--output_file", out.string(),
+                                    "--model_7b", test::tiny_model_dir().string(), "--dtype", "fp16",
+                                    "--image_max_tokens", "32", "--max_new_tokens_cap", "4", "-t", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json input = Json::parse(test::read_text(test::demo_dir() / "questions.json"));
+  const Json output = Json::parse(test::read_text(out));
+  ASSERT_EQ(output.size(), input.size());
+  size_t errors = 0;
+  for (size_t i = 0; i < input.size(); ++i) {
+    SCOPED_TRACE("item " + std::to_string(i));
+    const Json& in = input[i];
+    const Json& got = output[i];
+    // Original fields first, in their order, with their values (only `answer` is filled in).
+    auto it = got.begin();
+    for (const auto& [key, value] : in.items()) {
+      ASSERT_NE(it, got.end());
+      EXPECT_EQ(it.key(), key);
+      if (key != "answer") EXPECT_EQ(it.value(), value);
+      ++it;
+    }
+    for (const char* key : {"subtask", "model_routed", "model_used", "answer"}) EXPECT_TRUE(got.contains(key)) << key;
+    const std::string answer = got["answer"];
+    const bool is_error = answer.rfind("[drivevqa error] ", 0) == 0;
+    errors += is_error ? 1 : 0;
+    if (!is_error) {
+      EXPECT_FALSE(answer.empty());
+      EXPECT_EQ(got["model_used"], "7B");
+    }
+  }
+  // The demo plants two unanswerable items (all images missing; no question).
+  EXPECT_EQ(errors, 2u);
+  EXPECT_NE(output[17]["answer"].get<std::string>().rfind("[drivevqa error] ", 0), 0u) << "one missing camera still answers";
+  EXPECT_NE(r.err.find("missing_file.jpg not found"), std::string::npos) << "the skipped image is named";
+}
+
+TEST(Run, FlagsParseLikeTheSeed) {
+  const auto dir = test::scratch_dir("run-flags");
+  // --do_sample False, dashed spellings, and a LoRA flag that is switched off all parse.
+  const auto ok = test::run_process({test::drivevqa_binary(), "run", "--json-file", (test::demo_dir() / "questions.json").string(),
+                                     "--image-base-dir", test::demo_dir().string(), "--output-file", (dir / "o.json").string(),
+                                     "--model-7b", test::tiny_model_dir().string(), "--do_sample", "False",
+                                     "--use_lora_7b", "False", "--limit", "1", "--image_max_tokens", "16",
+                                     "--max_new_tokens_cap", "2", "-t", "2"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  // A feature that is not built yet stops the run with a message instead of being ignored.
+  const auto lora = test::run_process({test::drivevqa_binary(), "run", "--json_file", "x.json", "--output_file", "y.json",
+                                       "--model_7b", "m", "--use_lora_7b"});
+  EXPECT_EQ(lora.exit_code, 2);
+  EXPECT_NE(lora.err.find("LoRA"), std::string::npos) << lora.err;
+  const auto unknown = test::run_process({test::drivevqa_binary(), "run", "--json_file", "x", "--output_file", "y", "--bogus"});
+  EXPECT_EQ(unknown.exit_code, 2);
+}
+
+TEST(Run, QuestionFileThatIsNotAListStopsWithItsPosition) {
+  const auto dir = test::scratch_dir("run-bad-file");
+  const auto write = [&](const char* name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const auto run = [&](const std::string& file) {
+    return test::run_process({test::drivevqa_binary(), "run", "--json_file", file, "--output_file",
+                              (dir / "o.json").string(), "--model_7b", test::tiny_model_dir().string()});
+  };
+  const auto not_json = run(write("a.json", "[{\"question\": 1,"));
+  EXPECT_EQ(not_json.exit_code, 3);
+  EXPECT_NE(not_json.err.find("not valid JSON"), std::string::npos) << not_json.err;
+  const auto object = run(write("b.json", "{\"question\": \"q\"}"));
+  EXPECT_EQ(object.exit_code, 3);
+  EXPECT_NE(object.err.find("expected a JSON list"), std::string::npos) << object.err;
+  const auto item = run(write("c.json", "[{\"question\": \"q\"}, 42]"));
+  EXPECT_EQ(item.exit_code, 3);
+  EXPECT_NE(item.err.find("item 1 is a number"), std::string::npos) << item.err;
+}
+
+}  // namespace
+}  // namespace drivevqa
