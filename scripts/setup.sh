@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 shift || true
 
-packages=(build-essential cmake git pkg-config nodejs npm
+packages=(build-essential cmake git pkg-config
           nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
           libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libsqlite3-dev
           libgtest-dev libgmock-dev libbenchmark-dev)
@@ -14,6 +14,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm may come from another Node.js distribution (it is part of nodesource's nodejs): check the command.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   sudo=""
