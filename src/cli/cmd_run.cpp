@@ -3,13 +3,16 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "cli/bool_flag.h"
 #include "cli/commands.h"
 #include "dataset/question_file.h"
-#include "pipeline/runner.h"
+#include "pipeline/run_job.h"
+#include "prompt/prompt_file.h"
 #include "results/results_file.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace drivevqa {
 namespace {
@@ -24,7 +27,8 @@ struct RunArgs {
   float temperature = 1.0f, top_p = 1.0f;
   int top_k = 50;
   std::vector<std::string> routes;
-  bool print_answers = false;
+  std::string prompts_file, dump_prompts;
+  bool print_answers = false, overwrite = false;
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
 };
 
@@ -50,6 +54,29 @@ void refuse_unbuilt_features(const RunArgs& a) {
   }
 }
 
+// Everything that changes answers, for the journal's key (thread count excluded: resuming on
+// another machine is allowed).
+std::string settings_text(const RunArgs& a, const RunOptions& o) {
+  std::string t;
+  const auto add = [&](const std::string& k, const std::string& v) { t += k + "=" + v + "\n"; };
+  add("model_7b", a.model_7b);
+  add("model_72b", a.model_72b);
+  add("image_base_dir", a.image_base_dir);
+  add("dtype", a.dtype);
+  add("device_map", a.device_map);
+  add("flash", std::to_string(static_cast<int>(o.engine.flash_attention)));
+  add("image_max_tokens", std::to_string(a.image_max_tokens));
+  add("max_images", std::to_string(a.max_images));
+  add("cap", std::to_string(a.max_new_tokens_cap));
+  add("fallback", std::to_string(o.fallback_72b_to_7b));
+  add("sample", std::to_string(o.generation.do_sample) + "/" + std::to_string(o.generation.seed) + "/" +
+                    std::to_string(o.generation.temperature) + "/" + std::to_string(o.generation.top_p) + "/" +
+                    std::to_string(o.generation.top_k));
+  for (Subtask s : all_subtasks()) add(std::string(subtask_name(s)), std::string(model_size_name(o.routes.model_for(s))));
+  add("prompts", prompts_to_json(o.prompts) + std::to_string(o.prompts.default_budget));
+  return t;
+}
+
 void run(RunArgs& a) {
   refuse_unbuilt_features(a);
   RunOptions options;
@@ -65,38 +92,57 @@ void run(RunArgs& a) {
   options.fallback_72b_to_7b = a.fallback->value();
   for (const std::string& r : a.routes) options.routes.apply_override(r);
   options.prompts = default_prompts(a.max_new_tokens_default);
+  if (!a.prompts_file.empty()) apply_prompts_file(a.prompts_file, options.prompts);
   options.generation.do_sample = a.do_sample->value();
   options.generation.seed = a.seed;
   options.generation.temperature = a.temperature;
   options.generation.top_p = a.top_p;
   options.generation.top_k = a.top_k;
   options.max_new_tokens_cap = a.max_new_tokens_cap;
-  Runner runner(std::move(options));
-
-  DatasetOptions dataset{a.image_base_dir, static_cast<size_t>(a.max_images), a.limit};
-  const std::vector<QuestionItem> items = read_question_file(a.json_file, dataset);
-  spdlog::info("{} items from {}", items.size(), a.json_file);
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<nlohmann::ordered_json> results;
-  size_t errors = 0;
-  for (const QuestionItem& item : items) {
-    const ItemResult r = runner.answer(item);
-    errors += r.is_error ? 1 : 0;
-    if (a.print_answers) {
-      std::printf("[%zu/%zu] %s -> %s\nQ: %s\nA: %s\n\n", item.index + 1, items.size(),
-                  std::string(subtask_name(r.subtask)).c_str(), r.model_used.c_str(), item.question.c_str(),
-                  r.answer.c_str());
-      std::fflush(stdout);
-    }
-    results.push_back(result_json(item, r));
+  if (!a.dump_prompts.empty()) {
+    options.dump_prompts_dir = a.dump_prompts;
+    std::error_code ec;
+    std::filesystem::create_directories(options.dump_prompts_dir, ec);
+    if (ec) throw OutputError(a.dump_prompts + ": cannot create folder (" + ec.message() + ")");
   }
-  write_results(a.output_file, results);
+
+  RunJob job;
+  const std::vector<uint8_t> input = read_file_bytes(a.json_file);
+  DatasetOptions dataset{a.image_base_dir, static_cast<size_t>(a.max_images), a.limit};
+  job.items = parse_question_list(std::string(input.begin(), input.end()), a.json_file, dataset);
+  job.output_file = a.output_file;
+  job.journal_key = {fingerprint(input.data(), input.size()), fingerprint(settings_text(a, options))};
+  job.overwrite_journal = a.overwrite;
+  job.print_answers = a.print_answers;
+  spdlog::info("{} items from {}", job.items.size(), a.json_file);
+  Runner runner(std::move(options));
+  const RunSummary summary = run_job(job, runner);
+  spdlog::info("wrote {}\n{}", a.output_file, describe(summary));
+}
+
+void route_only(const std::string& json_file, const std::string& output_file, const std::vector<std::string>& overrides) {
+  RoutingTable routes;
+  for (const std::string& r : overrides) routes.apply_override(r);
+  DatasetOptions dataset;
+  dataset.check_images = false;
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<QuestionItem> items = read_question_file(json_file, dataset);
+  std::map<std::string, size_t> counts;
+  std::vector<nlohmann::ordered_json> routed;
+  for (const QuestionItem& item : items) {
+    const auto [subtask, model] = route_item(routes, item);
+    ++counts[std::string(subtask_name(subtask)) + " / " + std::string(model_size_name(model))];
+    if (!output_file.empty()) {
+      nlohmann::ordered_json out = item.original;
+      out["subtask"] = std::string(subtask_name(subtask));
+      out["model_routed"] = std::string(model_size_name(model));
+      routed.push_back(std::move(out));
+    }
+  }
+  if (!output_file.empty()) write_results(output_file, routed);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const RunCounters& c = runner.counters();
-  spdlog::info("wrote {}: {} items ({} errors) in {:.1f} s, {:.2f} questions/s; {} images decoded, {} encoded, "
-               "{} prompt tokens, {} generated",
-               a.output_file, items.size(), errors, seconds, items.size() / std::max(seconds, 1e-9),
-               c.images_decoded, c.images_encoded, c.prompt_tokens, c.generated_tokens);
+  for (const auto& [key, count] : counts) std::printf("%-50s %zu\n", key.c_str(), count);
+  std::printf("%zu items routed in %.3f s\n", items.size(), seconds);
 }
 
 }  // namespace
@@ -142,8 +188,32 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)");
   cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
                   "Most LLM tokens per image (0: the model's default)");
+  cmd->add_option("--prompts", a->prompts_file, "Prompts file replacing parts of the built-in prompts "
+                  "(see `drivevqa prompts`)");
+  cmd->add_option("--dump_prompts,--dump-prompts", a->dump_prompts, "Write each item's exact chat text into this folder");
+  cmd->add_flag("--overwrite", a->overwrite, "Discard a journal made from another input file or other settings");
   cmd->add_flag("--print_answers,--print-answers", a->print_answers, "Print each question and answer as it finishes");
   return [a] { run(*a); };
+}
+
+CommandAction add_route_command(CLI::App& app) {
+  struct Args {
+    std::string json_file, output_file;
+    std::vector<std::string> routes;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("route", "Classify and route a question file without any model");
+  cmd->add_option("--json_file,--json-file", a->json_file, "Input question list")->required();
+  cmd->add_option("--output_file,--output-file", a->output_file, "Write the items with subtask and model_routed");
+  cmd->add_option("--route", a->routes, "Route a subtask to a model, e.g. Prediction=72B (repeatable)");
+  return [a] { route_only(a->json_file, a->output_file, a->routes); };
+}
+
+CommandAction add_prompts_command(CLI::App& app) {
+  auto budget = std::make_shared<int>(512);
+  CLI::App* cmd = app.add_subcommand("prompts", "Print the built-in prompts in the --prompts file format");
+  cmd->add_option("--max_new_tokens_default,--max-new-tokens-default", *budget, "Default budget")->capture_default_str();
+  return [budget] { std::fputs(prompts_to_json(default_prompts(*budget)).c_str(), stdout); };
 }
 
 }  // namespace drivevqa

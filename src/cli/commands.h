@@ -14,5 +14,7 @@ CommandAction add_ask_command(CLI::App& app);
 CommandAction add_make_model_command(CLI::App& app);
 CommandAction add_make_demo_command(CLI::App& app);
 CommandAction add_run_command(CLI::App& app);
+CommandAction add_route_command(CLI::App& app);
+CommandAction add_prompts_command(CLI::App& app);
 
 }  // namespace drivevqa

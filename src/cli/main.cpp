@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
     actions[app.get_subcommands({})[before]] = std::move(action);
   };
   add(add_run_command);
+  add(add_route_command);
+  add(add_prompts_command);
   add(add_ask_command);
   add(add_make_model_command);
   add(add_make_demo_command);

@@ -67,7 +67,7 @@ QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& o
     const std::filesystem::path path = options.image_base_dir.empty() ? std::filesystem::path(rel)
                                                                       : options.image_base_dir / rel;
     std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) {
+    if (options.check_images && !std::filesystem::is_regular_file(path, ec)) {
       item.warnings.push_back(camera + " image " + path.string() + " not found, skipped");
       continue;
     }

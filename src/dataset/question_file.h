@@ -34,6 +34,7 @@ struct DatasetOptions {
   std::filesystem::path image_base_dir;
   size_t max_images = 6;
   size_t limit = 0;                 // 0: all items
+  bool check_images = true;         // false: keep listed images without looking at the files
 };
 
 // Throws InputError naming the file and the position when it is not a JSON list of objects.

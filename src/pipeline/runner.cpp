@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace drivevqa {
 namespace {
@@ -34,9 +35,9 @@ Runner::Runner(RunOptions options) : options_(std::move(options)) {
 
 Runner::~Runner() = default;
 
-std::pair<Subtask, ModelSize> Runner::route(const QuestionItem& item) const {
+std::pair<Subtask, ModelSize> route_item(const RoutingTable& routes, const QuestionItem& item) {
   const Subtask s = classify(item.category, item.question);
-  return {s, options_.routes.model_for(s)};
+  return {s, routes.model_for(s)};
 }
 
 Runner::LoadedModel& Runner::load(ModelSize size) {
@@ -88,7 +89,7 @@ std::shared_ptr<const RgbImage> Runner::decoded(const std::filesystem::path& pat
 }
 
 ItemResult Runner::answer(const QuestionItem& item) {
-  const auto [subtask, routed] = route(item);
+  const auto [subtask, routed] = route_item(options_.routes, item);
   for (const std::string& w : item.warnings) spdlog::warn("item {}: {}", item.index, w);
   if (!item.problem.empty()) return error_result(subtask, routed, item.problem);
 
@@ -113,6 +114,11 @@ ItemResult Runner::answer(const QuestionItem& item) {
   result.routed = routed;
   LoadedModel& loaded = model_for(routed, result.model_used);
   const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable));
+  if (!options_.dump_prompts_dir.empty()) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%06zu.txt", item.index);
+    write_file_atomic(options_.dump_prompts_dir / name, text);
+  }
 
   GenerationParams params = options_.generation;
   params.max_new_tokens = token_budget(options_.prompts, subtask);

@@ -41,7 +41,11 @@ struct RunOptions {
   int max_new_tokens_cap = 0;   // > 0: no answer longer than this, whatever the subtask budget
   ggml_type kv_type = GGML_TYPE_F16;
   bool fallback_72b_to_7b = true;  // a 72B model that cannot load is replaced by the 7B model
+  std::filesystem::path dump_prompts_dir;  // non-empty: the exact chat text of each item is written there
 };
+
+// The route of an item: its subtask and the model the table assigns to it.
+std::pair<Subtask, ModelSize> route_item(const RoutingTable& routes, const QuestionItem& item);
 
 struct RunCounters {
   size_t images_decoded = 0;
@@ -55,8 +59,6 @@ class Runner {
   explicit Runner(RunOptions options);
   ~Runner();
 
-  // The route of an item, without running anything.
-  std::pair<Subtask, ModelSize> route(const QuestionItem& item) const;
 
   // Answers one item. Throws only for failures that end the whole run (a model that cannot load).
   ItemResult answer(const QuestionItem& item);

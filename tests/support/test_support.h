@@ -25,6 +25,11 @@ struct ProcessResult {
 // Runs `argv` (argv[0] is the program path) without a shell and waits for it.
 ProcessResult run_process(const std::vector<std::string>& argv);
 
+// Starts `argv` in the background (output discarded); returns its pid.
+int spawn_process(const std::vector<std::string>& argv);
+// Waits for a spawned process; returns its exit code (-1 - signal when killed).
+int wait_process(int pid);
+
 // The drivevqa binary and the engine's llama-mtmd-cli of this build.
 std::string drivevqa_binary();
 std::string mtmd_cli_binary();

@@ -1,0 +1,45 @@
+// A whole run: items in, results file out, with a journal that makes it resumable.
+//
+// What must hold: results come out in input order whatever order items are answered in; each
+// answer is in the journal before the next item starts; re-running the same job answers only what
+// the journal lacks, and its results file equals that of an uninterrupted run.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dataset/question_file.h"
+#include "pipeline/runner.h"
+#include "results/journal.h"
+
+namespace drivevqa {
+
+struct RunJob {
+  std::vector<QuestionItem> items;
+  std::filesystem::path output_file;
+  JournalKey journal_key;
+  bool overwrite_journal = false;
+  bool print_answers = false;  // each question and answer on stdout as it finishes
+};
+
+struct RunSummary {
+  size_t items = 0;
+  size_t answered_now = 0;     // by a model in this run
+  size_t from_journal = 0;
+  size_t errors = 0;
+  double seconds = 0;
+  std::map<std::string, size_t> per_subtask_model;  // "Prediction / 7B" -> count
+  RunCounters counters;
+};
+
+std::filesystem::path journal_path_for(const std::filesystem::path& output_file);
+
+RunSummary run_job(const RunJob& job, Runner& runner);
+
+// Multi-line human summary (counts per subtask and model, errors, time, tokens).
+std::string describe(const RunSummary& summary);
+
+}  // namespace drivevqa

@@ -1,0 +1,74 @@
+#include "prompt/prompt_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+#include "util/files.h"
+
+namespace drivevqa {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Subtask subtask_key(const std::string& key, const std::string& name, const char* section) {
+  try {
+    return subtask_from_name(key);
+  } catch (const UsageError& e) {
+    throw InputError(name + ": " + section + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+std::string prompts_to_json(const PromptSet& p) {
+  Json j;
+  j["system"] = p.system;
+  Json hints = Json::object(), budgets = Json::object();
+  for (Subtask s : all_subtasks()) {
+    const auto h = p.hints.find(s);
+    hints[std::string(subtask_name(s))] = h != p.hints.end() ? h->second : "";
+    if (const auto b = p.token_budgets.find(s); b != p.token_budgets.end()) budgets[std::string(subtask_name(s))] = b->second;
+  }
+  j["hints"] = hints;
+  j["token_budgets"] = budgets;
+  return j.dump(2) + "\n";
+}
+
+void apply_prompts_json(const std::string& text, const std::string& name, PromptSet& p) {
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw InputError(name + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+  }
+  if (!j.is_object()) throw InputError(name + ": expected a JSON object with system, hints and token_budgets");
+  for (const auto& [key, value] : j.items()) {
+    if (key == "system") {
+      if (!value.is_string()) throw InputError(name + ": system must be a string");
+      p.system = value.get<std::string>();
+    } else if (key == "hints") {
+      if (!value.is_object()) throw InputError(name + ": hints must be an object of subtask -> text");
+      for (const auto& [subtask, hint] : value.items()) {
+        if (!hint.is_string()) throw InputError(name + ": hints." + subtask + " must be a string");
+        p.hints[subtask_key(subtask, name, "hints")] = hint.get<std::string>();
+      }
+    } else if (key == "token_budgets") {
+      if (!value.is_object()) throw InputError(name + ": token_budgets must be an object of subtask -> tokens");
+      for (const auto& [subtask, budget] : value.items()) {
+        if (!budget.is_number_integer() || budget.get<int64_t>() < 1 || budget.get<int64_t>() > (1 << 20)) {
+          throw InputError(name + ": token_budgets." + subtask + " must be a positive integer");
+        }
+        p.token_budgets[subtask_key(subtask, name, "token_budgets")] = budget.get<int>();
+      }
+    } else {
+      throw InputError(name + ": unknown key '" + key + "' (expected system, hints, token_budgets)");
+    }
+  }
+}
+
+void apply_prompts_file(const std::filesystem::path& path, PromptSet& prompts) {
+  const auto bytes = read_file_bytes(path);
+  apply_prompts_json(std::string(bytes.begin(), bytes.end()), path.string(), prompts);
+}
+
+}  // namespace drivevqa
