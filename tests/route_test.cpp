@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "route/route.h"
+#include "route_cases.h"
 #include "util/error.h"
 
 namespace drivevqa {
@@ -31,6 +32,22 @@ TEST(Route, SeedRulesAndAdditions) {
   };
   for (const auto& [input, expected] : cases) {
     EXPECT_EQ(classify(input.first, input.second), expected) << input.first << ": " << input.second;
+  }
+}
+
+TEST(Route, EveryTemplateAndRareRewording) {
+  size_t n = 0;
+  for (const test::RouteCase& c : test::kRouteCases) {
+    EXPECT_EQ(subtask_name(classify(c.category, c.question)), subtask_name(c.expected)) << c.category << ": " << c.question;
+    ++n;
+  }
+  EXPECT_GE(n, 60u);
+  // The model follows the seed's table for each case.
+  RoutingTable table;
+  for (const test::RouteCase& c : test::kRouteCases) {
+    const bool big = c.expected == Subtask::kPerceptionSceneDescription || c.expected == Subtask::kPlanningObjectDescription ||
+                     c.expected == Subtask::kPlanningSceneDescription;
+    EXPECT_EQ(table.model_for(classify(c.category, c.question)), big ? ModelSize::k72B : ModelSize::k7B) << c.question;
   }
 }
 

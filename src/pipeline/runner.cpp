@@ -52,24 +52,18 @@ Runner::LoadedModel& Runner::load(ModelSize size) {
   return *slot;
 }
 
-Runner::LoadedModel& Runner::model_for(ModelSize size, std::string& used_name) {
+ModelSize Runner::available(ModelSize routed) const {
   // With one model given, every item runs on it.
-  if (size == ModelSize::k72B && !options_.model_72b) size = ModelSize::k7B;
-  if (size == ModelSize::k7B && !options_.model_7b) size = ModelSize::k72B;
-  used_name = std::string(model_size_name(size));
-  if (size == ModelSize::k72B && options_.model_7b && options_.fallback_72b_to_7b) {
-    if (model_72b_failure_.empty()) {
-      try {
-        return load(size);
-      } catch (const ModelError& e) {
-        model_72b_failure_ = e.what();
-        spdlog::warn("the 72B model failed ({}); its items go to the 7B model", model_72b_failure_);
-      }
-    }
-    used_name = "7B_fallback";
-    return load(ModelSize::k7B);
-  }
-  return load(size);
+  if (routed == ModelSize::k72B && !options_.model_72b) return ModelSize::k7B;
+  if (routed == ModelSize::k7B && !options_.model_7b) return ModelSize::k72B;
+  return routed;
+}
+
+void Runner::give_up_72b(const std::string& cause) {
+  model_72b_failure_ = cause;
+  model_72b_.reset();  // free its memory for the 7B model
+  spdlog::warn("the 72B model failed ({}); it is not used again in this run{}", cause,
+               options_.fallback_72b_to_7b && options_.model_7b ? ", its items go to the 7B model" : "");
 }
 
 std::shared_ptr<const RgbImage> Runner::decoded(const std::filesystem::path& path, std::string& warning) {
@@ -109,22 +103,60 @@ ItemResult Runner::answer(const QuestionItem& item) {
   }
   if (images.empty()) return error_result(subtask, routed, "item has no readable image");
 
-  ItemResult result;
-  result.subtask = subtask;
-  result.routed = routed;
-  LoadedModel& loaded = model_for(routed, result.model_used);
   const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable));
   if (!options_.dump_prompts_dir.empty()) {
     char name[32];
     std::snprintf(name, sizeof name, "%06zu.txt", item.index);
     write_file_atomic(options_.dump_prompts_dir / name, text);
   }
-
   GenerationParams params = options_.generation;
   params.max_new_tokens = token_budget(options_.prompts, subtask);
   if (options_.max_new_tokens_cap > 0) params.max_new_tokens = std::min(params.max_new_tokens, options_.max_new_tokens_cap);
   params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
 
+  ItemResult result;
+  result.subtask = subtask;
+  result.routed = routed;
+  const ModelSize target = available(routed);
+  if (target == ModelSize::k7B) {
+    LoadedModel& model = load(ModelSize::k7B);  // a 7B model that cannot load ends the run
+    try {
+      return with_answer(result, "7B", generate_with(model, text, images, params));
+    } catch (const ModelError& e) {
+      return error_result(subtask, routed, e.what());
+    } catch (const std::bad_alloc&) {
+      return error_result(subtask, routed, "out of memory while answering with the 7B model");
+    }
+  }
+  if (model_72b_failure_.empty()) {
+    try {
+      return with_answer(result, "72B", generate_with(load(ModelSize::k72B), text, images, params));
+    } catch (const ModelError& e) {
+      give_up_72b(e.what());
+    } catch (const std::bad_alloc&) {
+      give_up_72b("out of memory");
+    }
+  }
+  if (!options_.fallback_72b_to_7b || !options_.model_7b) {
+    return error_result(subtask, routed, "the 72B model is unavailable: " + model_72b_failure_);
+  }
+  try {
+    return with_answer(result, "7B_fallback", generate_with(load(ModelSize::k7B), text, images, params));
+  } catch (const std::exception& e) {
+    return error_result(subtask, routed, std::string("the 7B fallback failed too: ") + e.what());
+  }
+}
+
+ItemResult Runner::with_answer(ItemResult result, const char* model_used, const Generation& generation) {
+  result.model_used = model_used;
+  result.answer = generation.text;
+  result.generated_tokens = generation.tokens.size();
+  counters_.generated_tokens += generation.tokens.size();
+  return result;
+}
+
+Generation Runner::generate_with(LoadedModel& loaded, const std::string& text,
+                                 const std::vector<const RgbImage*>& images, const GenerationParams& params) {
   const size_t encodes_before = loaded.embeddings.encodes();
   EncodedPrompt encoded = encode(*loaded.model, tokenize(*loaded.model, text, images), &loaded.embeddings);
   counters_.images_encoded += loaded.embeddings.encodes() - encodes_before;
@@ -139,12 +171,8 @@ ItemResult Runner::answer(const QuestionItem& item) {
   Session& session = *loaded.session;
   session.clear();
   const llama_pos n_past = session.evaluate(encoded, 0, 0, true);
-  const Generation generation = session.generate(0, n_past, params);
   counters_.prompt_tokens += encoded.prompt.token_count();
-  counters_.generated_tokens += generation.tokens.size();
-  result.answer = generation.text;
-  result.generated_tokens = generation.tokens.size();
-  return result;
+  return session.generate(0, n_past, params);
 }
 
 }  // namespace drivevqa

@@ -40,7 +40,7 @@ struct RunOptions {
   GenerationParams generation;  // max_new_tokens is replaced per subtask
   int max_new_tokens_cap = 0;   // > 0: no answer longer than this, whatever the subtask budget
   ggml_type kv_type = GGML_TYPE_F16;
-  bool fallback_72b_to_7b = true;  // a 72B model that cannot load is replaced by the 7B model
+  bool fallback_72b_to_7b = true;  // a failing 72B model is replaced by the 7B model
   std::filesystem::path dump_prompts_dir;  // non-empty: the exact chat text of each item is written there
 };
 
@@ -60,15 +60,21 @@ class Runner {
   ~Runner();
 
 
-  // Answers one item. Throws only for failures that end the whole run (a model that cannot load).
+  // Answers one item. A 72B failure (load, context, allocation, decoding) sends the item to the 7B
+  // model when fallback is on, else gives it an error answer; a failed 72B model is not retried.
+  // Throws only when the 7B model cannot load, which ends the run.
   ItemResult answer(const QuestionItem& item);
 
   const RunCounters& counters() const { return counters_; }
 
  private:
   struct LoadedModel;
-  LoadedModel& model_for(ModelSize size, std::string& used_name);
+  ModelSize available(ModelSize routed) const;
   LoadedModel& load(ModelSize size);
+  void give_up_72b(const std::string& cause);
+  Generation generate_with(LoadedModel& loaded, const std::string& text, const std::vector<const RgbImage*>& images,
+                           const GenerationParams& params);
+  ItemResult with_answer(ItemResult result, const char* model_used, const Generation& generation);
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
 
   RunOptions options_;
