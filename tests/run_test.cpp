@@ -69,6 +69,58 @@ TEST(Run, FlagsParseLikeTheSeed) {
   EXPECT_EQ(unknown.exit_code, 2);
 }
 
+TEST(Run, EverySeedFlagParsesWithTheSeedsDefaults) {
+  const auto show = [](std::vector<std::string> extra) {
+    std::vector<std::string> args = {test::drivevqa_binary(), "run", "--json_file", "q.json", "--output_file", "o.json",
+                                     "--show_config"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = test::run_process(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto defaults = show({});
+  EXPECT_EQ(defaults["image_base_dir"], "");
+  EXPECT_EQ(defaults["use_lora_7b"], false);
+  EXPECT_EQ(defaults["use_lora_72b"], false);
+  EXPECT_EQ(defaults["dtype"], "bf16");
+  EXPECT_EQ(defaults["device_map"], "auto");
+  EXPECT_EQ(defaults["use_flash_attn"], false);
+  EXPECT_EQ(defaults["enable_fallback_72b_to_7b"], true);
+  EXPECT_EQ(defaults["max_images_per_prompt"], 6);
+  EXPECT_EQ(defaults["max_new_tokens_default"], 512);
+  EXPECT_EQ(defaults["do_sample"], false);
+  EXPECT_EQ(defaults["seed"], 888);
+  EXPECT_EQ(defaults["limit"], 0);
+  EXPECT_EQ(defaults["rag_mode"], "hint");
+  EXPECT_EQ(defaults["kb_topk"], 4);
+
+  // The seed README's own command line (booleans bare and as `False`).
+  const auto seed = show({"--image_base_dir", "/data/nuscenes", "--model_7b", "/w/7b", "--model_72b", "/w/72b",
+                          "--use_lora_7b", "--lora_7b_dir", "../l7", "--use_lora_72b", "--lora_72b_dir", "../l72",
+                          "--dtype", "bf16", "--device_map", "auto", "--use_flash_attn", "--enable_fallback_72b_to_7b",
+                          "--max_images_per_prompt", "6", "--max_new_tokens_default", "512", "--do_sample", "False",
+                          "--kb_file", "/mnt/kb.json", "--rag_mode", "hint", "--kb_topk", "4", "--limit", "10",
+                          "--seed", "7"});
+  EXPECT_EQ(seed["use_lora_7b"], true);
+  EXPECT_EQ(seed["lora_72b_dir"], "../l72");
+  EXPECT_EQ(seed["use_flash_attn"], true);
+  EXPECT_EQ(seed["do_sample"], false);
+  EXPECT_EQ(seed["limit"], 10);
+  EXPECT_EQ(seed["seed"], 7);
+  EXPECT_EQ(seed["kb_file"], "/mnt/kb.json");
+  // Dashed spellings and explicit values.
+  const auto dashed = show({"--max-images-per-prompt", "3", "--do-sample", "--enable-fallback-72b-to-7b", "False",
+                            "--dtype", "fp16", "--rag-mode", "off"});
+  EXPECT_EQ(dashed["max_images_per_prompt"], 3);
+  EXPECT_EQ(dashed["do_sample"], true);
+  EXPECT_EQ(dashed["enable_fallback_72b_to_7b"], false);
+  EXPECT_EQ(dashed["dtype"], "fp16");
+  EXPECT_EQ(dashed["rag_mode"], "off");
+  // Values outside the seed's choices are usage errors.
+  EXPECT_EQ(test::run_process({test::drivevqa_binary(), "run", "--json_file", "q", "--output_file", "o", "--dtype", "fp8"}).exit_code, 2);
+  EXPECT_EQ(test::run_process({test::drivevqa_binary(), "run", "--json_file", "q", "--output_file", "o", "--do_sample", "maybe"}).exit_code, 2);
+}
+
 TEST(Run, QuestionFileThatIsNotAListStopsWithItsPosition) {
   const auto dir = test::scratch_dir("run-bad-file");
   const auto write = [&](const char* name, const std::string& text) {

@@ -28,7 +28,7 @@ struct RunArgs {
   int top_k = 50;
   std::vector<std::string> routes;
   std::string prompts_file, dump_prompts;
-  bool print_answers = false, overwrite = false;
+  bool print_answers = false, overwrite = false, show_config = false;
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
 };
 
@@ -77,7 +77,40 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   return t;
 }
 
+// The resolved command line, for --show_config (and the tests that check the seed's defaults).
+nlohmann::ordered_json config_json(const RunArgs& a) {
+  nlohmann::ordered_json j;
+  j["json_file"] = a.json_file;
+  j["output_file"] = a.output_file;
+  j["image_base_dir"] = a.image_base_dir;
+  j["model_7b"] = a.model_7b;
+  j["model_72b"] = a.model_72b;
+  j["use_lora_7b"] = a.use_lora_7b->value();
+  j["lora_7b_dir"] = a.lora_7b_dir;
+  j["use_lora_72b"] = a.use_lora_72b->value();
+  j["lora_72b_dir"] = a.lora_72b_dir;
+  j["dtype"] = a.dtype;
+  j["device_map"] = a.device_map;
+  j["use_flash_attn"] = a.use_flash_attn->value();
+  j["enable_fallback_72b_to_7b"] = a.fallback->value();
+  j["max_images_per_prompt"] = a.max_images;
+  j["max_new_tokens_default"] = a.max_new_tokens_default;
+  j["do_sample"] = a.do_sample->value();
+  j["seed"] = a.seed;
+  j["limit"] = a.limit;
+  j["kb_file"] = a.kb_file;
+  j["rag_mode"] = a.rag_mode;
+  j["kb_topk"] = a.kb_topk;
+  j["route"] = a.routes;
+  j["max_new_tokens_cap"] = a.max_new_tokens_cap;
+  return j;
+}
+
 void run(RunArgs& a) {
+  if (a.show_config) {
+    std::printf("%s\n", config_json(a).dump(2).c_str());
+    return;
+  }
   refuse_unbuilt_features(a);
   RunOptions options;
   if (!a.model_7b.empty()) options.model_7b = a.model_7b;
@@ -191,6 +224,7 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("--prompts", a->prompts_file, "Prompts file replacing parts of the built-in prompts "
                   "(see `drivevqa prompts`)");
   cmd->add_option("--dump_prompts,--dump-prompts", a->dump_prompts, "Write each item's exact chat text into this folder");
+  cmd->add_flag("--show_config,--show-config", a->show_config, "Print the resolved settings as JSON and exit");
   cmd->add_flag("--overwrite", a->overwrite, "Discard a journal made from another input file or other settings");
   cmd->add_flag("--print_answers,--print-answers", a->print_answers, "Print each question and answer as it finishes");
   return [a] { run(*a); };
