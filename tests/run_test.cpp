@@ -138,6 +138,10 @@ TEST(Run, QuestionFileThatIsNotAListStopsWithItsPosition) {
   EXPECT_EQ(object.exit_code, 3);
   EXPECT_NE(object.err.find("expected a JSON list"), std::string::npos) << object.err;
   const auto item = run(write("c.json", "[{\"question\": \"q\"}, 42]"));
+  const auto to_dir = test::run_process({test::drivevqa_binary(), "run", "--json_file", write("d.json", "[]"),
+                                         "--output_file", dir.string(), "--model_7b", test::tiny_model_dir().string()});
+  EXPECT_EQ(to_dir.exit_code, 5);
+  EXPECT_NE(to_dir.err.find("is a directory"), std::string::npos) << to_dir.err;
   EXPECT_EQ(item.exit_code, 3);
   EXPECT_NE(item.err.find("item 1 is a number"), std::string::npos) << item.err;
 }

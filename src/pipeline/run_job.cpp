@@ -2,10 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 
 #include "pipeline/progress.h"
 #include "results/results_file.h"
+#include "util/error.h"
 
 namespace drivevqa {
 
@@ -13,7 +16,17 @@ std::filesystem::path journal_path_for(const std::filesystem::path& output_file)
   return output_file.string() + ".journal";
 }
 
+// Fails before any work when the results file could never be written.
+void check_output_path(const std::filesystem::path& output) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(output, ec)) throw OutputError(output.string() + ": is a directory, not a file");
+  const std::filesystem::path parent = output.has_parent_path() ? output.parent_path() : std::filesystem::path(".");
+  if (!std::filesystem::is_directory(parent, ec)) throw OutputError(output.string() + ": folder " + parent.string() + " does not exist");
+  if (::access(parent.c_str(), W_OK) != 0) throw OutputError(output.string() + ": folder " + parent.string() + " is not writable");
+}
+
 RunSummary run_job(const RunJob& job, Runner& runner) {
+  check_output_path(job.output_file);
   Journal journal(journal_path_for(job.output_file), job.journal_key, job.overwrite_journal);
   RunSummary summary;
   summary.items = job.items.size();

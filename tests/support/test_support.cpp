@@ -42,32 +42,9 @@ std::string read_text(const std::filesystem::path& path) {
   return ss.str();
 }
 
-int spawn_process(const std::vector<std::string>& argv) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
-  return pid;
-}
+namespace {
 
-int wait_process(int pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1 - WTERMSIG(status);
-}
-
-ProcessResult run_process(const std::vector<std::string>& argv) {
-  const std::filesystem::path dir = scratch_dir("process-io");
-  const std::string out_path = (dir / "out").string(), err_path = (dir / "err").string();
+pid_t spawn_with_output(const std::vector<std::string>& argv, const std::string& out_path, const std::string& err_path) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -80,13 +57,26 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
   const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+  return pid;
+}
+
+}  // namespace
+
+int spawn_process(const std::vector<std::string>& argv) { return spawn_with_output(argv, "/dev/null", "/dev/null"); }
+
+int wait_process(int pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
   }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1 - WTERMSIG(status);
+}
+
+ProcessResult run_process(const std::vector<std::string>& argv) {
+  const std::filesystem::path dir = scratch_dir("process-io");
   ProcessResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1 - WTERMSIG(status);
-  result.out = read_text(out_path);
-  result.err = read_text(err_path);
+  result.exit_code = wait_process(spawn_with_output(argv, (dir / "out").string(), (dir / "err").string()));
+  result.out = read_text(dir / "out");
+  result.err = read_text(dir / "err");
   return result;
 }
 
