@@ -2,7 +2,9 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "convert/hf_to_gguf.h"
 #include "demo/demo_dataset.h"
+#include "modelgen/hf_model_writer.h"
 #include "modelgen/random_model.h"
 
 namespace drivevqa {
@@ -13,6 +15,8 @@ CommandAction add_make_model_command(CLI::App& app) {
     std::string preset = "tiny";
     uint64_t seed = 1;
     std::string type = "f32";
+    std::string format = "gguf";
+    bool new_layout = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("make-model", "Write a random-weight Qwen2.5-VL (model.gguf + mmproj.gguf)");
@@ -22,11 +26,37 @@ CommandAction add_make_model_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed: the same seed gives the same bytes")->capture_default_str();
   cmd->add_option("--outtype", args->type, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  cmd->add_option("--format", args->format, "gguf (model.gguf + mmproj.gguf) or hf (a Hugging Face folder, f32)")
+      ->capture_default_str()->check(CLI::IsMember({"gguf", "hf"}));
+  cmd->add_flag("--hf_new_layout,--hf-new-layout", args->new_layout,
+                "With --format hf: name tensors as transformers >= 4.52 saves them");
   return [args] {
     RandomModelOptions options{args->preset, args->seed, parse_weight_type(args->type)};
+    if (args->format == "hf") {
+      write_random_hf_model(args->out, options, args->new_layout);
+      spdlog::info("wrote the Hugging Face folder {} ({} preset, seed {})", args->out, args->preset, args->seed);
+      return;
+    }
     write_random_model(args->out, options);
     spdlog::info("wrote {}/model.gguf and {}/mmproj.gguf ({} preset, seed {}, {})", args->out, args->out,
                  args->preset, args->seed, args->type);
+  };
+}
+
+CommandAction add_convert_command(CLI::App& app) {
+  struct Args {
+    std::string model, out, outtype = "f16";
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("convert", "Convert a Hugging Face Qwen2.5-VL folder into model.gguf + mmproj.gguf");
+  cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
+  cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->add_option("--outtype", a->outtype, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  return [a] {
+    const ConvertReport r = convert_hf_model(a->model, a->out, parse_weight_type(a->outtype));
+    spdlog::info("converted {} tensors ({} MB) in {:.1f} s ({:.0f} MB/s) into {}", r.tensors, r.bytes_read >> 20,
+                 r.seconds, (r.bytes_read / 1048576.0) / std::max(r.seconds, 1e-9), a->out);
   };
 }
 

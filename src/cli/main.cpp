@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add(add_ask_command);
   add(add_make_model_command);
   add(add_make_demo_command);
+  add(add_convert_command);
 
   try {
     app.parse(argc, argv);

@@ -39,6 +39,9 @@ std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type 
 // The f32 values of one planned tensor (deterministic in seed and name).
 std::vector<float> random_tensor_values(uint64_t seed, const TensorPlan& plan);
 
+// "drivevqa random Qwen2.5-VL <preset> (seed <n>)": general.name, and _name_or_path in HF form.
+std::string random_model_name(const RandomModelOptions& options);
+
 // Writes dir/model.gguf and dir/mmproj.gguf (creating dir). Throws OutputError / UsageError.
 void write_random_model(const std::filesystem::path& dir, const RandomModelOptions& options);
 
