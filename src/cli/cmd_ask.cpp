@@ -4,7 +4,9 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "convert/model_source.h"
 #include "engine/answer.h"
+#include "modelgen/random_model.h"
 #include "engine/image.h"
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
@@ -19,6 +21,8 @@ CommandAction add_ask_command(CLI::App& app) {
     std::string question;
     std::string system = default_system_prompt();
     EngineOptions engine;
+    ModelSourceOptions sources;
+    std::string outtype = "bf16";
     GenerationParams generation;
     std::string flash_attn = "auto";
     bool show_prompt = false;
@@ -26,7 +30,12 @@ CommandAction add_ask_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("ask", "Answer one question about camera images");
-  cmd->add_option("--model", a->model, "Model folder holding model.gguf and mmproj.gguf")->required();
+  cmd->add_option("--model", a->model,
+                  "Model: a folder with model.gguf + mmproj.gguf, a Hugging Face folder, or a Hugging Face cache root")
+      ->required();
+  cmd->add_option("--cache_dir,--cache-dir", a->sources.cache_dir, "Where converted Hugging Face models are kept");
+  cmd->add_option("--outtype", a->outtype, "Weight type when a Hugging Face folder is converted: f32, f16, bf16, q8_0")
+      ->capture_default_str()->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
   cmd->add_option("--images", a->images, "Image files (JPEG or PNG), comma-separated, in camera order")
       ->required()->delimiter(',');
   cmd->add_option("--cameras", a->cameras, "Camera names for the images (default: the Track 1 order)")
@@ -67,10 +76,11 @@ CommandAction add_ask_command(CLI::App& app) {
     std::vector<const RgbImage*> image_ptrs;
     for (const RgbImage& image : images) image_ptrs.push_back(&image);
 
+    a->sources.outtype = parse_weight_type(a->outtype);
     a->engine.flash_attention = a->flash_attn == "on" ? FlashAttention::kOn
                                 : a->flash_attn == "off" ? FlashAttention::kOff
                                                          : FlashAttention::kAuto;
-    const std::unique_ptr<Model> model = Model::load(find_model_files(a->model), a->engine);
+    const std::unique_ptr<Model> model = Model::load(resolve_model(a->model, a->sources), a->engine);
     const std::string text = render_chatml({a->system, image_block(cameras) + a->question});
     if (a->show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
     const Answer answer = answer_prompt(*model, text, image_ptrs, a->generation);

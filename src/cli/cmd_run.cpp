@@ -27,7 +27,7 @@ struct RunArgs {
   float temperature = 1.0f, top_p = 1.0f;
   int top_k = 50;
   std::vector<std::string> routes;
-  std::string prompts_file, dump_prompts;
+  std::string prompts_file, dump_prompts, cache_dir;
   bool print_answers = false, overwrite = false, show_config = false;
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
 };
@@ -61,6 +61,7 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   const auto add = [&](const std::string& k, const std::string& v) { t += k + "=" + v + "\n"; };
   add("model_7b", a.model_7b);
   add("model_72b", a.model_72b);
+  add("cache_dir", a.cache_dir);
   add("image_base_dir", a.image_base_dir);
   add("dtype", a.dtype);
   add("device_map", a.device_map);
@@ -122,6 +123,8 @@ void run(RunArgs& a) {
                                                                : FlashAttention::kOff;
   options.engine.image_max_tokens = a.image_max_tokens;
   options.kv_type = a.dtype == "fp16" ? GGML_TYPE_F16 : GGML_TYPE_BF16;
+  options.sources.outtype = options.kv_type;  // Hugging Face folders are converted to --dtype
+  options.sources.cache_dir = a.cache_dir;
   options.fallback_72b_to_7b = a.fallback->value();
   for (const std::string& r : a.routes) options.routes.apply_override(r);
   options.prompts = default_prompts(a.max_new_tokens_default);
@@ -186,13 +189,17 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("--json_file,--json-file", a->json_file, "Input question list (converted Track 1 JSON)")->required();
   cmd->add_option("--output_file,--output-file", a->output_file, "Results file to write")->required();
   cmd->add_option("--image_base_dir,--image-base-dir", a->image_base_dir, "Folder the image paths are relative to");
-  cmd->add_option("--model_7b,--model-7b", a->model_7b, "7B model folder (model.gguf + mmproj.gguf)");
-  cmd->add_option("--model_72b,--model-72b", a->model_72b, "72B model folder (model.gguf + mmproj.gguf)");
+  cmd->add_option("--model_7b,--model-7b", a->model_7b,
+                  "7B model: a folder with model.gguf + mmproj.gguf, a Hugging Face folder, or a Hugging Face cache root");
+  cmd->add_option("--model_72b,--model-72b", a->model_72b, "72B model, as --model_7b");
   a->use_lora_7b = std::make_unique<BoolFlag>(*cmd, "--use_lora_7b,--use-lora-7b", false, "Apply the 7B LoRA adapter");
   cmd->add_option("--lora_7b_dir,--lora-7b-dir", a->lora_7b_dir, "7B LoRA adapter folder");
   a->use_lora_72b = std::make_unique<BoolFlag>(*cmd, "--use_lora_72b,--use-lora-72b", false, "Apply the 72B LoRA adapter");
   cmd->add_option("--lora_72b_dir,--lora-72b-dir", a->lora_72b_dir, "72B LoRA adapter folder");
-  cmd->add_option("--dtype", a->dtype, "bf16 or fp16: the KV cache type (GGUF weights keep their own type)")
+  cmd->add_option("--cache_dir,--cache-dir", a->cache_dir, "Where converted Hugging Face models are kept "
+                  "(default ~/.cache/drivevqa/models)");
+  cmd->add_option("--dtype", a->dtype, "bf16 or fp16: the KV cache type, and the weight type when a Hugging Face "
+                  "folder is converted (GGUF weights keep their own type)")
       ->capture_default_str()->check(CLI::IsMember({"bf16", "fp16"}));
   cmd->add_option("--device_map,--device-map", a->device_map,
                   "auto (all layers on the GPU when built with one), cpu, or a number of GPU layers")

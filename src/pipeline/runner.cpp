@@ -46,7 +46,7 @@ Runner::LoadedModel& Runner::load(ModelSize size) {
     const std::filesystem::path& dir = size == ModelSize::k7B ? *options_.model_7b : *options_.model_72b;
     spdlog::info("loading the {} model from {}", model_size_name(size), dir.string());
     auto loaded = std::make_unique<LoadedModel>();
-    loaded->model = Model::load(find_model_files(dir), options_.engine);
+    loaded->model = Model::load(resolve_model(dir, options_.sources), options_.engine);
     slot = std::move(loaded);
   }
   return *slot;

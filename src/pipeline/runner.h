@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "convert/model_source.h"
 #include "dataset/question_file.h"
 #include "engine/answer.h"
 #include "prompt/task_prompts.h"
@@ -35,6 +36,7 @@ struct RunOptions {
   std::optional<std::filesystem::path> model_7b;
   std::optional<std::filesystem::path> model_72b;
   EngineOptions engine;
+  ModelSourceOptions sources;   // how Hugging Face folders are converted and cached
   RoutingTable routes;
   PromptSet prompts;
   GenerationParams generation;  // max_new_tokens is replaced per subtask

@@ -1,0 +1,125 @@
+#include "convert/model_source.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "convert/hf_config.h"
+#include "convert/hf_to_gguf.h"
+#include "util/error.h"
+
+namespace drivevqa {
+namespace {
+
+// Bump when the converter's output changes, so old cache entries are not reused.
+constexpr char kConverterVersion[] = "drivevqa-convert-1";
+
+std::filesystem::path newest_snapshot(const std::filesystem::path& root) {
+  std::filesystem::path best;
+  std::filesystem::file_time_type best_time{};
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(root / "snapshots", ec)) {
+    if (!e.is_directory(ec)) continue;
+    const auto t = std::filesystem::last_write_time(e.path(), ec);
+    if (best.empty() || t > best_time) {
+      best = e.path();
+      best_time = t;
+    }
+  }
+  if (best.empty()) throw ModelError(root.string() + ": snapshots/ holds no snapshot folder");
+  return best;
+}
+
+// Names, sizes and modification times of the folder's files (contents of multi-GB checkpoints
+// are not hashed), plus the converter version and the output type.
+std::string source_fingerprint(const std::filesystem::path& dir, ggml_type outtype) {
+  std::vector<std::string> lines;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    lines.push_back(e.path().filename().string() + " " + std::to_string(st.st_size) + " " +
+                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string text = std::string(kConverterVersion) + " " + ggml_type_name(outtype) + "\n";
+  for (const auto& l : lines) text += l + "\n";
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// Leftovers of killed conversions (their process is gone) only take disk space.
+void remove_abandoned_conversions(const std::filesystem::path& cache) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(cache, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".partial-");
+    if (at == std::string::npos) continue;
+    const long pid = std::strtol(name.c_str() + at + 9, nullptr, 10);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      spdlog::info("removing {}, left by an interrupted conversion", e.path().string());
+      std::filesystem::remove_all(e.path(), ec);
+    }
+  }
+}
+
+}  // namespace
+
+std::filesystem::path default_cache_dir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg && *xdg) return std::filesystem::path(xdg) / "drivevqa" / "models";
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home && *home ? home : "/tmp") / ".cache" / "drivevqa" / "models";
+}
+
+ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::exists(source / "model.gguf", ec) || std::filesystem::exists(source / "mmproj.gguf", ec)) {
+    return find_model_files(source);
+  }
+  std::filesystem::path hf = source;
+  if (std::filesystem::is_directory(source / "snapshots", ec)) hf = newest_snapshot(source);
+  if (!is_hf_model_dir(hf)) {
+    throw ModelError(source.string() + ": not a model folder (expected model.gguf + mmproj.gguf, a Hugging Face "
+                     "folder with config.json and *.safetensors, or a Hugging Face cache root with snapshots/)");
+  }
+  const std::filesystem::path cache = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+  const std::string key = hf.filename().string() + "-" + source_fingerprint(hf, options.outtype);
+  const std::filesystem::path target = cache / key;
+  if (std::filesystem::exists(target / "mmproj.gguf", ec) && std::filesystem::exists(target / "model.gguf", ec)) {
+    spdlog::info("using the cached conversion of {} ({})", hf.string(), target.string());
+    return find_model_files(target);
+  }
+  spdlog::info("converting {} into {} (once; later runs reuse it)", hf.string(), target.string());
+  std::filesystem::create_directories(cache, ec);
+  if (ec) throw OutputError(cache.string() + ": cannot create the model cache (" + ec.message() + ")");
+  remove_abandoned_conversions(cache);
+  const std::filesystem::path partial = cache / (key + ".partial-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(partial, ec);
+  try {
+    const ConvertReport r = convert_hf_model(hf, partial, options.outtype);
+    spdlog::info("converted {} tensors ({} MB) in {:.1f} s", r.tensors, r.bytes_read >> 20, r.seconds);
+  } catch (...) {
+    std::filesystem::remove_all(partial, ec);
+    throw;
+  }
+  std::filesystem::rename(partial, target, ec);
+  if (ec) {
+    // Another process may have finished the same conversion first; its result is as good.
+    std::filesystem::remove_all(partial, ec);
+    if (!std::filesystem::exists(target / "mmproj.gguf", ec)) throw OutputError(target.string() + ": cannot finish the conversion");
+  }
+  return find_model_files(target);
+}
+
+}  // namespace drivevqa
