@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "convert/model_source.h"
 #include "engine/answer.h"
+#include "lora/lora_convert.h"
 #include "modelgen/random_model.h"
 #include "engine/image.h"
 #include "prompt/chat_prompt.h"
@@ -23,6 +24,7 @@ CommandAction add_ask_command(CLI::App& app) {
     EngineOptions engine;
     ModelSourceOptions sources;
     std::string outtype = "bf16";
+    std::string lora;
     GenerationParams generation;
     std::string flash_attn = "auto";
     bool show_prompt = false;
@@ -34,6 +36,7 @@ CommandAction add_ask_command(CLI::App& app) {
                   "Model: a folder with model.gguf + mmproj.gguf, a Hugging Face folder, or a Hugging Face cache root")
       ->required();
   cmd->add_option("--cache_dir,--cache-dir", a->sources.cache_dir, "Where converted Hugging Face models are kept");
+  cmd->add_option("--lora", a->lora, "PEFT LoRA adapter folder (or a root of checkpoint-N folders: the largest N)");
   cmd->add_option("--outtype", a->outtype, "Weight type when a Hugging Face folder is converted: f32, f16, bf16, q8_0")
       ->capture_default_str()->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
   cmd->add_option("--images", a->images, "Image files (JPEG or PNG), comma-separated, in camera order")
@@ -80,7 +83,9 @@ CommandAction add_ask_command(CLI::App& app) {
     a->engine.flash_attention = a->flash_attn == "on" ? FlashAttention::kOn
                                 : a->flash_attn == "off" ? FlashAttention::kOff
                                                          : FlashAttention::kAuto;
-    const std::unique_ptr<Model> model = Model::load(resolve_model(a->model, a->sources), a->engine);
+    ModelFiles files = resolve_model(a->model, a->sources);
+    if (!a->lora.empty()) files = with_lora(files, a->lora, a->sources);
+    const std::unique_ptr<Model> model = Model::load(files, a->engine);
     const std::string text = render_chatml({a->system, image_block(cameras) + a->question});
     if (a->show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
     const Answer answer = answer_prompt(*model, text, image_ptrs, a->generation);

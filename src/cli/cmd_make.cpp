@@ -3,7 +3,10 @@
 
 #include "cli/commands.h"
 #include "convert/hf_to_gguf.h"
+#include "convert/model_source.h"
 #include "demo/demo_dataset.h"
+#include "lora/lora_convert.h"
+#include "modelgen/lora_writer.h"
 #include "modelgen/hf_model_writer.h"
 #include "modelgen/random_model.h"
 
@@ -57,6 +60,49 @@ CommandAction add_convert_command(CLI::App& app) {
     const ConvertReport r = convert_hf_model(a->model, a->out, parse_weight_type(a->outtype));
     spdlog::info("converted {} tensors ({} MB) in {:.1f} s ({:.0f} MB/s) into {}", r.tensors, r.bytes_read >> 20,
                  r.seconds, (r.bytes_read / 1048576.0) / std::max(r.seconds, 1e-9), a->out);
+  };
+}
+
+CommandAction add_convert_lora_command(CLI::App& app) {
+  struct Args {
+    std::string lora, base, out, cache_dir;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("convert-lora", "Convert a PEFT LoRA adapter for a base model (text LoRA GGUF + merged mmproj)");
+  cmd->add_option("--lora", a->lora, "Adapter folder, or a root of checkpoint-N folders")->required();
+  cmd->add_option("--base", a->base, "Base model (GGUF folder, Hugging Face folder or cache root)")->required();
+  cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->add_option("--cache_dir,--cache-dir", a->cache_dir, "Where a Hugging Face base is converted");
+  return [a] {
+    ModelSourceOptions sources;
+    sources.cache_dir = a->cache_dir;
+    const PeftAdapter adapter(a->lora);
+    const LoraFiles f = convert_lora(adapter, resolve_model(a->base, sources), a->out);
+    spdlog::info("adapter {}: {} language-model pairs -> {}, {} vision pairs merged -> {}", adapter.dir().string(),
+                 f.text_pairs, f.text_adapter ? f.text_adapter->string() : "(none)", f.vision_pairs, f.vision.string());
+  };
+}
+
+CommandAction add_make_lora_command(CLI::App& app) {
+  struct Args {
+    std::string base, out;
+    RandomLoraOptions options;
+    std::vector<std::string> rank_pattern;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("make-lora", "Write a random PEFT LoRA adapter for a Hugging Face model folder (tests)");
+  cmd->add_option("--base", a->base, "Hugging Face model folder (make-model --format hf)")->required();
+  cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->add_option("--rank", a->options.rank, "LoRA rank r")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--alpha", a->options.alpha, "lora_alpha")->capture_default_str();
+  cmd->add_flag("--vision", a->options.vision, "Also adapt the vision tower");
+  cmd->add_flag("--rslora", a->options.use_rslora, "use_rslora: scale alpha / sqrt(r)");
+  cmd->add_flag("--dora", a->options.use_dora, "Mark the adapter as DoRA (which drivevqa refuses)");
+  cmd->add_option("--checkpoints", a->options.checkpoints, "Write checkpoint-N sub-folders for these N")->delimiter(',');
+  cmd->add_option("--seed", a->options.seed, "Random seed")->capture_default_str();
+  return [a] {
+    write_random_lora(a->base, a->out, a->options);
+    spdlog::info("wrote a random LoRA adapter for {} into {}", a->base, a->out);
   };
 }
 

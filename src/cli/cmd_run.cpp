@@ -45,10 +45,8 @@ int gpu_layers_for(const std::string& device_map) {
 }
 
 void refuse_unbuilt_features(const RunArgs& a) {
-  if (a.use_lora_7b->value() || a.use_lora_72b->value()) {
-    throw UsageError("--use_lora_7b / --use_lora_72b: LoRA adapters are not supported yet in this version; "
-                     "run without them (or with --use_lora_7b False)");
-  }
+  if (a.use_lora_7b->value() && a.lora_7b_dir.empty()) throw UsageError("--use_lora_7b needs --lora_7b_dir");
+  if (a.use_lora_72b->value() && a.lora_72b_dir.empty()) throw UsageError("--use_lora_72b needs --lora_72b_dir");
   if (!a.kb_file.empty() && a.rag_mode != "off") {
     throw UsageError("--kb_file: the knowledge base is not supported yet in this version; use --rag_mode off");
   }
@@ -62,6 +60,8 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   add("model_7b", a.model_7b);
   add("model_72b", a.model_72b);
   add("cache_dir", a.cache_dir);
+  add("lora_7b", o.lora_7b ? o.lora_7b->string() : "");
+  add("lora_72b", o.lora_72b ? o.lora_72b->string() : "");
   add("image_base_dir", a.image_base_dir);
   add("dtype", a.dtype);
   add("device_map", a.device_map);
@@ -116,6 +116,8 @@ void run(RunArgs& a) {
   RunOptions options;
   if (!a.model_7b.empty()) options.model_7b = a.model_7b;
   if (!a.model_72b.empty()) options.model_72b = a.model_72b;
+  if (a.use_lora_7b->value()) options.lora_7b = a.lora_7b_dir;
+  if (a.use_lora_72b->value()) options.lora_72b = a.lora_72b_dir;
   options.engine.n_threads = a.threads;
   options.engine.n_gpu_layers = gpu_layers_for(a.device_map);
   options.engine.flash_attention = !a.use_flash_attn->given()  ? FlashAttention::kAuto

@@ -14,6 +14,8 @@ CommandAction add_ask_command(CLI::App& app);
 CommandAction add_make_model_command(CLI::App& app);
 CommandAction add_make_demo_command(CLI::App& app);
 CommandAction add_convert_command(CLI::App& app);
+CommandAction add_convert_lora_command(CLI::App& app);
+CommandAction add_make_lora_command(CLI::App& app);
 CommandAction add_run_command(CLI::App& app);
 CommandAction add_route_command(CLI::App& app);
 CommandAction add_prompts_command(CLI::App& app);

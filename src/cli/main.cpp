@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   add(add_make_model_command);
   add(add_make_demo_command);
   add(add_convert_command);
+  add(add_convert_lora_command);
+  add(add_make_lora_command);
 
   try {
     app.parse(argc, argv);

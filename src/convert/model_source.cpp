@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <vector>
 
 #include "convert/hf_config.h"
@@ -37,19 +38,29 @@ std::filesystem::path newest_snapshot(const std::filesystem::path& root) {
   return best;
 }
 
-// Names, sizes and modification times of the folder's files (contents of multi-GB checkpoints
-// are not hashed), plus the converter version and the output type.
-std::string source_fingerprint(const std::filesystem::path& dir, ggml_type outtype) {
+std::string file_line(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  return path.string() + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, const std::string& settings) {
   std::vector<std::string> lines;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    struct stat st {};
-    if (::stat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    lines.push_back(e.path().filename().string() + " " + std::to_string(st.st_size) + " " +
-                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
+  for (const auto& p : paths) {
+    if (std::filesystem::is_directory(p, ec)) {
+      for (const auto& e : std::filesystem::directory_iterator(p, ec)) {
+        if (std::string line = file_line(e.path()); !line.empty()) lines.push_back(std::move(line));
+      }
+    } else if (std::string line = file_line(p); !line.empty()) {
+      lines.push_back(std::move(line));
+    }
   }
   std::sort(lines.begin(), lines.end());
-  std::string text = std::string(kConverterVersion) + " " + ggml_type_name(outtype) + "\n";
+  std::string text = std::string(kConverterVersion) + " " + settings + "\n";
   for (const auto& l : lines) text += l + "\n";
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
@@ -57,6 +68,8 @@ std::string source_fingerprint(const std::filesystem::path& dir, ggml_type outty
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
 }
+
+namespace {
 
 // Leftovers of killed conversions (their process is gone) only take disk space.
 void remove_abandoned_conversions(const std::filesystem::path& cache) {
@@ -93,33 +106,49 @@ ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceO
     throw ModelError(source.string() + ": not a model folder (expected model.gguf + mmproj.gguf, a Hugging Face "
                      "folder with config.json and *.safetensors, or a Hugging Face cache root with snapshots/)");
   }
-  const std::filesystem::path cache = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
-  const std::string key = hf.filename().string() + "-" + source_fingerprint(hf, options.outtype);
+  const std::string key = hf.filename().string() + "-" + files_fingerprint({hf}, ggml_type_name(options.outtype));
+  const std::filesystem::path dir = build_cached(cache_root(options), key, "conversion of " + hf.string(),
+                                                 [&](const std::filesystem::path& partial) {
+    const ConvertReport r = convert_hf_model(hf, partial, options.outtype);
+    spdlog::info("converted {} tensors ({} MB) in {:.1f} s", r.tensors, r.bytes_read >> 20, r.seconds);
+  });
+  return find_model_files(dir);
+}
+
+std::filesystem::path cache_root(const ModelSourceOptions& options) {
+  return options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+}
+
+std::filesystem::path build_cached(const std::filesystem::path& cache, const std::string& key, const std::string& what,
+                                   const std::function<void(const std::filesystem::path&)>& build) {
+  std::error_code ec;
   const std::filesystem::path target = cache / key;
-  if (std::filesystem::exists(target / "mmproj.gguf", ec) && std::filesystem::exists(target / "model.gguf", ec)) {
-    spdlog::info("using the cached conversion of {} ({})", hf.string(), target.string());
-    return find_model_files(target);
+  if (std::filesystem::exists(target / ".complete", ec)) {
+    spdlog::info("using the cached {} ({})", what, target.string());
+    return target;
   }
-  spdlog::info("converting {} into {} (once; later runs reuse it)", hf.string(), target.string());
+  spdlog::info("making the {} in {} (once; later runs reuse it)", what, target.string());
   std::filesystem::create_directories(cache, ec);
   if (ec) throw OutputError(cache.string() + ": cannot create the model cache (" + ec.message() + ")");
   remove_abandoned_conversions(cache);
   const std::filesystem::path partial = cache / (key + ".partial-" + std::to_string(::getpid()));
   std::filesystem::remove_all(partial, ec);
+  std::filesystem::create_directories(partial, ec);
   try {
-    const ConvertReport r = convert_hf_model(hf, partial, options.outtype);
-    spdlog::info("converted {} tensors ({} MB) in {:.1f} s", r.tensors, r.bytes_read >> 20, r.seconds);
+    build(partial);
+    std::ofstream(partial / ".complete") << key << "\n";
   } catch (...) {
     std::filesystem::remove_all(partial, ec);
     throw;
   }
+  std::filesystem::remove_all(target, ec);  // an incomplete entry from an older layout
   std::filesystem::rename(partial, target, ec);
   if (ec) {
-    // Another process may have finished the same conversion first; its result is as good.
+    // Another process may have finished the same entry first; its result is as good.
     std::filesystem::remove_all(partial, ec);
-    if (!std::filesystem::exists(target / "mmproj.gguf", ec)) throw OutputError(target.string() + ": cannot finish the conversion");
+    if (!std::filesystem::exists(target / ".complete", ec)) throw OutputError(target.string() + ": cannot finish the " + what);
   }
-  return find_model_files(target);
+  return target;
 }
 
 }  // namespace drivevqa

@@ -7,6 +7,9 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include <ggml.h>
 
@@ -24,5 +27,16 @@ std::filesystem::path default_cache_dir();
 
 // Throws ModelError (nothing usable there) or InputError (a broken Hugging Face folder).
 ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceOptions& options);
+
+std::filesystem::path cache_root(const ModelSourceOptions& options);
+
+// A cache entry cache/key made once by `build` (which fills the folder it is given). The entry is
+// trusted only when complete: it is built in a temporary folder and renamed into place.
+std::filesystem::path build_cached(const std::filesystem::path& cache, const std::string& key, const std::string& what,
+                                   const std::function<void(const std::filesystem::path&)>& build);
+
+// Names, sizes and modification times of the files (and of the files in the folders) given, plus
+// `settings`: the cache key of anything converted from them. Contents are not hashed.
+std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, const std::string& settings);
 
 }  // namespace drivevqa

@@ -21,6 +21,7 @@ struct FreeWith {
 using LlamaModelPtr = std::unique_ptr<llama_model, FreeWith<llama_model_free>>;
 using LlamaContextPtr = std::unique_ptr<llama_context, FreeWith<llama_free>>;
 using LlamaSamplerPtr = std::unique_ptr<llama_sampler, FreeWith<llama_sampler_free>>;
+using LoraAdapterPtr = std::unique_ptr<llama_adapter_lora, FreeWith<llama_adapter_lora_free>>;
 using MtmdContextPtr = std::unique_ptr<mtmd_context, FreeWith<mtmd_free>>;
 using MtmdBitmapPtr = std::unique_ptr<mtmd_bitmap, FreeWith<mtmd_bitmap_free>>;
 using MtmdChunksPtr = std::unique_ptr<mtmd_input_chunks, FreeWith<mtmd_input_chunks_free>>;

@@ -111,6 +111,11 @@ std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions&
   mparams.n_gpu_layers = options.n_gpu_layers;
   model->text_.reset(llama_model_load_from_file(files.text.c_str(), mparams));
   if (!model->text_) throw ModelError(files.text.string() + ": the engine could not load this text model");
+  if (files.lora) {
+    check_gguf(*files.lora, "LoRA adapter", "qwen2vl", nullptr);
+    model->lora_.reset(llama_adapter_lora_init(model->text_.get(), files.lora->c_str()));
+    if (!model->lora_) throw ModelError(files.lora->string() + ": the engine refused this LoRA adapter for " + files.text.string());
+  }
 
   mtmd_context_params vparams = mtmd_context_params_default();
   vparams.use_gpu = options.n_gpu_layers != 0;

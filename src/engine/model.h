@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/handles.h"
@@ -14,6 +15,7 @@ namespace drivevqa {
 struct ModelFiles {
   std::filesystem::path text;    // model.gguf  (arch qwen2vl)
   std::filesystem::path vision;  // mmproj.gguf (clip, projector qwen2.5vl_merger)
+  std::optional<std::filesystem::path> lora;  // a GGUF LoRA applied to the text model in every context
 };
 
 // Finds model.gguf + mmproj.gguf in `dir`. Throws ModelError saying what is expected when not found.
@@ -44,12 +46,14 @@ class Model {
   const ModelFiles& files() const { return files_; }
   const EngineOptions& options() const { return options_; }
   int embedding_width() const { return llama_model_n_embd_inp(text_.get()); }
+  llama_adapter_lora* lora() const { return lora_.get(); }
 
  private:
   Model() = default;
   ModelFiles files_;
   EngineOptions options_;
   LlamaModelPtr text_;
+  LoraAdapterPtr lora_;  // after text_: freed before the model it belongs to
   MtmdContextPtr vision_;
 };
 

@@ -24,6 +24,12 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
     throw ModelError(model.files().text.string() + ": the engine could not create an inference context of " +
                      std::to_string(options.n_ctx) + " tokens (out of memory?)");
   }
+  if (llama_adapter_lora* lora = model.lora()) {
+    float scale = 1.0f;  // the adapter's own alpha / rank is applied by the engine
+    if (llama_set_adapters_lora(ctx_.get(), &lora, 1, &scale) != 0) {
+      throw ModelError(model.files().lora->string() + ": the engine could not apply this LoRA adapter");
+    }
+  }
 }
 
 llama_pos Session::evaluate(const EncodedPrompt& encoded, llama_seq_id seq, llama_pos n_past, bool logits_last) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "lora/lora_convert.h"
 #include "util/error.h"
 #include "util/files.h"
 
@@ -46,7 +47,10 @@ Runner::LoadedModel& Runner::load(ModelSize size) {
     const std::filesystem::path& dir = size == ModelSize::k7B ? *options_.model_7b : *options_.model_72b;
     spdlog::info("loading the {} model from {}", model_size_name(size), dir.string());
     auto loaded = std::make_unique<LoadedModel>();
-    loaded->model = Model::load(resolve_model(dir, options_.sources), options_.engine);
+    ModelFiles files = resolve_model(dir, options_.sources);
+    const std::optional<std::filesystem::path>& lora = size == ModelSize::k7B ? options_.lora_7b : options_.lora_72b;
+    if (lora) files = with_lora(files, *lora, options_.sources);
+    loaded->model = Model::load(files, options_.engine);
     slot = std::move(loaded);
   }
   return *slot;

@@ -35,6 +35,8 @@ struct ItemResult {
 struct RunOptions {
   std::optional<std::filesystem::path> model_7b;
   std::optional<std::filesystem::path> model_72b;
+  std::optional<std::filesystem::path> lora_7b;   // PEFT adapter folders (or roots of checkpoint-N)
+  std::optional<std::filesystem::path> lora_72b;
   EngineOptions engine;
   ModelSourceOptions sources;   // how Hugging Face folders are converted and cached
   RoutingTable routes;
