@@ -23,10 +23,10 @@ TEST(ModelCache, ConvertsOnceThenReuses) {
   write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
   const auto first = test::run_process(ask_args(dir / "hf", dir / "cache"));
   ASSERT_EQ(first.exit_code, 0) << first.err;
-  EXPECT_NE(first.err.find("converting"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("making the conversion"), std::string::npos) << first.err;
   const auto second = test::run_process(ask_args(dir / "hf", dir / "cache"));
   ASSERT_EQ(second.exit_code, 0) << second.err;
-  EXPECT_EQ(second.err.find("converting"), std::string::npos) << second.err;
+  EXPECT_EQ(second.err.find("making the"), std::string::npos) << second.err;
   EXPECT_NE(second.err.find("using the cached conversion"), std::string::npos) << second.err;
   EXPECT_EQ(first.out, second.out);
   // The same weights as make-model's GGUF folder give the same answer.
@@ -68,7 +68,7 @@ TEST(ModelCache, KilledConversionIsNeverUsed) {
   ASSERT_TRUE(partial_seen);
   const auto again = test::run_process(ask_args(dir / "hf", cache));
   ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_NE(again.err.find("converting"), std::string::npos) << "a killed conversion was taken as finished: " << again.err;
+  EXPECT_NE(again.err.find("making the conversion"), std::string::npos) << "a killed conversion was taken as finished: " << again.err;
   EXPECT_NE(again.err.find("left by an interrupted conversion"), std::string::npos) << again.err;
   size_t entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(cache)) entries += e.is_directory() ? 1 : 0;

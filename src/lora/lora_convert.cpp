@@ -68,19 +68,19 @@ void check_fits(const LoraModule& m, const Target& t, const std::map<std::string
   }
 }
 
-// scale * B[rows] * A as a row-major [out, in] f32 matrix.
+// scale * B[rows] * A as a row-major [out, in] f32 matrix (dot products accumulated in double).
 std::vector<float> lora_delta(const LoraModule& m, const Target& t) {
   const std::vector<float> a = m.a->to_f32(), b = m.b->to_f32();
   const int64_t r = m.rank, in = m.a->shape[1];
   const int64_t out = m.b->shape[0] / (t.rows ? 3 : 1);
   const int64_t first = t.rows ? static_cast<int64_t>(t.rows_from) * out : 0;
-  std::vector<float> delta(static_cast<size_t>(out * in), 0.0f);
+  std::vector<float> delta(static_cast<size_t>(out * in));
   for (int64_t o = 0; o < out; ++o) {
-    float* row = &delta[static_cast<size_t>(o * in)];
-    for (int64_t k = 0; k < r; ++k) {
-      const float coef = m.scale * b[static_cast<size_t>((first + o) * r + k)];
-      const float* arow = &a[static_cast<size_t>(k * in)];
-      for (int64_t i = 0; i < in; ++i) row[i] += coef * arow[i];
+    const float* brow = &b[static_cast<size_t>((first + o) * r)];
+    for (int64_t i = 0; i < in; ++i) {
+      double acc = 0;
+      for (int64_t k = 0; k < r; ++k) acc += static_cast<double>(brow[k]) * a[static_cast<size_t>(k * in + i)];
+      delta[static_cast<size_t>(o * in + i)] = static_cast<float>(m.scale * acc);
     }
   }
   return delta;

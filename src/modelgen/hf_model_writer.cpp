@@ -157,7 +157,7 @@ void write_random_hf_model(const std::filesystem::path& dir, const RandomModelOp
   std::filesystem::create_directories(dir, ec);
   if (ec) throw OutputError(dir.string() + ": cannot create folder (" + ec.message() + ")");
   std::map<std::string, TensorPlan> plans;
-  for (const auto& t : text_tensor_plan(preset, GGML_TYPE_F32)) plans.emplace(t.name, t);
+  for (const auto& t : text_tensor_plan(preset, GGML_TYPE_F32, options.init_scale)) plans.emplace(t.name, t);
   for (const auto& t : vision_tensor_plan(preset, GGML_TYPE_F32)) plans.emplace(t.name, t);
   const std::vector<HfTensor> tensors = hf_tensors(preset, new_layout);
   std::map<std::string, const HfTensor*> by_name;

@@ -47,13 +47,13 @@ ggml_type parse_weight_type(const std::string& name) {
   throw UsageError("unknown weight type '" + name + "' (expected f32, f16, bf16 or q8_0)");
 }
 
-std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type wt) {
+std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type wt, float init_scale) {
   const TextShape& s = preset.text;
   const int64_t h = s.hidden, kv = s.kv_width(), ff = s.ffn, vocab = s.vocab;
-  // std 2/sqrt(fan_in): small enough for finite logits at 11k-token prompts, large enough that a
+  // std 2/sqrt(fan_in) by default: small enough for finite logits at 11k-token prompts, large enough that a
   // random model's output depends on its input (0.02 makes it repeat one token forever).
-  const float sh = 2.0f / std::sqrt(static_cast<float>(h));
-  const float sf = 2.0f / std::sqrt(static_cast<float>(ff));
+  const float sh = init_scale / std::sqrt(static_cast<float>(h));
+  const float sf = init_scale / std::sqrt(static_cast<float>(ff));
   std::vector<TensorPlan> plan;
   plan.push_back({"token_embd.weight", {h, vocab}, wt, InitKind::kEmbedding, 1.0f});
   for (int i = 0; i < s.layers; ++i) {
@@ -152,7 +152,7 @@ void write_random_model(const std::filesystem::path& dir, const RandomModelOptio
     GgufStreamWriter w;
     write_text_model_keys(w, {name, options.weight_type, t, &vocab, kQwenEndOfText, kQwenImEnd, kQwenEndOfText,
                               qwen25vl_chat_template()});
-    write_file(dir / "model.gguf", w, text_tensor_plan(preset, options.weight_type), options.seed);
+    write_file(dir / "model.gguf", w, text_tensor_plan(preset, options.weight_type, options.init_scale), options.seed);
   }
   {
     GgufStreamWriter w;

@@ -20,6 +20,10 @@ struct RandomModelOptions {
   std::string preset = "tiny";
   uint64_t seed = 1;
   ggml_type weight_type = GGML_TYPE_F32;  // 2-D weights; norms and biases are always F32
+  // Text weights are drawn with std init_scale/sqrt(fan_in). 2 gives varied, input-dependent output
+  // but a chaotic network in which rounding differences grow ~1000x by the logits; numerical
+  // equivalence tests use a calmer 0.5.
+  float init_scale = 2.0f;
 };
 
 // How a tensor's random values are drawn.
@@ -33,7 +37,7 @@ struct TensorPlan {
   float std;                  // for kWeight
 };
 
-std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type weight_type);
+std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type weight_type, float init_scale = 2.0f);
 std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type weight_type);
 
 // The f32 values of one planned tensor (deterministic in seed and name).
