@@ -1,6 +1,8 @@
 // Hugging Face folder -> GGUF: the converter reproduces make-model's files for the same weights.
 #include <gtest/gtest.h>
 
+#include <gguf.h>
+
 #include <fstream>
 
 #include "convert/hf_to_gguf.h"
@@ -60,6 +62,28 @@ TEST(Convert, ConvertedModelAnswersLikeTheDirectOne) {
   ASSERT_EQ(converted.exit_code, 0) << converted.err;
   EXPECT_FALSE(converted.out.empty());
   EXPECT_EQ(converted.out, direct.out);
+}
+
+TEST(Convert, QuantizedConversionLoadsAndAnswers) {
+  const auto dir = test::scratch_dir("convert-quantize");
+  write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
+  const auto r = test::run_process({test::drivevqa_binary(), "convert", "--model", (dir / "hf").string(), "--out",
+                                    (dir / "q").string(), "--quantize", "q8_0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  gguf_init_params params{true, nullptr};
+  gguf_context* g = gguf_init_from_file((dir / "q" / "model.gguf").c_str(), params);
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(gguf_get_val_u32(g, gguf_find_key(g, "general.file_type")), 7u);  // MOSTLY_Q8_0
+  gguf_free(g);
+  std::string images;
+  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+  const auto ask = test::run_process({test::drivevqa_binary(), "ask", "--model", (dir / "q").string(), "--images", images,
+                                      "-t", "2", "--max_new_tokens", "4", "--image_max_tokens", "16", "What is ahead?"});
+  EXPECT_EQ(ask.exit_code, 0) << ask.err;
+  EXPECT_FALSE(ask.out.empty());
+  const auto bad = test::run_process({test::drivevqa_binary(), "convert", "--model", (dir / "hf").string(), "--out",
+                                      (dir / "x").string(), "--quantize", "q3_nope"});
+  EXPECT_EQ(bad.exit_code, 2);
 }
 
 TEST(Convert, CheckpointThatDoesNotMatchItsConfigIsRefused) {

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "convert/hf_to_gguf.h"
 #include "convert/model_source.h"
+#include "convert/quantize.h"
 #include "demo/demo_dataset.h"
 #include "lora/lora_convert.h"
 #include "modelgen/lora_writer.h"
@@ -48,7 +49,7 @@ CommandAction add_make_model_command(CLI::App& app) {
 
 CommandAction add_convert_command(CLI::App& app) {
   struct Args {
-    std::string model, out, outtype = "f16";
+    std::string model, out, outtype = "f16", quantize;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("convert", "Convert a Hugging Face Qwen2.5-VL folder into model.gguf + mmproj.gguf");
@@ -56,10 +57,17 @@ CommandAction add_convert_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_option("--outtype", a->outtype, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  cmd->add_option("--quantize", a->quantize, "Then quantize the text model: q4_0, q5_0, q8_0, q4_k_s, q4_k_m, q5_k_s, "
+                  "q5_k_m or q6_k (the vision tower keeps --outtype)");
   return [a] {
+    if (!a->quantize.empty()) quantize_ftype(a->quantize);  // a bad name fails before the conversion
     const ConvertReport r = convert_hf_model(a->model, a->out, parse_weight_type(a->outtype));
     spdlog::info("converted {} tensors ({} MB) in {:.1f} s ({:.0f} MB/s) into {}", r.tensors, r.bytes_read >> 20,
                  r.seconds, (r.bytes_read / 1048576.0) / std::max(r.seconds, 1e-9), a->out);
+    if (!a->quantize.empty()) {
+      quantize_text_model(std::filesystem::path(a->out) / "model.gguf", a->quantize, 0);
+      spdlog::info("quantized {}/model.gguf to {}", a->out, a->quantize);
+    }
   };
 }
 
