@@ -8,6 +8,7 @@
 #include "cli/bool_flag.h"
 #include "cli/commands.h"
 #include "dataset/question_file.h"
+#include "kb/kb_index.h"
 #include "pipeline/run_job.h"
 #include "prompt/prompt_file.h"
 #include "results/results_file.h"
@@ -27,7 +28,7 @@ struct RunArgs {
   float temperature = 1.0f, top_p = 1.0f;
   int top_k = 50;
   std::vector<std::string> routes;
-  std::string prompts_file, dump_prompts, cache_dir;
+  std::string prompts_file, dump_prompts, cache_dir, kb_index;
   bool print_answers = false, overwrite = false, show_config = false;
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
 };
@@ -47,9 +48,7 @@ int gpu_layers_for(const std::string& device_map) {
 void refuse_unbuilt_features(const RunArgs& a) {
   if (a.use_lora_7b->value() && a.lora_7b_dir.empty()) throw UsageError("--use_lora_7b needs --lora_7b_dir");
   if (a.use_lora_72b->value() && a.lora_72b_dir.empty()) throw UsageError("--use_lora_72b needs --lora_72b_dir");
-  if (!a.kb_file.empty() && a.rag_mode != "off") {
-    throw UsageError("--kb_file: the knowledge base is not supported yet in this version; use --rag_mode off");
-  }
+
 }
 
 // Everything that changes answers, for the journal's key (thread count excluded: resuming on
@@ -74,6 +73,8 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
                     std::to_string(o.generation.temperature) + "/" + std::to_string(o.generation.top_p) + "/" +
                     std::to_string(o.generation.top_k));
   for (Subtask s : all_subtasks()) add(std::string(subtask_name(s)), std::string(model_size_name(o.routes.model_for(s))));
+  add("kb", a.kb_file.empty() || a.rag_mode == "off" ? "off" : a.rag_mode + " " + std::to_string(a.kb_topk) + " " +
+                                                                 (o.kb ? o.kb->content_hash() : ""));
   add("prompts", prompts_to_json(o.prompts) + std::to_string(o.prompts.default_budget));
   return t;
 }
@@ -137,6 +138,13 @@ void run(RunArgs& a) {
   options.generation.top_p = a.top_p;
   options.generation.top_k = a.top_k;
   options.max_new_tokens_cap = a.max_new_tokens_cap;
+  options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
+  options.kb_topk = a.kb_topk;
+  if (!a.kb_file.empty() && options.rag_mode != RagMode::kOff) {
+    options.kb = KbIndex::open(a.kb_file, a.kb_index, cache_root(options.sources).parent_path());
+  } else if (options.rag_mode == RagMode::kOverride) {
+    throw UsageError("--rag_mode override needs --kb_file");
+  }
   if (!a.dump_prompts.empty()) {
     options.dump_prompts_dir = a.dump_prompts;
     std::error_code ec;
@@ -225,7 +233,10 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON (human annotations)");
   cmd->add_option("--rag_mode,--rag-mode", a->rag_mode, "off, hint or override")->capture_default_str()
       ->check(CLI::IsMember({"off", "hint", "override"}));
-  cmd->add_option("--kb_topk,--kb-topk", a->kb_topk, "Knowledge base notes per question")->capture_default_str();
+  cmd->add_option("--kb_topk,--kb-topk", a->kb_topk, "Knowledge base notes per question")->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  cmd->add_option("--kb_index,--kb-index", a->kb_index, "Where the knowledge base index is kept "
+                  "(default: the cache, keyed by the KB file's content)");
   cmd->add_option("--route", a->routes, "Route a subtask to a model, e.g. Prediction=72B (repeatable)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)");
   cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
@@ -237,6 +248,38 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_flag("--overwrite", a->overwrite, "Discard a journal made from another input file or other settings");
   cmd->add_flag("--print_answers,--print-answers", a->print_answers, "Print each question and answer as it finishes");
   return [a] { run(*a); };
+}
+
+CommandAction add_kb_command(CLI::App& app) {
+  struct Args {
+    std::string kb_file, kb_index, query, scene, frame, cache_dir;
+    int topk = 4;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand("kb", "Build or check the knowledge base index and show what retrieval returns");
+  cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON")->required();
+  cmd->add_option("--kb_index,--kb-index", a->kb_index, "Index path (default: the cache)");
+  cmd->add_option("--cache_dir,--cache-dir", a->cache_dir, "Cache folder (default ~/.cache/drivevqa)");
+  cmd->add_option("--query", a->query, "A question to retrieve notes for");
+  cmd->add_option("--scene", a->scene, "Its scene token");
+  cmd->add_option("--frame", a->frame, "Its frame token");
+  cmd->add_option("--kb_topk,--kb-topk", a->topk, "Notes to show")->capture_default_str();
+  return [a] {
+    ModelSourceOptions sources;
+    const std::filesystem::path cache = a->cache_dir.empty() ? cache_root(sources).parent_path() : std::filesystem::path(a->cache_dir);
+    const auto index = KbIndex::open(a->kb_file, a->kb_index, cache);
+    std::printf("%zu notes (%zu entries skipped: no question), index %s%s\n", index->entries(), index->skipped(),
+                index->path().c_str(), index->rebuilt() ? " (built now)" : "");
+    if (a->query.empty()) return;
+    if (const auto known = index->exact(a->scene, a->frame, a->query)) {
+      std::printf("exact match (override answers with it): %s\n", known->answer.c_str());
+    }
+    const auto hits = index->retrieve(a->scene, a->frame, a->query, a->topk);
+    for (const KbHit& h : hits) {
+      std::printf("[%s, bm25 %.3f] %s -> %s\n", h.tier.c_str(), h.score, h.entry.question.c_str(), h.entry.answer.c_str());
+    }
+    std::printf("\nhint block:\n%s", kb_context_block(hits).c_str());
+  };
 }
 
 CommandAction add_route_command(CLI::App& app) {

@@ -18,6 +18,7 @@ CommandAction add_convert_lora_command(CLI::App& app);
 CommandAction add_make_lora_command(CLI::App& app);
 CommandAction add_run_command(CLI::App& app);
 CommandAction add_route_command(CLI::App& app);
+CommandAction add_kb_command(CLI::App& app);
 CommandAction add_prompts_command(CLI::App& app);
 
 }  // namespace drivevqa

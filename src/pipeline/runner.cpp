@@ -91,6 +91,23 @@ ItemResult Runner::answer(const QuestionItem& item) {
   for (const std::string& w : item.warnings) spdlog::warn("item {}: {}", item.index, w);
   if (!item.problem.empty()) return error_result(subtask, routed, item.problem);
 
+  std::string kb_context;
+  if (options_.kb && options_.rag_mode != RagMode::kOff) {
+    if (options_.rag_mode == RagMode::kOverride) {
+      const auto known = options_.kb->exact(item.scene_token, item.frame_token, item.question);
+      if (known && !known->answer.empty()) {
+        ++counters_.kb_answers;
+        ItemResult r;
+        r.subtask = subtask;
+        r.routed = routed;
+        r.model_used = "kb";
+        r.answer = known->answer;
+        return r;
+      }
+    }
+    kb_context = kb_context_block(options_.kb->retrieve(item.scene_token, item.frame_token, item.question, options_.kb_topk));
+  }
+
   QuestionItem usable = item;
   usable.images.clear();
   std::vector<std::shared_ptr<const RgbImage>> held;  // keeps the pixels alive while this item runs
@@ -107,7 +124,7 @@ ItemResult Runner::answer(const QuestionItem& item) {
   }
   if (images.empty()) return error_result(subtask, routed, "item has no readable image");
 
-  const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable));
+  const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable, kb_context));
   if (!options_.dump_prompts_dir.empty()) {
     char name[32];
     std::snprintf(name, sizeof name, "%06zu.txt", item.index);

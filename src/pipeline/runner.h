@@ -14,6 +14,7 @@
 
 #include "convert/model_source.h"
 #include "dataset/question_file.h"
+#include "kb/kb_index.h"
 #include "engine/answer.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
@@ -32,6 +33,8 @@ struct ItemResult {
   bool is_error = false;
 };
 
+enum class RagMode { kOff, kHint, kOverride };
+
 struct RunOptions {
   std::optional<std::filesystem::path> model_7b;
   std::optional<std::filesystem::path> model_72b;
@@ -46,6 +49,9 @@ struct RunOptions {
   ggml_type kv_type = GGML_TYPE_F16;
   bool fallback_72b_to_7b = true;  // a failing 72B model is replaced by the 7B model
   std::filesystem::path dump_prompts_dir;  // non-empty: the exact chat text of each item is written there
+  std::shared_ptr<const KbIndex> kb;       // with rag_mode hint or override
+  RagMode rag_mode = RagMode::kOff;
+  int kb_topk = 4;
 };
 
 // The route of an item: its subtask and the model the table assigns to it.
@@ -56,6 +62,7 @@ struct RunCounters {
   size_t images_encoded = 0;
   size_t prompt_tokens = 0;
   size_t generated_tokens = 0;
+  size_t kb_answers = 0;   // override: answered from the knowledge base, no model run
 };
 
 class Runner {

@@ -24,8 +24,8 @@ int token_budget(const PromptSet& prompts, Subtask s) {
   return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;
 }
 
-ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item) {
-  std::string user;
+ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context) {
+  std::string user = kb_context;
   if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
     user += it->second;
     user += "\n";

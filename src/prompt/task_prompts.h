@@ -1,6 +1,6 @@
 // Task-specific prompts: the system prompt, a hint per subtask and a token budget per subtask.
 //
-// The user turn follows the seed's layout: [task hint], images in camera order, question.
+// The user turn follows the seed's layout: [KB context], [task hint], images in camera order, question.
 #pragma once
 
 #include <map>
@@ -24,7 +24,9 @@ PromptSet default_prompts(int default_budget);
 
 int token_budget(const PromptSet& prompts, Subtask s);
 
-// The chat for one item; images appear as labelled markers in the item's camera order.
-ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item);
+// The chat for one item in the seed's layout: [knowledge base context], [task hint], images as
+// labelled markers in the item's camera order, question.
+ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item,
+                             const std::string& kb_context = "");
 
 }  // namespace drivevqa

@@ -1,0 +1,65 @@
+// The knowledge base index: a SQLite database with an FTS5 table, built once per KB content.
+//
+// What must hold: an index is used only if it was built completely from a KB file with the same
+// content hash (it is built in a temporary file in one transaction, then renamed into place);
+// any other file at the index path is rebuilt, never trusted.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kb/kb_file.h"
+
+namespace drivevqa {
+
+struct KbHit {
+  KbEntry entry;
+  double score = 0;    // BM25 (lower is better); 0 for entries taken without a text match
+  std::string tier;    // "frame", "scene" or "all": where the candidates came from
+};
+
+class KbIndex {
+ public:
+  // Opens the index for `kb_file` at `index_path` (empty: <cache_dir>/kb/<content hash>.sqlite),
+  // building it when missing or built from other content. Throws InputError for a bad KB file.
+  static std::unique_ptr<KbIndex> open(const std::filesystem::path& kb_file, const std::filesystem::path& index_path,
+                                       const std::filesystem::path& cache_dir);
+  ~KbIndex();
+
+  // The entry of this exact (scene, frame, whitespace-normalised question), if any.
+  std::optional<KbEntry> exact(const std::string& scene, const std::string& frame, const std::string& question) const;
+
+  // The top k notes: candidates from the same frame, else the same scene, else the whole KB,
+  // ranked by BM25 over the question (weight 0.6) and question + answer (0.3) with object
+  // references replaced by their camera names.
+  std::vector<KbHit> retrieve(const std::string& scene, const std::string& frame, const std::string& question,
+                              int k) const;
+
+  bool rebuilt() const { return rebuilt_; }         // this open built the index
+  double build_seconds() const { return build_seconds_; }
+  size_t entries() const { return entries_; }
+  size_t skipped() const { return skipped_; }
+  const std::filesystem::path& path() const { return path_; }
+  const std::string& content_hash() const { return content_hash_; }
+
+ private:
+  KbIndex() = default;
+  std::filesystem::path path_;
+  sqlite3* db_ = nullptr;
+  bool rebuilt_ = false;
+  double build_seconds_ = 0;
+  size_t entries_ = 0;
+  size_t skipped_ = 0;
+  std::string content_hash_;
+};
+
+// The hint block the seed injects: header, numbered notes with short scene/frame tags, and the
+// "use if relevant" line. Empty when there are no hits.
+std::string kb_context_block(const std::vector<KbHit>& hits);
+
+}  // namespace drivevqa
