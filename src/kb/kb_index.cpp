@@ -4,14 +4,17 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
+#include <cmath>
 #include <set>
+#include <tuple>
 
 #include "util/error.h"
 
 namespace drivevqa {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 3;
 
 class Statement {
  public:
@@ -100,7 +103,8 @@ void build(const KbFile& kb, const std::filesystem::path& path) {
          "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
          "CREATE TABLE entries(id INTEGER PRIMARY KEY, scene TEXT, frame TEXT, question TEXT, answer TEXT, "
          "category TEXT, norm_question TEXT);"
-         "CREATE VIRTUAL TABLE notes USING fts5(question, question_answer, tokenize = 'unicode61');");
+         "CREATE VIRTUAL TABLE notes USING fts5(question, question_answer, tokenize = 'unicode61');"
+         "CREATE VIRTUAL TABLE notes_terms USING fts5vocab(notes, 'row');");
     Statement insert(db, "INSERT INTO entries VALUES(?, ?, ?, ?, ?, ?, ?)");
     Statement insert_text(db, "INSERT INTO notes(rowid, question, question_answer) VALUES(?, ?, ?)");
     int64_t id = 0;
@@ -119,7 +123,23 @@ void build(const KbFile& kb, const std::filesystem::path& path) {
          "CREATE INDEX entries_key ON entries(scene, frame, norm_question);"
          "CREATE INDEX entries_frame ON entries(frame);"
          "CREATE INDEX entries_scene ON entries(scene);");
+    // Document frequencies as a plain table (a B-tree lookup per query term) and the columns'
+    // mean lengths: what BM25 needs besides a note's own text.
+    exec(db,
+         "CREATE TABLE terms(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;"
+         "INSERT INTO terms SELECT term, doc FROM notes_terms;");
     Statement meta(db, "INSERT INTO meta VALUES(?, ?)");
+    double q_tokens = 0, qa_tokens = 0;
+    for (const KbEntry& e : kb.entries) {
+      const std::string q = replace_object_refs(e.question);
+      q_tokens += static_cast<double>(kb_tokens(q).size());
+      qa_tokens += static_cast<double>(kb_tokens(q + " " + replace_object_refs(e.answer)).size());
+    }
+    const double n = std::max<double>(1, static_cast<double>(kb.entries.size()));
+    meta.bind(1, std::string("avg_question")).bind(2, std::to_string(q_tokens / n)).step();
+    meta.reset();
+    meta.bind(1, std::string("avg_question_answer")).bind(2, std::to_string(qa_tokens / n)).step();
+    meta.reset();
     meta.bind(1, std::string("schema")).bind(2, std::to_string(kSchemaVersion)).step();
     meta.reset();
     meta.bind(1, std::string("skipped")).bind(2, std::to_string(kb.skipped)).step();
@@ -133,15 +153,58 @@ void build(const KbFile& kb, const std::filesystem::path& path) {
   sqlite3_close(db);
 }
 
-// An FTS5 query matching any of the question's tokens.
-std::string match_query(const std::string& question) {
+struct QueryTerm {
+  std::string token;
+  int64_t df;
+};
+
+// The question's distinct tokens that occur in the KB, rarest first.
+std::vector<QueryTerm> query_terms(sqlite3* db, const std::string& question) {
   std::set<std::string> seen;
-  std::string q;
+  std::vector<QueryTerm> terms;
+  Statement df(db, "SELECT df FROM terms WHERE term = ?");
   for (const std::string& t : kb_tokens(replace_object_refs(question))) {
     if (!seen.insert(t).second) continue;
-    q += (q.empty() ? "\"" : " OR \"") + t + "\"";
+    df.bind(1, t);
+    if (df.step()) terms.push_back({t, df.integer(0)});
+    df.reset();
+  }
+  std::sort(terms.begin(), terms.end(), [](const auto& a, const auto& b) { return a.df < b.df || (a.df == b.df && a.token < b.token); });
+  return terms;
+}
+
+// An FTS5 query for the whole-KB search over the question's informative terms, joined by `op`.
+// Terms found in more than a tenth of the notes are left out (the rarest term always stays): their
+// BM25 weight is close to nothing, but matching them would make every query touch most of the index.
+std::string match_query(const std::vector<QueryTerm>& terms, int64_t notes, const char* op) {
+  std::string q;
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (i > 0 && terms[i].df * 10 > notes) break;
+    q += (q.empty() ? "\"" : std::string(" ") + op + " \"") + terms[i].token + "\"";
   }
   return q;
+}
+
+// FTS5's bm25() (k1 = 1.2, b = 0.75, column weights 0.6 and 0.3), computed for one note from its
+// text and the index's statistics; lower is better, as in FTS5.
+double bm25(const std::vector<QueryTerm>& terms, int64_t notes, double avg_q, double avg_qa, const std::string& question,
+            const std::string& answer) {
+  const std::string q = replace_object_refs(question);
+  const std::vector<std::string> q_tokens = kb_tokens(q), qa_tokens = kb_tokens(q + " " + replace_object_refs(answer));
+  double score = 0;
+  for (const QueryTerm& t : terms) {
+    double idf = std::log((static_cast<double>(notes) - t.df + 0.5) / (t.df + 0.5));
+    if (idf <= 0) idf = 1e-6;
+    double sum = 0;
+    for (const auto& [tokens, avg, weight] : {std::tuple{&q_tokens, avg_q, 0.6}, std::tuple{&qa_tokens, avg_qa, 0.3}}) {
+      const double tf = static_cast<double>(std::count(tokens->begin(), tokens->end(), t.token));
+      if (tf == 0) continue;
+      const double norm = 1.2 * (1 - 0.75 + 0.75 * static_cast<double>(tokens->size()) / std::max(avg, 1e-9));
+      sum += weight * tf * 2.2 / (tf + norm);
+    }
+    score += idf * sum;
+  }
+  return -score;
 }
 
 KbEntry row_entry(const Statement& s, int first) {
@@ -180,6 +243,8 @@ std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, con
   index->content_hash_ = kb.content_hash;
   index->skipped_ = kb.skipped;
   index->db_ = open_db(index->path_, SQLITE_OPEN_READONLY);
+  Statement avg(index->db_, "SELECT key, value FROM meta WHERE key IN ('avg_question', 'avg_question_answer')");
+  while (avg.step()) (avg.text(0) == "avg_question" ? index->avg_question_ : index->avg_question_answer_) = std::stod(avg.text(1));
   return index;
 }
 
@@ -197,44 +262,38 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
                                      int k) const {
   std::vector<KbHit> hits;
   if (k <= 0) return hits;
-  // The narrowest non-empty tier, as the seed's same-frame / same-scene preference.
-  struct Tier {
-    const char* name;
-    const char* column;
-    const std::string* value;
-  };
-  const Tier tiers[] = {{"frame", "frame", &frame}, {"scene", "scene", &scene}, {"all", nullptr, nullptr}};
-  const std::string query = match_query(question);
-  for (const Tier& tier : tiers) {
-    if (tier.value && tier.value->empty()) continue;
-    const std::string where = tier.column ? std::string(" AND e.") + tier.column + " = ?2" : "";
-    if (tier.column) {
-      Statement any(db_, (std::string("SELECT 1 FROM entries e WHERE 1") + where + " LIMIT 1").c_str());
-      any.bind(2, *tier.value);
-      if (!any.step()) continue;
+  const std::vector<QueryTerm> terms = query_terms(db_, question);
+  const int64_t notes = static_cast<int64_t>(entries_);
+  // The narrowest non-empty tier, as the seed's same-frame / same-scene preference. A frame or a
+  // scene holds few notes: each is scored directly, with the same BM25 as the whole-KB search.
+  for (const auto& [tier, column, value] : {std::tuple{"frame", "frame", &frame}, std::tuple{"scene", "scene", &scene}}) {
+    if (value->empty()) continue;
+    Statement members(db_, (std::string("SELECT scene, frame, question, answer, category FROM entries WHERE ") + column +
+                            " = ? ORDER BY id").c_str());
+    members.bind(1, *value);
+    std::vector<KbHit> ranked;
+    while (members.step()) {
+      KbEntry e = row_entry(members, 0);
+      const double score = bm25(terms, notes, avg_question_, avg_question_answer_, e.question, e.answer);
+      ranked.push_back({std::move(e), score, tier});
     }
-    std::set<int64_t> taken;
-    if (!query.empty()) {
-      Statement s(db_, ("SELECT e.id, e.scene, e.frame, e.question, e.answer, e.category, bm25(notes, 0.6, 0.3) AS rank "
-                        "FROM notes JOIN entries e ON e.id = notes.rowid WHERE notes MATCH ?1" + where +
-                        " ORDER BY rank, e.id LIMIT ?3").c_str());
-      s.bind(1, query).bind(3, static_cast<int64_t>(k));
-      if (tier.column) s.bind(2, *tier.value);
-      while (s.step()) {
-        taken.insert(s.integer(0));
-        hits.push_back({row_entry(s, 1), s.real(6), tier.name});
-      }
-    }
-    if (tier.column && static_cast<int>(hits.size()) < k) {
-      // Same-frame / same-scene notes without a shared word still rank above the rest of the KB.
-      Statement rest(db_, ("SELECT e.id, e.scene, e.frame, e.question, e.answer, e.category FROM entries e WHERE 1" +
-                           where + " ORDER BY e.id").c_str());
-      rest.bind(2, *tier.value);
-      while (static_cast<int>(hits.size()) < k && rest.step()) {
-        if (!taken.count(rest.integer(0))) hits.push_back({row_entry(rest, 1), 0.0, tier.name});
-      }
-    }
-    return hits;
+    if (ranked.empty()) continue;
+    std::stable_sort(ranked.begin(), ranked.end(), [](const KbHit& a, const KbHit& b) { return a.score < b.score; });
+    if (static_cast<int>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
+    return ranked;
+  }
+  // Notes holding every informative term first (few, and the best by BM25 as a rule); any of them
+  // only when those are fewer than k.
+  for (const char* op : {"AND", "OR"}) {
+    const std::string query = match_query(terms, notes, op);
+    if (query.empty()) return hits;
+    hits.clear();
+    Statement s(db_, "SELECT e.scene, e.frame, e.question, e.answer, e.category, m.score FROM "
+                     "(SELECT rowid AS id, rank AS score FROM notes WHERE notes MATCH ?1 AND rank MATCH 'bm25(0.6, 0.3)' "
+                     "ORDER BY rank LIMIT ?2) m JOIN entries e ON e.id = m.id ORDER BY m.score, e.id");
+    s.bind(1, query).bind(2, static_cast<int64_t>(k));
+    while (s.step()) hits.push_back({row_entry(s, 0), s.real(5), "all"});
+    if (static_cast<int>(hits.size()) >= k) break;
   }
   return hits;
 }

@@ -56,6 +56,8 @@ class KbIndex {
   size_t entries_ = 0;
   size_t skipped_ = 0;
   std::string content_hash_;
+  double avg_question_ = 1;          // mean tokens per note, question column
+  double avg_question_answer_ = 1;   // and question + answer column
 };
 
 // The hint block the seed injects: header, numbered notes with short scene/frame tags, and the
