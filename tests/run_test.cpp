@@ -60,11 +60,11 @@ TEST(Run, FlagsParseLikeTheSeed) {
                                      "--use_lora_7b", "False", "--limit", "1", "--image_max_tokens", "16",
                                      "--max_new_tokens_cap", "2", "-t", "2"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
-  // A feature that is not built yet stops the run with a message instead of being ignored.
+  // A LoRA switched on without its folder is a usage error, not silently ignored.
   const auto lora = test::run_process({test::drivevqa_binary(), "run", "--json_file", "x.json", "--output_file", "y.json",
                                        "--model_7b", "m", "--use_lora_7b"});
   EXPECT_EQ(lora.exit_code, 2);
-  EXPECT_NE(lora.err.find("LoRA"), std::string::npos) << lora.err;
+  EXPECT_NE(lora.err.find("--use_lora_7b needs --lora_7b_dir"), std::string::npos) << lora.err;
   const auto unknown = test::run_process({test::drivevqa_binary(), "run", "--json_file", "x", "--output_file", "y", "--bogus"});
   EXPECT_EQ(unknown.exit_code, 2);
 }

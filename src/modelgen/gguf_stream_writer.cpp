@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace drivevqa {
 
@@ -36,40 +37,23 @@ void GgufStreamWriter::declare_tensor(const std::string& name, ggml_type type, s
 }
 
 void GgufStreamWriter::write(const std::filesystem::path& path, const Producer& produce) const {
-  const std::string tmp = path.string() + ".partial";
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!file) throw OutputError(path.string() + ": cannot create " + tmp);
-  const auto check = [&](bool ok) {
-    if (!ok) {
-      file.reset();
-      std::remove(tmp.c_str());
-      throw OutputError(path.string() + ": write failed (disk full?)");
-    }
-  };
+  AtomicFile file(path);
   std::vector<uint8_t> meta(gguf_get_meta_size(gguf_));
   gguf_get_meta_data(gguf_, meta.data());
-  check(std::fwrite(meta.data(), 1, meta.size(), file.get()) == meta.size());
+  file.write(meta.data(), meta.size());
   const size_t alignment = gguf_get_alignment(gguf_);
   static const uint8_t zeros[64] = {};
   for (size_t i = 0; i < tensors_.size(); ++i) {
     const std::vector<uint8_t> data = produce(i, *tensors_[i]);
     if (data.size() != ggml_nbytes(tensors_[i])) {
-      file.reset();
-      std::remove(tmp.c_str());
       throw Error(ExitCode::kFailure, std::string("internal: tensor ") + tensors_[i]->name + " has " +
                                           std::to_string(data.size()) + " bytes, expected " +
                                           std::to_string(ggml_nbytes(tensors_[i])));
     }
-    check(std::fwrite(data.data(), 1, data.size(), file.get()) == data.size());
-    const size_t pad = GGML_PAD(data.size(), alignment) - data.size();
-    check(std::fwrite(zeros, 1, pad, file.get()) == pad);
+    file.write(data.data(), data.size());
+    file.write(zeros, GGML_PAD(data.size(), alignment) - data.size());
   }
-  check(std::fflush(file.get()) == 0 && ::fsync(fileno(file.get())) == 0);
-  file.reset();
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw OutputError(path.string() + ": cannot move the finished file into place");
-  }
+  file.commit();
 }
 
 ggml_type gguf_tensor_type(const std::string& name, const std::vector<int64_t>& ne, ggml_type weight_type) {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace drivevqa {
 
@@ -26,27 +27,16 @@ void write_safetensors_f32(const std::filesystem::path& path, std::vector<Safete
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keep the data section 8-byte aligned
-  const std::string tmp = path.string() + ".partial";
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!file) throw OutputError(path.string() + ": cannot create " + tmp);
-  const auto check = [&](bool ok) {
-    if (!ok) {
-      file.reset();
-      std::remove(tmp.c_str());
-      throw OutputError(path.string() + ": write failed (disk full?)");
-    }
-  };
+  AtomicFile file(path);
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  check(std::fwrite(length, 1, 8, file.get()) == 8);
-  check(std::fwrite(text.data(), 1, text.size(), file.get()) == text.size());
+  file.write(length, 8);
+  file.write(text.data(), text.size());
   for (const SafetensorsEntry& e : entries) {
     const std::vector<float> values = produce(e);
-    check(std::fwrite(values.data(), sizeof(float), values.size(), file.get()) == values.size());
+    file.write(values.data(), values.size() * sizeof(float));
   }
-  check(std::fflush(file.get()) == 0 && ::fsync(fileno(file.get())) == 0);
-  file.reset();
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw OutputError(path.string() + ": cannot move the finished file into place");
+  file.commit();
 }
 
 }  // namespace drivevqa

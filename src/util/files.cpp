@@ -21,35 +21,56 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path) {
   return bytes;
 }
 
-void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size) {
-  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  const auto fail = [&](const char* what) {
-    const std::string reason = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw OutputError(path.string() + ": " + what + " failed (" + reason + ")");
-  };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw OutputError(path.string() + ": cannot create temp file " + tmp + " (" + std::strerror(errno) + ")");
+AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)), tmp_(path_.string() + ".partial") {
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw OutputError(path_.string() + ": cannot create " + tmp_ + " (" + std::strerror(errno) + ")");
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
   }
+}
+
+void AtomicFile::fail(const char* what) {
+  const std::string reason = std::strerror(errno);
+  ::close(fd_);
+  fd_ = -1;
+  ::unlink(tmp_.c_str());
+  throw OutputError(path_.string() + ": " + what + " failed (" + reason + ")");
+}
+
+void AtomicFile::write(const void* data, size_t size) {
   const char* p = static_cast<const char*>(data);
-  size_t left = size;
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
+  while (size > 0) {
+    const ssize_t n = ::write(fd_, p, size);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      fail("write");
-    }
+    if (n <= 0) fail("write");
     p += n;
-    left -= static_cast<size_t>(n);
+    size -= static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    fail("fsync");
+}
+
+void AtomicFile::commit() {
+  if (::fsync(fd_) != 0) fail("fsync");
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    ::unlink(tmp_.c_str());
+    throw OutputError(path_.string() + ": close failed (" + std::strerror(errno) + ")");
   }
-  if (::close(fd) != 0) fail("close");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename");
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    ::unlink(tmp_.c_str());
+    throw OutputError(path_.string() + ": rename failed (" + reason + ")");
+  }
+}
+
+void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size) {
+  AtomicFile file(path);
+  file.write(data, size);
+  file.commit();
 }
 
 }  // namespace drivevqa

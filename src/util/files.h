@@ -11,6 +11,26 @@ namespace drivevqa {
 // Whole file as bytes. Throws InputError naming the path when it is missing or unreadable.
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path);
 
+// A file that appears at its path only when complete: written to "<path>.partial", flushed to
+// disk and renamed by commit(). Destroyed uncommitted, it removes the partial file. Every failure
+// throws OutputError naming the path.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t size);
+  void commit();
+
+ private:
+  void fail(const char* what);
+  std::filesystem::path path_;
+  std::string tmp_;
+  int fd_ = -1;
+};
+
 // Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename.
 // On failure the previous file at `path` is untouched. Throws OutputError naming the path.
 void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size);
