@@ -124,8 +124,9 @@ TEST_F(KbRun, OverrideAnswersExactMatchesWithoutAnyModel) {
 }
 
 TEST_F(KbRun, HintInjectsTheNotesAndOffChangesNothing) {
+  // The seed's layout puts the block first in the user turn (the shared layout puts it after the images).
   const auto hint = run({"--limit", "6", "--kb_file", (dir_ / "kb.json").string(), "--rag_mode", "hint", "--kb_topk", "2",
-                         "--dump_prompts", (dir_ / "hint").string()},
+                         "--prompt_layout", "seed", "--dump_prompts", (dir_ / "hint").string()},
                         "hint.json", test::tiny_model_dir().string());
   ASSERT_EQ(hint.exit_code, 0) << hint.err;
   // Item 0 is in the KB with three other notes of its frame; its own note ranks first.

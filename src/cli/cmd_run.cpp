@@ -28,7 +28,7 @@ struct RunArgs {
   float temperature = 1.0f, top_p = 1.0f;
   int top_k = 50;
   std::vector<std::string> routes;
-  std::string prompts_file, dump_prompts, cache_dir, kb_index;
+  std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared";
   bool print_answers = false, overwrite = false, show_config = false;
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
 };
@@ -68,6 +68,7 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   add("image_max_tokens", std::to_string(a.image_max_tokens));
   add("max_images", std::to_string(a.max_images));
   add("cap", std::to_string(a.max_new_tokens_cap));
+  add("layout", a.prompt_layout);
   add("fallback", std::to_string(o.fallback_72b_to_7b));
   add("sample", std::to_string(o.generation.do_sample) + "/" + std::to_string(o.generation.seed) + "/" +
                     std::to_string(o.generation.temperature) + "/" + std::to_string(o.generation.top_p) + "/" +
@@ -138,6 +139,7 @@ void run(RunArgs& a) {
   options.generation.top_p = a.top_p;
   options.generation.top_k = a.top_k;
   options.max_new_tokens_cap = a.max_new_tokens_cap;
+  options.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
   options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
   options.kb_topk = a.kb_topk;
   if (!a.kb_file.empty() && options.rag_mode != RagMode::kOff) {
@@ -241,6 +243,10 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)");
   cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
                   "Most LLM tokens per image (0: the model's default)");
+  cmd->add_option("--prompt_layout,--prompt-layout", a->prompt_layout,
+                  "shared: images first, so a frame's questions share one evaluated prefix; seed: the seed's order "
+                  "(context, hint, images, question), nothing shared")
+      ->capture_default_str()->check(CLI::IsMember({"shared", "seed"}));
   cmd->add_option("--prompts", a->prompts_file, "Prompts file replacing parts of the built-in prompts "
                   "(see `drivevqa prompts`)");
   cmd->add_option("--dump_prompts,--dump-prompts", a->dump_prompts, "Write each item's exact chat text into this folder");

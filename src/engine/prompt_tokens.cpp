@@ -27,7 +27,8 @@ bool TokenizedPrompt::is_image(size_t i) const {
 size_t TokenizedPrompt::token_count() const { return mtmd_helper_get_n_tokens(chunks_.get()); }
 llama_pos TokenizedPrompt::position_count() const { return mtmd_helper_get_n_pos(chunks_.get()); }
 
-TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images) {
+TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images,
+                         bool add_special) {
   std::vector<MtmdBitmapPtr> bitmaps;
   std::vector<const mtmd_bitmap*> raw;
   for (const RgbImage* image : images) {
@@ -39,7 +40,7 @@ TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<
   }
   TokenizedPrompt prompt;
   prompt.chunks_.reset(mtmd_input_chunks_init());
-  mtmd_input_text input{text.c_str(), text.size(), /*add_special=*/true, /*parse_special=*/true};
+  mtmd_input_text input{text.c_str(), text.size(), add_special, /*parse_special=*/true};
   const int32_t rc = mtmd_tokenize(model.vision(), prompt.chunks_.get(), &input, raw.data(), raw.size());
   if (rc == 1) {
     throw InputError("the prompt has a different number of image markers than the " + std::to_string(images.size()) +

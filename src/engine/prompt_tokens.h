@@ -23,7 +23,7 @@ class TokenizedPrompt {
   llama_pos position_count() const;  // M-RoPE positions it advances (an image: max(w, h) in 28 px units)
 
  private:
-  friend TokenizedPrompt tokenize(const Model&, const std::string&, std::span<const RgbImage* const>);
+  friend TokenizedPrompt tokenize(const Model&, const std::string&, std::span<const RgbImage* const>, bool);
   MtmdChunksPtr chunks_;
 };
 
@@ -35,7 +35,9 @@ struct EncodedPrompt {
 
 // `text` holds one image marker (mtmd_default_marker()) per image, in order.
 // Throws InputError on a marker/image mismatch or an image the engine cannot take.
-TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images);
+// add_special: let the vocabulary add its start-of-text token (only at the start of a sequence).
+TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images,
+                         bool add_special = true);
 
 // Vision-tower outputs of one model by image content id, so that an image shared by many prompts
 // (a frame's six cameras, ~22 questions) goes through the vision tower once. Keeps the most

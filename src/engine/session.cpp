@@ -89,6 +89,12 @@ Generation Session::generate(llama_seq_id seq, llama_pos n_past, const Generatio
 
 void Session::clear() { llama_memory_clear(llama_get_memory(ctx_.get()), true); }
 
+void Session::truncate(llama_seq_id seq, llama_pos pos) {
+  if (!llama_memory_seq_rm(llama_get_memory(ctx_.get()), seq, pos, -1)) {
+    throw ModelError("the engine could not drop the cached tokens after position " + std::to_string(pos));
+  }
+}
+
 std::span<const float> Session::last_logits() const {
   const float* logits = llama_get_logits_ith(ctx_.get(), -1);
   if (!logits) return {};

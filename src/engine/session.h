@@ -58,6 +58,8 @@ class Session {
 
   // Forgets every sequence (the context is reused for an unrelated prompt).
   void clear();
+  // Forgets sequence `seq` from position `pos` on (keeps a shared prefix, drops what followed it).
+  void truncate(llama_seq_id seq, llama_pos pos);
 
   // The logits of the last evaluated token that asked for them (n_vocab floats).
   std::span<const float> last_logits() const;

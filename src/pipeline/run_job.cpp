@@ -75,9 +75,11 @@ std::string describe(const RunSummary& s) {
     std::snprintf(line, sizeof line, "  %-50s %zu\n", key.c_str(), count);
     text += line;
   }
-  std::snprintf(line, sizeof line, "images decoded %zu, encoded %zu; prompt tokens %zu; generated tokens %zu",
-                s.counters.images_decoded, s.counters.images_encoded, s.counters.prompt_tokens,
-                s.counters.generated_tokens);
+  std::snprintf(line, sizeof line,
+                "images decoded %zu, encoded %zu; shared prefixes evaluated %zu; prompt tokens evaluated %zu; "
+                "generated tokens %zu",
+                s.counters.images_decoded, s.counters.images_encoded, s.counters.prefix_evaluations,
+                s.counters.prompt_tokens, s.counters.generated_tokens);
   text += line;
   return text;
 }

@@ -28,6 +28,12 @@ struct Runner::LoadedModel {
   std::unique_ptr<Model> model;
   EmbeddingCache embeddings{kCachedImages};
   std::unique_ptr<Session> session;
+  // The shared prefix in the session's sequence 0: its key (text + image files), its tokens, and
+  // the position after it. An empty key: nothing reusable in the session.
+  std::string prefix_key;
+  std::unique_ptr<EncodedPrompt> prefix;
+  llama_pos prefix_end = 0;
+  bool prefix_in_session = false;
 };
 
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
@@ -124,7 +130,9 @@ ItemResult Runner::answer(const QuestionItem& item) {
   }
   if (images.empty()) return error_result(subtask, routed, "item has no readable image");
 
-  const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable, kb_context));
+  const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable, kb_context, options_.layout));
+  std::string image_key;
+  for (const CameraImage& camera : usable.images) image_key += camera.path.string() + "\n";
   if (!options_.dump_prompts_dir.empty()) {
     char name[32];
     std::snprintf(name, sizeof name, "%06zu.txt", item.index);
@@ -142,7 +150,7 @@ ItemResult Runner::answer(const QuestionItem& item) {
   if (target == ModelSize::k7B) {
     LoadedModel& model = load(ModelSize::k7B);  // a 7B model that cannot load ends the run
     try {
-      return with_answer(result, "7B", generate_with(model, text, images, params));
+      return with_answer(result, "7B", generate_with(model, text, images, image_key, params));
     } catch (const ModelError& e) {
       return error_result(subtask, routed, e.what());
     } catch (const std::bad_alloc&) {
@@ -151,7 +159,7 @@ ItemResult Runner::answer(const QuestionItem& item) {
   }
   if (model_72b_failure_.empty()) {
     try {
-      return with_answer(result, "72B", generate_with(load(ModelSize::k72B), text, images, params));
+      return with_answer(result, "72B", generate_with(load(ModelSize::k72B), text, images, image_key, params));
     } catch (const ModelError& e) {
       give_up_72b(e.what());
     } catch (const std::bad_alloc&) {
@@ -162,7 +170,7 @@ ItemResult Runner::answer(const QuestionItem& item) {
     return error_result(subtask, routed, "the 72B model is unavailable: " + model_72b_failure_);
   }
   try {
-    return with_answer(result, "7B_fallback", generate_with(load(ModelSize::k7B), text, images, params));
+    return with_answer(result, "7B_fallback", generate_with(load(ModelSize::k7B), text, images, image_key, params));
   } catch (const std::exception& e) {
     return error_result(subtask, routed, std::string("the 7B fallback failed too: ") + e.what());
   }
@@ -176,23 +184,50 @@ ItemResult Runner::with_answer(ItemResult result, const char* model_used, const 
   return result;
 }
 
-Generation Runner::generate_with(LoadedModel& loaded, const std::string& text,
-                                 const std::vector<const RgbImage*>& images, const GenerationParams& params) {
+Generation Runner::generate_with(LoadedModel& loaded, const std::string& text, const std::vector<const RgbImage*>& images,
+                                 const std::string& image_key, const GenerationParams& params) {
+  // Everything up to the last image marker is the frame's prefix (system turn and images, in the
+  // shared layout); it is tokenized, encoded and evaluated once while consecutive questions share it.
+  // The chunks are the same as those of the whole text, so the answer equals a fresh evaluation's.
+  const size_t marker = text.rfind(kImageMarker);
+  const size_t cut = options_.layout == PromptLayout::kShared && marker != std::string::npos ? marker + kImageMarker.size() : 0;
+  const std::string prefix_text = text.substr(0, cut);
+  const std::string key = prefix_text + '\0' + image_key;
+  const std::vector<const RgbImage*> no_images;
+  if (loaded.prefix_key != key) {
+    const size_t encodes_before = loaded.embeddings.encodes();
+    loaded.prefix = std::make_unique<EncodedPrompt>(encode(*loaded.model, tokenize(*loaded.model, prefix_text, cut ? images : no_images), &loaded.embeddings));
+    counters_.images_encoded += loaded.embeddings.encodes() - encodes_before;
+    loaded.prefix_key = key;
+    loaded.prefix_in_session = false;
+  }
   const size_t encodes_before = loaded.embeddings.encodes();
-  EncodedPrompt encoded = encode(*loaded.model, tokenize(*loaded.model, text, images), &loaded.embeddings);
+  const EncodedPrompt suffix = encode(*loaded.model, tokenize(*loaded.model, text.substr(cut), cut ? no_images : images, cut == 0),
+                                      &loaded.embeddings);
   counters_.images_encoded += loaded.embeddings.encodes() - encodes_before;
-  const int needed = static_cast<int>(encoded.prompt.token_count()) + params.max_new_tokens + 1;
+
+  const int needed = static_cast<int>(loaded.prefix->prompt.token_count() + suffix.prompt.token_count()) + params.max_new_tokens + 1;
   if (!loaded.session || loaded.session->options().n_ctx < needed) {
     SessionOptions session_options;
     session_options.kv_type = options_.kv_type;
-    session_options.n_ctx = (needed + 1023) / 1024 * 1024;
+    // Room for longer questions of the same frame, so that the prefix is not evaluated again.
+    session_options.n_ctx = (needed + 1024 + 1023) / 1024 * 1024;
     loaded.session.reset();
     loaded.session = std::make_unique<Session>(*loaded.model, session_options);
+    loaded.prefix_in_session = false;
   }
   Session& session = *loaded.session;
-  session.clear();
-  const llama_pos n_past = session.evaluate(encoded, 0, 0, true);
-  counters_.prompt_tokens += encoded.prompt.token_count();
+  if (!loaded.prefix_in_session) {
+    session.clear();
+    loaded.prefix_end = cut ? session.evaluate(*loaded.prefix, 0, 0, false) : 0;
+    loaded.prefix_in_session = true;
+    counters_.prompt_tokens += loaded.prefix->prompt.token_count();
+    counters_.prefix_evaluations += cut ? 1 : 0;
+  } else {
+    session.truncate(0, loaded.prefix_end);  // drop the previous question and its answer
+  }
+  const llama_pos n_past = session.evaluate(suffix, 0, loaded.prefix_end, true);
+  counters_.prompt_tokens += suffix.prompt.token_count();
   return session.generate(0, n_past, params);
 }
 

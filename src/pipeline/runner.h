@@ -49,6 +49,7 @@ struct RunOptions {
   ggml_type kv_type = GGML_TYPE_F16;
   bool fallback_72b_to_7b = true;  // a failing 72B model is replaced by the 7B model
   std::filesystem::path dump_prompts_dir;  // non-empty: the exact chat text of each item is written there
+  PromptLayout layout = PromptLayout::kShared;  // kShared: a frame's images are a prefix evaluated once
   std::shared_ptr<const KbIndex> kb;       // with rag_mode hint or override
   RagMode rag_mode = RagMode::kOff;
   int kb_topk = 4;
@@ -60,7 +61,8 @@ std::pair<Subtask, ModelSize> route_item(const RoutingTable& routes, const Quest
 struct RunCounters {
   size_t images_decoded = 0;
   size_t images_encoded = 0;
-  size_t prompt_tokens = 0;
+  size_t prompt_tokens = 0;      // evaluated into the KV cache (shared prefixes once each)
+  size_t prefix_evaluations = 0;  // shared prefixes (system turn + a frame's images) evaluated
   size_t generated_tokens = 0;
   size_t kb_answers = 0;   // override: answered from the knowledge base, no model run
 };
@@ -84,7 +86,7 @@ class Runner {
   LoadedModel& load(ModelSize size);
   void give_up_72b(const std::string& cause);
   Generation generate_with(LoadedModel& loaded, const std::string& text, const std::vector<const RgbImage*>& images,
-                           const GenerationParams& params);
+                           const std::string& image_key, const GenerationParams& params);
   ItemResult with_answer(ItemResult result, const char* model_used, const Generation& generation);
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
 

@@ -24,15 +24,17 @@ int token_budget(const PromptSet& prompts, Subtask s) {
   return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;
 }
 
-ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context) {
-  std::string user = kb_context;
+ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context,
+                             PromptLayout layout) {
+  std::string context = kb_context;
   if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
-    user += it->second;
-    user += "\n";
+    context += it->second;
+    context += "\n";
   }
   std::vector<std::string> cameras;
   for (const CameraImage& image : item.images) cameras.push_back(image.camera);
-  user += image_block(cameras);
+  const std::string images = image_block(cameras);
+  std::string user = layout == PromptLayout::kShared ? images + context : context + images;
   user += item.question;
   return {prompts.system, std::move(user)};
 }

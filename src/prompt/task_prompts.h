@@ -24,9 +24,13 @@ PromptSet default_prompts(int default_budget);
 
 int token_budget(const PromptSet& prompts, Subtask s);
 
-// The chat for one item in the seed's layout: [knowledge base context], [task hint], images as
-// labelled markers in the item's camera order, question.
+// kShared: images first, then [knowledge base context], [task hint], question, so that every
+//   question of a frame starts with the same text and images (a shared prefix).
+// kSeed: the seed's order: [knowledge base context], [task hint], images, question.
+enum class PromptLayout { kShared, kSeed };
+
+// The chat for one item; images appear as labelled markers in the item's camera order.
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item,
-                             const std::string& kb_context = "");
+                             const std::string& kb_context = "", PromptLayout layout = PromptLayout::kSeed);
 
 }  // namespace drivevqa
