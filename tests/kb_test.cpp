@@ -116,6 +116,7 @@ TEST_F(KbRun, OverrideAnswersExactMatchesWithoutAnyModel) {
   const auto r = run({"--limit", "4", "--kb_file", (dir_ / "kb.json").string(), "--rag_mode", "override"}, "o.json",
                      "/nonexistent/model");
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("answered from the knowledge base 4"), std::string::npos) << r.err;
   const Json out = Json::parse(test::read_text(dir_ / "o.json"));
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(out[i]["answer"], "KB answer " + std::to_string(i));

@@ -77,9 +77,9 @@ std::string describe(const RunSummary& s) {
   }
   std::snprintf(line, sizeof line,
                 "images decoded %zu, encoded %zu; shared prefixes evaluated %zu; prompt tokens evaluated %zu; "
-                "generated tokens %zu",
+                "generated tokens %zu; answered from the knowledge base %zu",
                 s.counters.images_decoded, s.counters.images_encoded, s.counters.prefix_evaluations,
-                s.counters.prompt_tokens, s.counters.generated_tokens);
+                s.counters.prompt_tokens, s.counters.generated_tokens, s.counters.kb_answers);
   text += line;
   return text;
 }
