@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace drivevqa {
 
@@ -15,8 +16,7 @@ BoolFlag::BoolFlag(CLI::App& app, const std::string& names, bool default_value, 
 
 bool BoolFlag::value() const {
   if (option_->count() == 0) return default_;
-  std::string v = text_;
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string v = to_lower(text_);
   if (v.empty() || v == "true" || v == "1" || v == "yes" || v == "on") return true;
   if (v == "false" || v == "0" || v == "no" || v == "off") return false;
   throw UsageError(name_ + ": '" + text_ + "' is not a boolean (use True or False)");

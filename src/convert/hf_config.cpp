@@ -6,6 +6,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -14,11 +15,7 @@ using Json = nlohmann::json;
 
 Json read_json(const std::filesystem::path& path) {
   const auto bytes = read_file_bytes(path);
-  try {
-    return Json::parse(bytes.begin(), bytes.end());
-  } catch (const Json::parse_error& e) {
-    throw InputError(path.string() + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
-  }
+  return parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path.string());
 }
 
 template <typename T>

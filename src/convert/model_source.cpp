@@ -15,6 +15,7 @@
 #include "convert/hf_config.h"
 #include "convert/hf_to_gguf.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -62,11 +63,7 @@ std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, c
   std::sort(lines.begin(), lines.end());
   std::string text = std::string(kConverterVersion) + " " + settings + "\n";
   for (const auto& l : lines) text += l + "\n";
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return hex64(fnv1a64(text));
 }
 
 namespace {

@@ -5,21 +5,12 @@
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-std::string string_field(const Json& item, const char* key) {
-  const auto it = item.find(key);
-  return it != item.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // Images as (camera, relative path) in the fixed camera order, then any other named images.
 std::vector<std::pair<std::string, std::string>> listed_images(const Json& item, std::string& problem) {
@@ -58,7 +49,7 @@ QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& o
   item.original = object;
   item.question = string_field(object, "question");
   if (item.question.empty()) item.question = string_field(object, "prompt");
-  item.category = lower(string_field(object, "category"));
+  item.category = to_lower(string_field(object, "category"));
   item.scene_token = string_field(object, "scene_token");
   item.frame_token = string_field(object, "frame_token");
   std::string problem;
@@ -87,12 +78,7 @@ QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& o
 
 std::vector<QuestionItem> parse_question_list(const std::string& text, const std::string& name,
                                               const DatasetOptions& options) {
-  Json list;
-  try {
-    list = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw InputError(name + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
-  }
+  const Json list = parse_ordered_json(text, name);
   if (!list.is_array()) throw InputError(name + ": expected a JSON list of question objects, found a " + list.type_name());
   std::vector<QuestionItem> items;
   const size_t n = options.limit > 0 ? std::min(options.limit, list.size()) : list.size();

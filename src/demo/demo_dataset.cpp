@@ -11,6 +11,7 @@
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -46,12 +47,8 @@ uint64_t mix64(uint64_t z) {
 
 // 32 hex digits like a nuScenes token, deterministic in the name.
 std::string token_of(const std::string& name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(mix64(h)),
-                static_cast<unsigned long long>(mix64(h + 0x9e3779b97f4a7c15ull)));
-  return buf;
+  const uint64_t h = fnv1a64(name);
+  return hex64(mix64(h)) + hex64(mix64(h + 0x9e3779b97f4a7c15ull));
 }
 
 std::string ref(const DemoObject& o) {

@@ -4,17 +4,15 @@
 #include <cstdio>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
 
 // FNV-1a over the pixels: a stable id for mtmd's image cache tracking.
 std::string content_id(const RgbImage& image) {
-  uint64_t h = 1469598103934665603ull;
-  for (uint8_t b : image.pixels) h = (h ^ b) * 1099511628211ull;
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%dx%d-%016llx", image.width, image.height, static_cast<unsigned long long>(h));
-  return buf;
+  return std::to_string(image.width) + "x" + std::to_string(image.height) + "-" +
+         hex64(fnv1a64(image.pixels.data(), image.pixels.size()));
 }
 
 }  // namespace
@@ -55,7 +53,6 @@ const std::vector<float>* EmbeddingCache::find(const std::string& id) {
     if (entries_[i].first == id) {
       std::rotate(entries_.begin() + static_cast<std::ptrdiff_t>(i), entries_.begin() + static_cast<std::ptrdiff_t>(i) + 1,
                   entries_.end());
-      ++hits_;
       return &entries_.back().second;
     }
   }

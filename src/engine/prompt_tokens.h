@@ -48,13 +48,11 @@ class EmbeddingCache {
   const std::vector<float>* find(const std::string& id);
   void put(const std::string& id, std::vector<float> embedding);
   size_t encodes() const { return encodes_; }  // images that went through the vision tower
-  size_t hits() const { return hits_; }
 
  private:
   friend EncodedPrompt encode(const Model&, TokenizedPrompt, EmbeddingCache*);
   size_t capacity_;
   size_t encodes_ = 0;
-  size_t hits_ = 0;
   std::vector<std::pair<std::string, std::vector<float>>> entries_;  // most recent last
 };
 

@@ -7,16 +7,12 @@
 #include "results/journal.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
 
 using Json = nlohmann::json;
-
-std::string string_of(const Json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
 
 }  // namespace
 
@@ -73,12 +69,7 @@ std::vector<std::string> kb_tokens(std::string_view text) {
 }
 
 KbFile parse_kb(const std::string& text, const std::string& name) {
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw InputError(name + ": knowledge base is not valid JSON (byte " + std::to_string(e.byte) + ")");
-  }
+  const Json root = parse_json(text, name);
   const Json* list = &root;
   if (root.is_object()) {
     const auto it = root.find("annotations");
@@ -95,19 +86,19 @@ KbFile parse_kb(const std::string& text, const std::string& name) {
       continue;
     }
     KbEntry e;
-    e.question = string_of(item, "question");
+    e.question = string_field(item, "question");
     if (normalise_question(e.question).empty()) {
       ++kb.skipped;
       continue;
     }
-    e.answer = string_of(item, "answer");
+    e.answer = string_field(item, "answer");
     if (const auto u = item.find("user_annotations"); u != item.end() && u->is_object()) {
-      const std::string annotated = string_of(*u, "user_annotation");
+      const std::string annotated = string_field(*u, "user_annotation");
       if (!annotated.empty()) e.answer = annotated;
     }
-    e.scene_token = string_of(item, "scene_token");
-    e.frame_token = string_of(item, "frame_token");
-    e.category = string_of(item, "category");
+    e.scene_token = string_field(item, "scene_token");
+    e.frame_token = string_field(item, "frame_token");
+    e.category = string_field(item, "category");
     kb.entries.push_back(std::move(e));
   }
   return kb;

@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -74,12 +75,8 @@ float peft_scale(const PeftConfig& c, const std::string& module, int* rank_out) 
 PeftAdapter::PeftAdapter(const std::filesystem::path& dir) : dir_(select_adapter_dir(dir)) {
   const auto config_path = dir_ / "adapter_config.json";
   const auto bytes = read_file_bytes(config_path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(bytes.begin(), bytes.end());
-  } catch (const nlohmann::json::exception&) {
-    throw InputError(config_path.string() + ": not valid JSON");
-  }
+  const nlohmann::json j =
+      parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), config_path.string());
   if (!j.is_object()) throw InputError(config_path.string() + ": expected a JSON object");
   const std::string where = config_path.string();
   if (j.value("peft_type", "LORA") != "LORA") throw InputError(where + ": peft_type " + j.value("peft_type", "") + " is not LoRA");

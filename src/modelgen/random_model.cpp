@@ -6,6 +6,7 @@
 #include "modelgen/qwen_gguf_keys.h"
 #include "modelgen/qwen_vocab.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -15,12 +16,6 @@ uint64_t splitmix64(uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
 }
 
 TensorPlan weight(std::string name, std::vector<int64_t> ne, ggml_type type, float std) {
@@ -113,7 +108,7 @@ std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type 
 std::vector<float> random_tensor_values(uint64_t seed, const TensorPlan& plan) {
   int64_t count = 1;
   for (int64_t n : plan.ne) count *= n;
-  uint64_t state = seed ^ fnv1a(plan.name);
+  uint64_t state = seed ^ fnv1a64(plan.name);
   std::vector<float> values(static_cast<size_t>(count));
   const auto uniform = [&] { return (static_cast<double>(splitmix64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0); };
   for (int64_t i = 0; i < count; i += 2) {

@@ -114,8 +114,8 @@ ItemResult Runner::answer(const QuestionItem& item) {
     kb_context = kb_context_block(options_.kb->retrieve(item.scene_token, item.frame_token, item.question, options_.kb_topk));
   }
 
-  QuestionItem usable = item;
-  usable.images.clear();
+  QuestionItem usable;  // what the prompt needs: the question and the images that decoded
+  usable.question = item.question;
   std::vector<std::shared_ptr<const RgbImage>> held;  // keeps the pixels alive while this item runs
   std::vector<const RgbImage*> images;
   for (const CameraImage& camera : item.images) {

@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -35,12 +36,7 @@ std::string prompts_to_json(const PromptSet& p) {
 }
 
 void apply_prompts_json(const std::string& text, const std::string& name, PromptSet& p) {
-  Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw InputError(name + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
-  }
+  const Json j = parse_ordered_json(text, name);
   if (!j.is_object()) throw InputError(name + ": expected a JSON object with system, hints and token_budgets");
   for (const auto& [key, value] : j.items()) {
     if (key == "system") {

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -33,12 +34,7 @@ ItemResult entry_result(const Json& j) {
 }  // namespace
 
 std::string fingerprint(const void* data, size_t size) {
-  uint64_t h = 1469598103934665603ull;
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%016llx-%zu", static_cast<unsigned long long>(h), size);
-  return buf;
+  return hex64(fnv1a64(data, size)) + "-" + std::to_string(size);
 }
 
 Journal::Journal(const std::filesystem::path& path, const JournalKey& key, bool overwrite) : path_(path) {

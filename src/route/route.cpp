@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -12,12 +13,6 @@ constexpr std::array<Subtask, kSubtaskCount> kAll = {
     Subtask::kPerceptionMcq,        Subtask::kPerceptionObjectDescription, Subtask::kPerceptionSceneDescription,
     Subtask::kPrediction,           Subtask::kPlanningObjectDescription,   Subtask::kPlanningSceneDescription,
     Subtask::kCorruptionMcq,        Subtask::kBehaviorMcq};
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // An object reference "<c" followed by a digit, somewhere at or after `from`.
 bool object_ref_after(const std::string& q, size_t from) {
@@ -60,8 +55,8 @@ Subtask subtask_from_name(std::string_view name) {
 const std::array<Subtask, kSubtaskCount>& all_subtasks() { return kAll; }
 
 Subtask classify(std::string_view category_in, std::string_view question_in) {
-  const std::string category = lower(category_in);
-  const std::string q = lower(question_in);
+  const std::string category = to_lower(category_in);
+  const std::string q = to_lower(question_in);
   if (category == "prediction") return Subtask::kPrediction;
   if (category == "planning") {
     const bool about_object = phrase_then_object(q, "based on") || phrase_then_object(q, "collision with") ||
@@ -100,7 +95,7 @@ void RoutingTable::apply_override(std::string_view assignment) {
     throw UsageError("--route '" + std::string(assignment) + "': expected SUBTASK=7B or SUBTASK=72B");
   }
   const Subtask s = subtask_from_name(assignment.substr(0, eq));
-  const std::string model = lower(assignment.substr(eq + 1));
+  const std::string model = to_lower(assignment.substr(eq + 1));
   if (model == "7b") table_[s] = ModelSize::k7B;
   else if (model == "72b") table_[s] = ModelSize::k72B;
   else throw UsageError("--route '" + std::string(assignment) + "': the model must be 7B or 72B");
