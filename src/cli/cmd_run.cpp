@@ -22,15 +22,16 @@ struct RunArgs {
   std::string json_file, output_file, image_base_dir, model_7b, model_72b, lora_7b_dir, lora_72b_dir;
   std::string dtype = "bf16", device_map = "auto", kb_file, rag_mode = "hint";
   int max_images = 6, max_new_tokens_default = 512, max_new_tokens_cap = 0, kb_topk = 4, threads = 0;
-  int image_max_tokens = 0;
+  int image_max_tokens = 0, parallel = 0, max_context = 32768;
+  int64_t max_pixels = ImageSizing{}.max_pixels, min_pixels = ImageSizing{}.min_pixels;
   uint32_t seed = 888;
   size_t limit = 0;
   float temperature = 1.0f, top_p = 1.0f;
   int top_k = 50;
   std::vector<std::string> routes;
-  std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared";
-  bool print_answers = false, overwrite = false, show_config = false;
-  std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample;
+  std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared", stats_json;
+  bool print_answers = false, overwrite = false, show_config = false, keep_models_loaded = false;
+  std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample, frame_reuse;
 };
 
 int gpu_layers_for(const std::string& device_map) {
@@ -65,7 +66,7 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   add("dtype", a.dtype);
   add("device_map", a.device_map);
   add("flash", std::to_string(static_cast<int>(o.engine.flash_attention)));
-  add("image_max_tokens", std::to_string(a.image_max_tokens));
+  add("image_pixels", std::to_string(o.sizing.min_pixels) + ".." + std::to_string(o.sizing.max_pixels));
   add("max_images", std::to_string(a.max_images));
   add("cap", std::to_string(a.max_new_tokens_cap));
   add("layout", a.prompt_layout);
@@ -125,9 +126,24 @@ void run(RunArgs& a) {
   options.engine.flash_attention = !a.use_flash_attn->given()  ? FlashAttention::kAuto
                                    : a.use_flash_attn->value() ? FlashAttention::kOn
                                                                : FlashAttention::kOff;
-  options.engine.image_max_tokens = a.image_max_tokens;
-  options.kv_type = a.dtype == "fp16" ? GGML_TYPE_F16 : GGML_TYPE_BF16;
-  options.sources.outtype = options.kv_type;  // Hugging Face folders are converted to --dtype
+  // drivevqa resizes every image to the processor's target size; the engine's own limits are opened
+  // up to that range so that it takes the pixels as they are (no second resize, no padding).
+  options.sizing.min_pixels = a.min_pixels;
+  options.sizing.max_pixels = a.max_pixels;
+  if (a.image_max_tokens > 0) options.sizing.max_pixels = std::min<int64_t>(a.max_pixels, int64_t{a.image_max_tokens} * 28 * 28);
+  if (options.sizing.min_pixels > options.sizing.max_pixels) {
+    throw UsageError("--min_pixels " + std::to_string(options.sizing.min_pixels) + " is above the largest image size of " +
+                     std::to_string(options.sizing.max_pixels) + " pixels");
+  }
+  const int64_t token_pixels = int64_t{options.sizing.factor} * options.sizing.factor;
+  options.engine.image_min_tokens = static_cast<int>(std::max<int64_t>(1, options.sizing.min_pixels / token_pixels));
+  options.engine.image_max_tokens = static_cast<int>((options.sizing.max_pixels + token_pixels - 1) / token_pixels);
+  options.frames.kv_type = a.dtype == "fp16" ? GGML_TYPE_F16 : GGML_TYPE_BF16;
+  options.frames.parallel = a.parallel;
+  options.frames.max_context = a.max_context;
+  options.frames.reuse = a.frame_reuse->value();
+  options.keep_models_loaded = a.keep_models_loaded;
+  options.sources.outtype = options.frames.kv_type;  // Hugging Face folders are converted to --dtype
   options.sources.cache_dir = a.cache_dir;
   options.fallback_72b_to_7b = a.fallback->value();
   for (const std::string& r : a.routes) options.routes.apply_override(r);
@@ -139,7 +155,7 @@ void run(RunArgs& a) {
   options.generation.top_p = a.top_p;
   options.generation.top_k = a.top_k;
   options.max_new_tokens_cap = a.max_new_tokens_cap;
-  options.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
+  options.frames.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
   options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
   options.kb_topk = a.kb_topk;
   if (!a.kb_file.empty() && options.rag_mode != RagMode::kOff) {
@@ -166,6 +182,7 @@ void run(RunArgs& a) {
   Runner runner(std::move(options));
   const RunSummary summary = run_job(job, runner);
   spdlog::info("wrote {}\n{}", a.output_file, describe(summary));
+  if (!a.stats_json.empty()) write_file_atomic(a.stats_json, stats_json(summary).dump(2) + "\n");
 }
 
 void route_only(const std::string& json_file, const std::string& output_file, const std::vector<std::string>& overrides) {
@@ -242,7 +259,26 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("--route", a->routes, "Route a subtask to a model, e.g. Prediction=72B (repeatable)");
   cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)");
   cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
-                  "Most LLM tokens per image (0: the model's default)");
+                  "Most LLM tokens per image (0: as --max_pixels allows); one token is 28x28 pixels")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--max_pixels,--max-pixels", a->max_pixels,
+                  "Largest image area after resizing, as the Qwen processor's max_pixels")
+      ->capture_default_str()->check(CLI::Range(int64_t{784}, int64_t{1} << 31));
+  cmd->add_option("--min_pixels,--min-pixels", a->min_pixels,
+                  "Smallest image area after resizing, as the Qwen processor's min_pixels")
+      ->capture_default_str()->check(CLI::Range(int64_t{784}, int64_t{1} << 31));
+  cmd->add_option("--parallel", a->parallel,
+                  "Questions of a frame decoded at once (0: as many as the context holds)")
+      ->capture_default_str()->check(CLI::Range(0, 254));
+  cmd->add_option("--max_context,--max-context", a->max_context,
+                  "Most KV cache cells per model (prefix + parallel questions); a frame that needs more goes in waves")
+      ->capture_default_str()->check(CLI::Range(256, 1 << 24));
+  a->frame_reuse = std::make_unique<BoolFlag>(*cmd, "--frame_reuse,--frame-reuse", true,
+                                              "Reuse a frame's decoded, encoded and evaluated images across its questions "
+                                              "(False: every question from scratch, as the seed script)");
+  cmd->add_flag("--keep_models_loaded,--keep-models-loaded", a->keep_models_loaded,
+                "Keep the 72B model in memory while the 7B model runs (default: one model at a time)");
+  cmd->add_option("--stats_json,--stats-json", a->stats_json, "Write the run's counters and stage times as JSON");
   cmd->add_option("--prompt_layout,--prompt-layout", a->prompt_layout,
                   "shared: images first, so a frame's questions share one evaluated prefix; seed: the seed's order "
                   "(context, hint, images, question), nothing shared")

@@ -12,14 +12,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
-                     const GenerationParams& params) {
+                     const GenerationParams& params, SessionOptions options) {
   Answer answer;
   auto t0 = std::chrono::steady_clock::now();
   EncodedPrompt encoded = encode(model, tokenize(model, prompt_text, images));
   answer.timings.encode_seconds = seconds_since(t0);
   answer.prompt_tokens = encoded.prompt.token_count();
 
-  SessionOptions options;
   const int needed = static_cast<int>(answer.prompt_tokens) + params.max_new_tokens + 1;
   options.n_ctx = (needed + 255) / 256 * 256;
   Session session(model, options);

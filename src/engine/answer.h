@@ -21,8 +21,9 @@ struct Answer {
   AnswerTimings timings;
 };
 
-// `prompt_text` is the full chat text with one image marker per image.
+// `prompt_text` is the full chat text with one image marker per image. The context takes
+// `session` (its n_ctx is replaced by what the prompt needs).
 Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
-                     const GenerationParams& params);
+                     const GenerationParams& params, SessionOptions session = {});
 
 }  // namespace drivevqa

@@ -1,5 +1,7 @@
 #include "engine/image.h"
 
+#include "engine/image_resize.h"
+
 #include <png.h>
 #include <turbojpeg.h>
 
@@ -25,7 +27,23 @@ void check_pixel_count(int64_t width, int64_t height, const std::string& name) {
   }
 }
 
-RgbImage decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+// The smallest DCT scale of at most 1/2 that still yields at least `target` in both directions;
+// 1/1 when the target is more than half the size.
+tjscalingfactor jpeg_scale_for(int width, int height, PixelSize target) {
+  tjscalingfactor best{1, 1};
+  int count = 0;
+  const tjscalingfactor* factors = tjGetScalingFactors(&count);
+  for (int i = 0; factors && i < count; ++i) {
+    const tjscalingfactor f = factors[i];
+    if (2 * f.num > f.denom) continue;
+    if (TJSCALED(width, f) < target.width || TJSCALED(height, f) < target.height) continue;
+    if (f.num * best.denom < best.num * f.denom) best = f;
+  }
+  return best;
+}
+
+RgbImage decode_jpeg(const uint8_t* data, size_t size, const std::string& name, const ImageSizing* sizing,
+                     PixelSize& stored) {
   TjHandle tj(tjInitDecompress());
   if (!tj) throw InputError(name + ": cannot start JPEG decoder");
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
@@ -35,6 +53,12 @@ RgbImage decode_jpeg(const uint8_t* data, size_t size, const std::string& name) 
   }
   if (width <= 0 || height <= 0) throw InputError(name + ": not a readable JPEG (incomplete header)");
   check_pixel_count(width, height, name);
+  stored = {width, height};
+  if (sizing) {
+    const tjscalingfactor scale = jpeg_scale_for(width, height, qwen_target_size(width, height, *sizing));
+    width = TJSCALED(width, scale);
+    height = TJSCALED(height, scale);
+  }
   RgbImage image{width, height, {}};
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
   std::vector<uint8_t> cmyk_pixels;
@@ -82,17 +106,27 @@ RgbImage decode_png(const uint8_t* data, size_t size, const std::string& name) {
 
 }  // namespace
 
-RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name) {
+RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name, const ImageSizing* sizing) {
   if (size == 0) throw InputError(name + ": image file is empty");
   static const uint8_t kPngMagic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (size >= 8 && std::memcmp(data, kPngMagic, 8) == 0) return decode_png(data, size, name);
-  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) return decode_jpeg(data, size, name);
-  throw InputError(name + ": not a JPEG or PNG image");
+  RgbImage image;
+  PixelSize stored;
+  if (size >= 8 && std::memcmp(data, kPngMagic, 8) == 0) {
+    image = decode_png(data, size, name);
+    stored = {image.width, image.height};
+  } else if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    image = decode_jpeg(data, size, name, sizing, stored);
+  } else {
+    throw InputError(name + ": not a JPEG or PNG image");
+  }
+  if (!sizing) return image;
+  // The target comes from the stored size, so a DCT-scaled JPEG lands on the same size as a full decode.
+  return resize_bicubic(image, qwen_target_size(stored.width, stored.height, *sizing));
 }
 
-RgbImage load_image_file(const std::filesystem::path& path) {
+RgbImage load_image_file(const std::filesystem::path& path, const ImageSizing* sizing) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path.string());
+  return decode_image(bytes.data(), bytes.size(), path.string(), sizing);
 }
 
 std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality) {

@@ -14,7 +14,7 @@ Session::Session(const Model& model, const SessionOptions& options) : model_(mod
   cparams.n_seq_max = static_cast<uint32_t>(options.n_seq_max);
   cparams.n_threads = resolved_thread_count(model.options());
   cparams.n_threads_batch = cparams.n_threads;
-  cparams.flash_attn_type = to_llama(model.options().flash_attention);
+  cparams.flash_attn_type = to_llama(options.flash_attention.value_or(model.options().flash_attention));
   cparams.type_k = options.kv_type;
   cparams.type_v = options.kv_type;
   cparams.kv_unified = true;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ struct SessionOptions {
   int n_ubatch = 512;      // physical batch
   int n_seq_max = 1;
   ggml_type kv_type = GGML_TYPE_F16;
+  std::optional<FlashAttention> flash_attention;  // unset: the model's EngineOptions setting
 };
 
 struct GenerationParams {
@@ -65,11 +67,13 @@ class Session {
   std::span<const float> last_logits() const;
   std::string detokenize(std::span<const llama_token> tokens) const;
   llama_context* context() const { return ctx_.get(); }
+  const Model& model() const { return model_; }
   const SessionOptions& options() const { return options_; }
 
- private:
+  // llama_decode with a worded ModelError on failure.
   void decode_or_throw(llama_batch& batch, const char* what);
 
+ private:
   const Model& model_;
   SessionOptions options_;
   LlamaContextPtr ctx_;

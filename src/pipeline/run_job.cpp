@@ -4,7 +4,10 @@
 
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <cstdio>
+#include <optional>
 
 #include "pipeline/progress.h"
 #include "results/results_file.h"
@@ -14,6 +17,12 @@ namespace drivevqa {
 
 std::filesystem::path journal_path_for(const std::filesystem::path& output_file) {
   return output_file.string() + ".journal";
+}
+
+double peak_rss_megabytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
 }
 
 // Fails before any work when the results file could never be written.
@@ -30,38 +39,74 @@ RunSummary run_job(const RunJob& job, Runner& runner) {
   Journal journal(journal_path_for(job.output_file), job.journal_key, job.overwrite_journal);
   RunSummary summary;
   summary.items = job.items.size();
-  size_t already = 0;
-  for (const QuestionItem& item : job.items) already += journal.done().count(item.index);
-  Progress progress(job.items.size(), already);
-  std::vector<nlohmann::ordered_json> results;
-  results.reserve(job.items.size());
-  for (const QuestionItem& item : job.items) {
-    ItemResult result;
+  std::vector<std::optional<ItemResult>> results(job.items.size());
+  std::map<size_t, size_t> position_of;  // item index -> position in job.items
+  std::vector<const QuestionItem*> todo;
+  for (size_t i = 0; i < job.items.size(); ++i) {
+    const QuestionItem& item = job.items[i];
+    position_of[item.index] = i;
     if (const auto it = journal.done().find(item.index); it != journal.done().end()) {
-      result = it->second;
+      results[i] = it->second;
       ++summary.from_journal;
     } else {
-      result = runner.answer(item);
-      journal.append(item.index, result);
-      ++summary.answered_now;
-      if (job.print_answers) {
-        progress.finish();
-        std::printf("[%zu/%zu] %s -> %s\nQ: %s\nA: %s\n\n", item.index + 1, job.items.size(),
-                    std::string(subtask_name(result.subtask)).c_str(), result.model_used.c_str(),
-                    item.question.c_str(), result.answer.c_str());
-        std::fflush(stdout);
-      }
-      progress.item_done(result.model_used);
+      todo.push_back(&item);
     }
-    summary.errors += result.is_error ? 1 : 0;
-    ++summary.per_subtask_model[std::string(subtask_name(result.subtask)) + " / " + result.model_used];
-    results.push_back(result_json(item, result));
   }
+  Progress progress(job.items.size(), summary.from_journal);
+  runner.answer_all(todo, [&](const QuestionItem& item, ItemResult result) {
+    journal.append(item.index, result);
+    ++summary.answered_now;
+    if (job.print_answers) {
+      progress.finish();
+      std::printf("[%zu/%zu] %s -> %s\nQ: %s\nA: %s\n\n", item.index + 1, job.items.size(),
+                  std::string(subtask_name(result.subtask)).c_str(), result.model_used.c_str(), item.question.c_str(),
+                  result.answer.c_str());
+      std::fflush(stdout);
+    }
+    progress.item_done(result.model_used);
+    results[position_of.at(item.index)] = std::move(result);
+  });
   progress.finish();
-  write_results(job.output_file, results);
+  std::vector<nlohmann::ordered_json> output;
+  output.reserve(job.items.size());
+  for (size_t i = 0; i < job.items.size(); ++i) {
+    if (!results[i]) throw Error(ExitCode::kFailure, "internal error: item " + std::to_string(job.items[i].index) + " got no result");
+    summary.errors += results[i]->is_error ? 1 : 0;
+    ++summary.per_subtask_model[std::string(subtask_name(results[i]->subtask)) + " / " + results[i]->model_used];
+    output.push_back(result_json(job.items[i], *results[i]));
+  }
+  write_results(job.output_file, output);
   summary.seconds = progress.elapsed_seconds();
   summary.counters = runner.counters();
+  summary.peak_rss_mb = peak_rss_megabytes();
   return summary;
+}
+
+nlohmann::ordered_json stats_json(const RunSummary& s) {
+  const RunCounters& c = s.counters;
+  nlohmann::ordered_json j;
+  j["items"] = s.items;
+  j["answered_now"] = s.answered_now;
+  j["from_journal"] = s.from_journal;
+  j["errors"] = s.errors;
+  j["seconds"] = s.seconds;
+  j["questions_per_second"] = s.answered_now / std::max(s.seconds, 1e-9);
+  j["frames"] = c.frames;
+  j["images_decoded"] = c.images_decoded;
+  j["images_encoded"] = c.images_encoded;
+  j["prefix_evaluations"] = c.prefix_evaluations;
+  j["prefix_tokens"] = c.prefix_tokens;
+  j["suffix_tokens"] = c.suffix_tokens;
+  j["generated_tokens"] = c.generated_tokens;
+  j["max_parallel"] = c.max_parallel;
+  j["kb_answers"] = c.kb_answers;
+  j["stage_seconds"] = {{"decode_images", c.seconds.decode_images},
+                        {"encode_images", c.seconds.encode_images},
+                        {"prefixes", c.seconds.prefixes},
+                        {"questions", c.seconds.questions}};
+  j["peak_rss_mb"] = s.peak_rss_mb;
+  j["per_subtask_model"] = s.per_subtask_model;
+  return j;
 }
 
 std::string describe(const RunSummary& s) {
@@ -75,11 +120,17 @@ std::string describe(const RunSummary& s) {
     std::snprintf(line, sizeof line, "  %-50s %zu\n", key.c_str(), count);
     text += line;
   }
+  const RunCounters& c = s.counters;
   std::snprintf(line, sizeof line,
-                "images decoded %zu, encoded %zu; shared prefixes evaluated %zu; prompt tokens evaluated %zu; "
-                "generated tokens %zu; answered from the knowledge base %zu",
-                s.counters.images_decoded, s.counters.images_encoded, s.counters.prefix_evaluations,
-                s.counters.prompt_tokens, s.counters.generated_tokens, s.counters.kb_answers);
+                "frames %zu; images decoded %zu, encoded %zu; shared prefixes evaluated %zu (%zu tokens); "
+                "question tokens evaluated %zu; generated tokens %zu (up to %zu questions at once); "
+                "answered from the knowledge base %zu\n",
+                c.frames, c.images_decoded, c.images_encoded, c.prefix_evaluations, c.prefix_tokens, c.suffix_tokens,
+                c.generated_tokens, c.max_parallel, c.kb_answers);
+  text += line;
+  std::snprintf(line, sizeof line,
+                "seconds: decoding images %.1f, encoding images %.1f, prefixes %.1f, questions %.1f; peak memory %.0f MB",
+                c.seconds.decode_images, c.seconds.encode_images, c.seconds.prefixes, c.seconds.questions, s.peak_rss_mb);
   text += line;
   return text;
 }

@@ -1,7 +1,7 @@
 // A whole run: items in, results file out, with a journal that makes it resumable.
 //
 // What must hold: results come out in input order whatever order items are answered in; each
-// answer is in the journal before the next item starts; re-running the same job answers only what
+// answer is in the journal as soon as it is known; re-running the same job answers only what
 // the journal lacks, and its results file equals that of an uninterrupted run.
 #pragma once
 
@@ -10,6 +10,8 @@
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "dataset/question_file.h"
 #include "pipeline/runner.h"
@@ -33,11 +35,15 @@ struct RunSummary {
   double seconds = 0;
   std::map<std::string, size_t> per_subtask_model;  // "Prediction / 7B" -> count
   RunCounters counters;
+  double peak_rss_mb = 0;  // the process's peak resident memory
 };
 
 std::filesystem::path journal_path_for(const std::filesystem::path& output_file);
 
 RunSummary run_job(const RunJob& job, Runner& runner);
+
+// The summary as JSON (--stats_json): counts, stage seconds, peak memory.
+nlohmann::ordered_json stats_json(const RunSummary& summary);
 
 // Multi-line human summary (counts per subtask and model, errors, time, tokens).
 std::string describe(const RunSummary& summary);

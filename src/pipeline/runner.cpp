@@ -2,14 +2,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
 #include "lora/lora_convert.h"
+#include "prompt/chat_prompt.h"
 #include "util/error.h"
 #include "util/files.h"
 
 namespace drivevqa {
 namespace {
 
-// Two frames' worth of cameras: enough to keep a frame's images while its questions are answered.
+// Two frames' worth of cameras: a frame's images stay while its items (of either model) are answered.
 constexpr size_t kCachedImages = 12;
 
 ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) {
@@ -24,16 +29,16 @@ ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) 
 
 }  // namespace
 
-struct Runner::LoadedModel {
-  std::unique_ptr<Model> model;
-  EmbeddingCache embeddings{kCachedImages};
-  std::unique_ptr<Session> session;
-  // The shared prefix in the session's sequence 0: its key (text + image files), its tokens, and
-  // the position after it. An empty key: nothing reusable in the session.
-  std::string prefix_key;
-  std::unique_ptr<EncodedPrompt> prefix;
-  llama_pos prefix_end = 0;
-  bool prefix_in_session = false;
+// An item that a model still has to answer.
+struct Runner::Pending {
+  const QuestionItem* item = nullptr;
+  Subtask subtask = Subtask::kPerceptionMcq;
+  ModelSize routed = ModelSize::k7B;
+  std::string kb_context;
+  GenerationParams params;
+  bool fallback = false;  // handed over by a failed 72B model
+
+  ItemResult error(const std::string& reason) const { return error_result(subtask, routed, reason); }
 };
 
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
@@ -47,17 +52,15 @@ std::pair<Subtask, ModelSize> route_item(const RoutingTable& routes, const Quest
   return {s, routes.model_for(s)};
 }
 
-Runner::LoadedModel& Runner::load(ModelSize size) {
-  std::unique_ptr<LoadedModel>& slot = size == ModelSize::k7B ? model_7b_ : model_72b_;
+ModelWorker& Runner::worker(ModelSize size) {
+  std::unique_ptr<ModelWorker>& slot = size == ModelSize::k7B ? model_7b_ : model_72b_;
   if (!slot) {
     const std::filesystem::path& dir = size == ModelSize::k7B ? *options_.model_7b : *options_.model_72b;
     spdlog::info("loading the {} model from {}", model_size_name(size), dir.string());
-    auto loaded = std::make_unique<LoadedModel>();
     ModelFiles files = resolve_model(dir, options_.sources);
     const std::optional<std::filesystem::path>& lora = size == ModelSize::k7B ? options_.lora_7b : options_.lora_72b;
     if (lora) files = with_lora(files, *lora, options_.sources);
-    loaded->model = Model::load(files, options_.engine);
-    slot = std::move(loaded);
+    slot = std::make_unique<ModelWorker>(Model::load(files, options_.engine), options_.frames, counters_);
   }
   return *slot;
 }
@@ -81,8 +84,9 @@ std::shared_ptr<const RgbImage> Runner::decoded(const std::filesystem::path& pat
     if (p == path) return image;
   }
   try {
-    auto image = std::make_shared<const RgbImage>(load_image_file(path));
+    auto image = std::make_shared<const RgbImage>(load_image_file(path, &options_.sizing));
     ++counters_.images_decoded;
+    if (!options_.frames.reuse) return image;
     if (image_cache_.size() >= kCachedImages) image_cache_.erase(image_cache_.begin());
     image_cache_.emplace_back(path, image);
     return image;
@@ -92,143 +96,163 @@ std::shared_ptr<const RgbImage> Runner::decoded(const std::filesystem::path& pat
   }
 }
 
-ItemResult Runner::answer(const QuestionItem& item) {
-  const auto [subtask, routed] = route_item(options_.routes, item);
+std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const ResultSink& sink) {
+  Pending p;
+  p.item = &item;
+  std::tie(p.subtask, p.routed) = route_item(options_.routes, item);
   for (const std::string& w : item.warnings) spdlog::warn("item {}: {}", item.index, w);
-  if (!item.problem.empty()) return error_result(subtask, routed, item.problem);
-
-  std::string kb_context;
+  if (!item.problem.empty()) {
+    sink(item, p.error(item.problem));
+    return std::nullopt;
+  }
   if (options_.kb && options_.rag_mode != RagMode::kOff) {
     if (options_.rag_mode == RagMode::kOverride) {
       const auto known = options_.kb->exact(item.scene_token, item.frame_token, item.question);
       if (known && !known->answer.empty()) {
         ++counters_.kb_answers;
         ItemResult r;
-        r.subtask = subtask;
-        r.routed = routed;
+        r.subtask = p.subtask;
+        r.routed = p.routed;
         r.model_used = "kb";
         r.answer = known->answer;
-        return r;
+        sink(item, std::move(r));
+        return std::nullopt;
       }
     }
-    kb_context = kb_context_block(options_.kb->retrieve(item.scene_token, item.frame_token, item.question, options_.kb_topk));
+    p.kb_context = kb_context_block(options_.kb->retrieve(item.scene_token, item.frame_token, item.question, options_.kb_topk));
   }
+  p.params = options_.generation;
+  p.params.max_new_tokens = token_budget(options_.prompts, p.subtask);
+  if (options_.max_new_tokens_cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, options_.max_new_tokens_cap);
+  p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
+  return p;
+}
 
-  QuestionItem usable;  // what the prompt needs: the question and the images that decoded
-  usable.question = item.question;
-  std::vector<std::shared_ptr<const RgbImage>> held;  // keeps the pixels alive while this item runs
-  std::vector<const RgbImage*> images;
-  for (const CameraImage& camera : item.images) {
-    std::string warning;
-    if (auto image = decoded(camera.path, warning)) {
-      usable.images.push_back(camera);
-      images.push_back(image.get());
-      held.push_back(std::move(image));
-    } else {
-      spdlog::warn("item {}: {} image skipped: {}", item.index, camera.camera, warning);
-    }
+void Runner::answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink) {
+  std::vector<Pending> for_7b, for_72b;
+  for (const QuestionItem* item : items) {
+    if (auto p = prepare(*item, sink)) (available(p->routed) == ModelSize::k72B ? for_72b : for_7b).push_back(std::move(*p));
   }
-  if (images.empty()) return error_result(subtask, routed, "item has no readable image");
+  if (!for_72b.empty()) {
+    std::vector<Pending> handed = answer_with(ModelSize::k72B, std::move(for_72b), sink);
+    if (!options_.keep_models_loaded) model_72b_.reset();
+    for (Pending& p : handed) {
+      if (options_.fallback_72b_to_7b && options_.model_7b) {
+        p.fallback = true;
+        for_7b.push_back(std::move(p));
+      } else {
+        sink(*p.item, p.error("the 72B model is unavailable: " + model_72b_failure_));
+      }
+    }
+    // Handed-over items join the 7B model's frames in input order.
+    std::stable_sort(for_7b.begin(), for_7b.end(), [](const Pending& a, const Pending& b) { return a.item->index < b.item->index; });
+  }
+  answer_with(ModelSize::k7B, std::move(for_7b), sink);
+}
 
-  const std::string text = render_chatml(build_item_prompt(options_.prompts, subtask, usable, kb_context, options_.layout));
-  std::string image_key;
-  for (const CameraImage& camera : usable.images) image_key += camera.path.string() + "\n";
-  if (!options_.dump_prompts_dir.empty()) {
-    char name[32];
-    std::snprintf(name, sizeof name, "%06zu.txt", item.index);
-    write_file_atomic(options_.dump_prompts_dir / name, text);
-  }
-  GenerationParams params = options_.generation;
-  params.max_new_tokens = token_budget(options_.prompts, subtask);
-  if (options_.max_new_tokens_cap > 0) params.max_new_tokens = std::min(params.max_new_tokens, options_.max_new_tokens_cap);
-  params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
-
-  ItemResult result;
-  result.subtask = subtask;
-  result.routed = routed;
-  const ModelSize target = available(routed);
-  if (target == ModelSize::k7B) {
-    LoadedModel& model = load(ModelSize::k7B);  // a 7B model that cannot load ends the run
-    try {
-      return with_answer(result, "7B", generate_with(model, text, images, image_key, params));
-    } catch (const ModelError& e) {
-      return error_result(subtask, routed, e.what());
-    } catch (const std::bad_alloc&) {
-      return error_result(subtask, routed, "out of memory while answering with the 7B model");
-    }
-  }
-  if (model_72b_failure_.empty()) {
-    try {
-      return with_answer(result, "72B", generate_with(load(ModelSize::k72B), text, images, image_key, params));
-    } catch (const ModelError& e) {
-      give_up_72b(e.what());
-    } catch (const std::bad_alloc&) {
-      give_up_72b("out of memory");
-    }
-  }
-  if (!options_.fallback_72b_to_7b || !options_.model_7b) {
-    return error_result(subtask, routed, "the 72B model is unavailable: " + model_72b_failure_);
-  }
+std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink) {
+  std::vector<Pending> handed;  // for the 7B model, when the 72B model fails
+  if (items.empty()) return handed;
+  const bool is_72b = size == ModelSize::k72B;
+  ModelWorker* model = nullptr;
   try {
-    return with_answer(result, "7B_fallback", generate_with(load(ModelSize::k7B), text, images, image_key, params));
-  } catch (const std::exception& e) {
-    return error_result(subtask, routed, std::string("the 7B fallback failed too: ") + e.what());
+    if (!is_72b || model_72b_failure_.empty()) model = &worker(size);  // a 7B model that cannot load ends the run
+  } catch (const ModelError& e) {
+    if (!is_72b) throw;
+    give_up_72b(e.what());
+  } catch (const std::bad_alloc&) {
+    if (!is_72b) throw;
+    give_up_72b("out of memory while loading");
   }
-}
+  if (!model) return items;
 
-ItemResult Runner::with_answer(ItemResult result, const char* model_used, const Generation& generation) {
-  result.model_used = model_used;
-  result.answer = generation.text;
-  result.generated_tokens = generation.tokens.size();
-  counters_.generated_tokens += generation.tokens.size();
-  return result;
-}
+  // Frames: items with the same image files, in order of first appearance.
+  std::vector<std::vector<Pending>> frames;
+  std::unordered_map<std::string, size_t> frame_of;
+  for (Pending& p : items) {
+    std::string key;
+    for (const CameraImage& camera : p.item->images) key += camera.path.string() + '\n';
+    if (!options_.frames.reuse) key = std::to_string(p.item->index);  // the seed's algorithm: every item on its own
+    const auto [it, added] = frame_of.emplace(key, frames.size());
+    if (added) frames.emplace_back();
+    frames[it->second].push_back(std::move(p));
+  }
 
-Generation Runner::generate_with(LoadedModel& loaded, const std::string& text, const std::vector<const RgbImage*>& images,
-                                 const std::string& image_key, const GenerationParams& params) {
-  // Everything up to the last image marker is the frame's prefix (system turn and images, in the
-  // shared layout); it is tokenized, encoded and evaluated once while consecutive questions share it.
-  // The chunks are the same as those of the whole text, so the answer equals a fresh evaluation's.
-  const size_t marker = text.rfind(kImageMarker);
-  const size_t cut = options_.layout == PromptLayout::kShared && marker != std::string::npos ? marker + kImageMarker.size() : 0;
-  const std::string prefix_text = text.substr(0, cut);
-  const std::string key = prefix_text + '\0' + image_key;
-  const std::vector<const RgbImage*> no_images;
-  if (loaded.prefix_key != key) {
-    const size_t encodes_before = loaded.embeddings.encodes();
-    loaded.prefix = std::make_unique<EncodedPrompt>(encode(*loaded.model, tokenize(*loaded.model, prefix_text, cut ? images : no_images), &loaded.embeddings));
-    counters_.images_encoded += loaded.embeddings.encodes() - encodes_before;
-    loaded.prefix_key = key;
-    loaded.prefix_in_session = false;
-  }
-  const size_t encodes_before = loaded.embeddings.encodes();
-  const EncodedPrompt suffix = encode(*loaded.model, tokenize(*loaded.model, text.substr(cut), cut ? no_images : images, cut == 0),
-                                      &loaded.embeddings);
-  counters_.images_encoded += loaded.embeddings.encodes() - encodes_before;
+  for (std::vector<Pending>& frame : frames) {
+    if (is_72b && !model_72b_failure_.empty()) {
+      std::move(frame.begin(), frame.end(), std::back_inserter(handed));
+      continue;
+    }
+    // Decode: the frame's images, once.
+    const auto t0 = std::chrono::steady_clock::now();
+    QuestionItem usable;  // what the prompts need: the images that decoded
+    std::vector<std::shared_ptr<const RgbImage>> held;
+    std::vector<const RgbImage*> images;
+    std::string image_key;
+    for (const CameraImage& camera : frame.front().item->images) {
+      std::string warning;
+      if (auto image = decoded(camera.path, warning)) {
+        usable.images.push_back(camera);
+        images.push_back(image.get());
+        held.push_back(std::move(image));
+        image_key += camera.path.string() + '\n';
+      } else {
+        for (const Pending& p : frame) spdlog::warn("item {}: {} image skipped: {}", p.item->index, camera.camera, warning);
+      }
+    }
+    counters_.seconds.decode_images += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (images.empty()) {
+      for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
+      continue;
+    }
 
-  const int needed = static_cast<int>(loaded.prefix->prompt.token_count() + suffix.prompt.token_count()) + params.max_new_tokens + 1;
-  if (!loaded.session || loaded.session->options().n_ctx < needed) {
-    SessionOptions session_options;
-    session_options.kv_type = options_.kv_type;
-    // Room for longer questions of the same frame, so that the prefix is not evaluated again.
-    session_options.n_ctx = (needed + 1024 + 1023) / 1024 * 1024;
-    loaded.session.reset();
-    loaded.session = std::make_unique<Session>(*loaded.model, session_options);
-    loaded.prefix_in_session = false;
+    // Prompt: each item's chat text over the same images.
+    std::vector<FrameQuestion> questions;
+    for (const Pending& p : frame) {
+      usable.question = p.item->question;
+      FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout)),
+                      p.params};
+      if (!options_.dump_prompts_dir.empty()) {
+        char name[32];
+        std::snprintf(name, sizeof name, "%06zu.txt", p.item->index);
+        write_file_atomic(options_.dump_prompts_dir / name, q.text);
+      }
+      questions.push_back(std::move(q));
+    }
+
+    // Engine: the frame's questions, decoded together.
+    std::vector<bool> delivered(frame.size(), false);
+    const auto deliver = [&](size_t i, Generation g) {
+      const Pending& p = frame[i];
+      ItemResult r;
+      r.subtask = p.subtask;
+      r.routed = p.routed;
+      r.model_used = is_72b ? "72B" : p.fallback ? "7B_fallback" : "7B";
+      r.answer = std::move(g.text);
+      r.generated_tokens = g.tokens.size();
+      delivered[i] = true;
+      sink(*p.item, std::move(r));
+    };
+    std::string failure;
+    try {
+      model->answer_frame(questions, images, image_key, deliver);
+    } catch (const ModelError& e) {
+      failure = e.what();
+    } catch (const std::bad_alloc&) {
+      failure = "out of memory while answering with the " + std::string(model_size_name(size)) + " model";
+    }
+    if (failure.empty()) continue;
+    if (is_72b) give_up_72b(failure);
+    for (size_t i = 0; i < frame.size(); ++i) {
+      if (delivered[i]) continue;
+      if (is_72b) {
+        handed.push_back(std::move(frame[i]));
+      } else {
+        sink(*frame[i].item, frame[i].error((frame[i].fallback ? "the 7B fallback failed too: " : "") + failure));
+      }
+    }
   }
-  Session& session = *loaded.session;
-  if (!loaded.prefix_in_session) {
-    session.clear();
-    loaded.prefix_end = cut ? session.evaluate(*loaded.prefix, 0, 0, false) : 0;
-    loaded.prefix_in_session = true;
-    counters_.prompt_tokens += loaded.prefix->prompt.token_count();
-    counters_.prefix_evaluations += cut ? 1 : 0;
-  } else {
-    session.truncate(0, loaded.prefix_end);  // drop the previous question and its answer
-  }
-  const llama_pos n_past = session.evaluate(suffix, 0, loaded.prefix_end, true);
-  counters_.prompt_tokens += suffix.prompt.token_count();
-  return session.generate(0, n_past, params);
+  return handed;
 }
 
 }  // namespace drivevqa

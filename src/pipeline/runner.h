@@ -1,21 +1,28 @@
 // The run stage: answers routed, prompted items with the 7B and/or 72B model.
 //
-// What must hold: every item gets exactly one result, in input order; an item that cannot be
-// answered gets an error answer and the run goes on; a frame's images are decoded and encoded once
-// per model while its items are answered.
+// Work is scheduled by model, then by frame: all of the 72B model's items first (so that items a
+// failing 72B model hands over join the 7B model's frames), then the 7B model's, each model's
+// items grouped by their image files and answered frame by frame (pipeline/model_worker.h).
+//
+// What must hold: every item gets exactly one result, delivered as soon as it is known; an item
+// that cannot be answered gets an error answer and the run goes on; a frame's images are decoded
+// once and encoded once per model while its items are answered.
 #pragma once
 
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "convert/model_source.h"
 #include "dataset/question_file.h"
+#include "engine/image_resize.h"
 #include "kb/kb_index.h"
-#include "engine/answer.h"
+#include "pipeline/model_worker.h"
+#include "pipeline/run_counters.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
 
@@ -27,7 +34,7 @@ inline constexpr std::string_view kErrorAnswerPrefix = "[drivevqa error] ";
 struct ItemResult {
   Subtask subtask = Subtask::kPerceptionMcq;
   ModelSize routed = ModelSize::k7B;
-  std::string model_used;   // "7B", "72B", "7B_fallback"; empty when no model ran
+  std::string model_used;   // "7B", "72B", "7B_fallback", "kb"; "none" for error answers
   std::string answer;
   size_t generated_tokens = 0;
   bool is_error = false;
@@ -46,10 +53,11 @@ struct RunOptions {
   PromptSet prompts;
   GenerationParams generation;  // max_new_tokens is replaced per subtask
   int max_new_tokens_cap = 0;   // > 0: no answer longer than this, whatever the subtask budget
-  ggml_type kv_type = GGML_TYPE_F16;
   bool fallback_72b_to_7b = true;  // a failing 72B model is replaced by the 7B model
+  bool keep_models_loaded = false; // false: the 72B model is freed before the 7B model loads
   std::filesystem::path dump_prompts_dir;  // non-empty: the exact chat text of each item is written there
-  PromptLayout layout = PromptLayout::kShared;  // kShared: a frame's images are a prefix evaluated once
+  FrameOptions frames;          // prompt layout, reuse, parallelism, context size, KV type
+  ImageSizing sizing;           // images are resized to the Qwen processor's target size
   std::shared_ptr<const KbIndex> kb;       // with rag_mode hint or override
   RagMode rag_mode = RagMode::kOff;
   int kb_topk = 4;
@@ -58,42 +66,36 @@ struct RunOptions {
 // The route of an item: its subtask and the model the table assigns to it.
 std::pair<Subtask, ModelSize> route_item(const RoutingTable& routes, const QuestionItem& item);
 
-struct RunCounters {
-  size_t images_decoded = 0;
-  size_t images_encoded = 0;
-  size_t prompt_tokens = 0;      // evaluated into the KV cache (shared prefixes once each)
-  size_t prefix_evaluations = 0;  // shared prefixes (system turn + a frame's images) evaluated
-  size_t generated_tokens = 0;
-  size_t kb_answers = 0;   // override: answered from the knowledge base, no model run
-};
-
 class Runner {
  public:
+  using ResultSink = std::function<void(const QuestionItem&, ItemResult)>;
+
   explicit Runner(RunOptions options);
   ~Runner();
 
-
-  // Answers one item. A 72B failure (load, context, allocation, decoding) sends the item to the 7B
-  // model when fallback is on, else gives it an error answer; a failed 72B model is not retried.
-  // Throws only when the 7B model cannot load, which ends the run.
-  ItemResult answer(const QuestionItem& item);
+  // Answers every item, calling `sink` once per item as its result is known (not in input order).
+  // A 72B failure (load, context, allocation, decoding) sends the rest of its items to the 7B model
+  // when fallback is on, else gives them error answers; a failed 72B model is not retried.
+  // Throws when the 7B model cannot load, or when `sink` throws; results already delivered stand.
+  void answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink);
 
   const RunCounters& counters() const { return counters_; }
 
  private:
-  struct LoadedModel;
+  struct Pending;
   ModelSize available(ModelSize routed) const;
-  LoadedModel& load(ModelSize size);
+  ModelWorker& worker(ModelSize size);
   void give_up_72b(const std::string& cause);
-  Generation generate_with(LoadedModel& loaded, const std::string& text, const std::vector<const RgbImage*>& images,
-                           const std::string& image_key, const GenerationParams& params);
-  ItemResult with_answer(ItemResult result, const char* model_used, const Generation& generation);
+  std::optional<Pending> prepare(const QuestionItem& item, const ResultSink& sink);
+  // Answers one model's items frame by frame; returns the items it could not answer because the
+  // 72B model failed (empty for the 7B model, whose failures become error answers).
+  std::vector<Pending> answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink);
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
 
   RunOptions options_;
-  std::unique_ptr<LoadedModel> model_7b_;
-  std::unique_ptr<LoadedModel> model_72b_;
-  std::string model_72b_failure_;  // why the 72B model could not load; it is not retried
+  std::unique_ptr<ModelWorker> model_7b_;
+  std::unique_ptr<ModelWorker> model_72b_;
+  std::string model_72b_failure_;  // why the 72B model could not be used; it is not retried
   std::vector<std::pair<std::filesystem::path, std::shared_ptr<const RgbImage>>> image_cache_;  // recent frames
   RunCounters counters_;
 };

@@ -1,0 +1,47 @@
+// Decoding many questions at once over one shared prompt prefix (a frame's system turn and images).
+//
+// Each question gets its own sequence: the prefix's KV cells are shared with it (llama_memory_seq_cp
+// on a unified cache, no copy), its suffix is evaluated in the same llama_batch as the other
+// questions' suffixes and generated tokens, and it samples with its own sampler and seed.
+//
+// What must hold:
+//   - a question's answer does not depend on which others run beside it, except for the rounding of
+//     batched float arithmetic; its sampler sees only its own logits, so a fixed seed gives the same
+//     answer whatever the parallelism;
+//   - a question is started only when its suffix and its whole token budget fit in the free KV
+//     cells, so decoding never runs out of room (questions that do not fit wait for others to end);
+//   - when decoding fails, no more results are delivered and ModelError is thrown; the questions
+//     already delivered stay valid.
+#pragma once
+
+#include <functional>
+#include <span>
+
+#include "engine/session.h"
+
+namespace drivevqa {
+
+struct QuestionRequest {
+  const EncodedPrompt* suffix = nullptr;  // evaluated after the prefix; may hold images when there is no prefix
+  GenerationParams params;
+};
+
+struct ParallelDecodeStats {
+  size_t suffix_tokens = 0;     // prompt tokens evaluated after the shared prefix
+  size_t generated_tokens = 0;
+  size_t decode_calls = 0;      // llama_decode calls (each a batch over all running questions)
+  size_t max_running = 0;       // most questions decoded together
+};
+
+// KV cells a question needs beyond the prefix: its suffix and its whole token budget.
+size_t cells_needed(const QuestionRequest& request);
+
+// Answers `requests`, at most `max_parallel` at a time, over a prefix that occupies
+// `prefix_cells` KV cells and positions [0, prefix_end) of sequence 0 of `session` (both 0: no
+// prefix). Uses sequences 1..max_parallel, which must be below the session's n_seq_max.
+// `on_done(i, generation)` is called as soon as request i finishes, in finishing order.
+void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,
+                     int max_parallel, const std::function<void(size_t, Generation)>& on_done,
+                     ParallelDecodeStats* stats = nullptr);
+
+}  // namespace drivevqa

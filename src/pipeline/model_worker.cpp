@@ -1,0 +1,140 @@
+#include "pipeline/model_worker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "prompt/chat_prompt.h"
+
+namespace drivevqa {
+namespace {
+
+// Two frames' worth of cameras.
+constexpr size_t kCachedEmbeddings = 12;
+// llama.cpp's limit is 256 sequences; sequence 0 holds the prefix.
+constexpr int kMaxParallel = 255;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Where the shared prefix ends: after the last image marker, when every question starts with the same text up to there.
+size_t shared_prefix_length(const std::vector<FrameQuestion>& questions) {
+  const std::string& first = questions.front().text;
+  const size_t marker = first.rfind(kImageMarker);
+  if (marker == std::string::npos) return 0;
+  const size_t cut = marker + kImageMarker.size();
+  for (const FrameQuestion& q : questions) {
+    if (q.text.size() < cut || q.text.compare(0, cut, first, 0, cut) != 0) return 0;
+  }
+  return cut;
+}
+
+}  // namespace
+
+ModelWorker::ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters)
+    : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings : 0) {}
+
+ModelWorker::~ModelWorker() = default;
+
+void ModelWorker::ensure_session(size_t cells, int sequences) {
+  if (session_ && static_cast<size_t>(session_->options().n_ctx) >= cells && session_->options().n_seq_max >= sequences) return;
+  SessionOptions o;
+  o.kv_type = options_.kv_type;
+  // On the CPU, llama.cpp's flash-attention kernel rounds differently depending on which other
+  // sequences share the batch, while the plain kernel does not (measured: 11 of 69 demo answers
+  // drifted with it, none without), and it is no faster for the short question suffixes. Unless
+  // the user chose, the text context goes without it there; the vision tower keeps it (6x faster).
+  const bool on_cpu = model_->options().n_gpu_layers == 0 || !llama_supports_gpu_offload();
+  if (model_->options().flash_attention == FlashAttention::kAuto && on_cpu) {
+    o.flash_attention = FlashAttention::kOff;
+  }
+  const size_t keep = session_ ? static_cast<size_t>(session_->options().n_ctx) : 0;
+  o.n_ctx = static_cast<int>((std::max(cells, keep) + 255) / 256 * 256);
+  o.n_seq_max = std::max(sequences, session_ ? session_->options().n_seq_max : 1);
+  session_.reset();  // free the old cache before allocating the new one
+  prefix_in_session_ = false;
+  session_ = std::make_unique<Session>(*model_, o);
+}
+
+void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
+                               const std::string& image_key, const std::function<void(size_t, Generation)>& on_done) {
+  if (questions.empty()) return;
+  ++counters_.frames;
+  const bool shared = options_.reuse && options_.layout == PromptLayout::kShared;
+  const size_t cut = shared ? shared_prefix_length(questions) : 0;
+  const int parallel = std::min({options_.parallel > 0 ? options_.parallel : kMaxParallel, kMaxParallel,
+                                 static_cast<int>(questions.size())});
+  const std::vector<const RgbImage*> no_images;
+  try {
+    auto t0 = std::chrono::steady_clock::now();
+    const size_t encodes_before = embeddings_.encodes();
+    if (cut == 0) {
+      prefix_key_.clear();
+      prefix_.reset();
+    } else if (const std::string key = questions.front().text.substr(0, cut) + '\0' + image_key; key != prefix_key_) {
+      prefix_ = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, key.substr(0, cut), images), &embeddings_));
+      prefix_key_ = key;
+      prefix_in_session_ = false;
+    }
+    counters_.images_encoded += embeddings_.encodes() - encodes_before;
+    counters_.seconds.encode_images += seconds_since(t0);
+    const size_t prefix_cells = cut ? prefix_->prompt.token_count() : 0;
+
+    // With a prefix, the suffixes are short text and all are prepared at once; without one each
+    // holds its images' embeddings, so only `parallel` of them are prepared at a time.
+    const size_t wave = cut ? questions.size() : static_cast<size_t>(parallel);
+    for (size_t begin = 0; begin < questions.size(); begin += wave) {
+      const size_t end = std::min(questions.size(), begin + wave);
+      t0 = std::chrono::steady_clock::now();
+      const size_t encodes_before_wave = embeddings_.encodes();
+      std::vector<EncodedPrompt> suffixes;
+      suffixes.reserve(end - begin);
+      for (size_t i = begin; i < end; ++i) {
+        suffixes.push_back(encode(*model_, tokenize(*model_, questions[i].text.substr(cut), cut ? no_images : images, cut == 0),
+                                  &embeddings_));
+      }
+      std::vector<QuestionRequest> requests;
+      std::vector<size_t> needs;
+      for (size_t i = begin; i < end; ++i) {
+        requests.push_back({&suffixes[i - begin], questions[i].params});
+        needs.push_back(cells_needed(requests.back()));
+      }
+      counters_.images_encoded += embeddings_.encodes() - encodes_before_wave;
+      counters_.seconds.encode_images += seconds_since(t0);
+
+      // Room for the prefix and the `parallel` largest questions, within max_context, but never
+      // less than the prefix and the largest question: a frame that does not fit goes in waves.
+      std::sort(needs.begin(), needs.end(), std::greater<>());
+      size_t want = prefix_cells;
+      for (size_t i = 0; i < needs.size() && i < static_cast<size_t>(parallel); ++i) want += needs[i];
+      const size_t cells = std::max(prefix_cells + needs.front(), std::min(want, static_cast<size_t>(options_.max_context)));
+      ensure_session(cells, parallel + 1);
+
+      if (cut == 0) {
+        session_->clear();
+        prefix_end_ = 0;
+      } else if (!prefix_in_session_) {
+        t0 = std::chrono::steady_clock::now();
+        session_->clear();
+        prefix_end_ = session_->evaluate(*prefix_, 0, 0, false);
+        prefix_in_session_ = true;
+        ++counters_.prefix_evaluations;
+        counters_.prefix_tokens += prefix_cells;
+        counters_.seconds.prefixes += seconds_since(t0);
+      }
+      t0 = std::chrono::steady_clock::now();
+      ParallelDecodeStats stats;
+      decode_parallel(*session_, prefix_end_, prefix_cells, requests, parallel,
+                      [&](size_t i, Generation g) { on_done(begin + i, std::move(g)); }, &stats);
+      counters_.suffix_tokens += stats.suffix_tokens;
+      counters_.generated_tokens += stats.generated_tokens;
+      counters_.max_parallel = std::max(counters_.max_parallel, stats.max_running);
+      counters_.seconds.questions += seconds_since(t0);
+    }
+  } catch (...) {
+    prefix_in_session_ = false;  // the context may hold half-evaluated sequences
+    throw;
+  }
+}
+
+}  // namespace drivevqa

@@ -1,0 +1,64 @@
+// One loaded model answering a frame's questions: the engine stage of the pipeline.
+//
+// A frame's questions share their images. With frame reuse (the default) the images go through the
+// vision tower once, the text up to the last image (the shared prefix, in the shared layout) is
+// evaluated once into sequence 0, and every question is decoded in parallel over it
+// (engine/parallel_decode.h). Without frame reuse every question is evaluated from scratch, one at a
+// time, as the seed script does.
+//
+// What must hold: a question's greedy answer with parallel 1 equals answering its whole prompt in a
+// fresh context; the prefix left in the context is reused only by a frame with the same prefix text
+// and image files.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/parallel_decode.h"
+#include "pipeline/run_counters.h"
+#include "prompt/task_prompts.h"
+
+namespace drivevqa {
+
+struct FrameOptions {
+  PromptLayout layout = PromptLayout::kShared;
+  bool reuse = true;           // false: the seed script's algorithm (no reuse of image work between questions)
+  int parallel = 0;            // questions decoded at once; 0: as many as the context holds
+  int max_context = 32768;     // KV cells one context may have (all parallel questions together)
+  ggml_type kv_type = GGML_TYPE_F16;
+};
+
+struct FrameQuestion {
+  std::string text;           // the whole chat text, one image marker per image
+  GenerationParams params;
+};
+
+class ModelWorker {
+ public:
+  ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters);
+  ~ModelWorker();
+
+  // Answers questions that share `images` (identified by `image_key`, e.g. their file paths);
+  // on_done(i, generation) as each ends. Throws ModelError (or bad_alloc) when the engine fails;
+  // questions already delivered stay answered.
+  void answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
+                    const std::string& image_key, const std::function<void(size_t, Generation)>& on_done);
+
+ private:
+  void ensure_session(size_t cells, int sequences);
+
+  std::unique_ptr<Model> model_;
+  FrameOptions options_;
+  RunCounters& counters_;
+  EmbeddingCache embeddings_;
+  std::unique_ptr<Session> session_;
+  // The shared prefix in sequence 0 of the session: its key (text + image files) and extent.
+  std::string prefix_key_;
+  std::unique_ptr<EncodedPrompt> prefix_;
+  llama_pos prefix_end_ = 0;
+  bool prefix_in_session_ = false;
+};
+
+}  // namespace drivevqa

@@ -1,0 +1,28 @@
+// What a run did, counted as it goes: the figures behind the end summary and --stats_json.
+#pragma once
+
+#include <cstddef>
+
+namespace drivevqa {
+
+struct StageSeconds {
+  double decode_images = 0;  // reading, decoding and resizing image files
+  double encode_images = 0;  // the vision tower
+  double prefixes = 0;       // evaluating shared prefixes (system turn + a frame's images)
+  double questions = 0;      // evaluating question suffixes and generating answers, in parallel
+};
+
+struct RunCounters {
+  size_t frames = 0;              // (model, frame) groups answered
+  size_t images_decoded = 0;
+  size_t images_encoded = 0;
+  size_t prefix_evaluations = 0;  // shared prefixes evaluated into a context
+  size_t prefix_tokens = 0;
+  size_t suffix_tokens = 0;       // prompt tokens evaluated per question (the whole prompt without a prefix)
+  size_t generated_tokens = 0;
+  size_t kb_answers = 0;          // override: answered from the knowledge base, no model run
+  size_t max_parallel = 0;        // most questions decoded together
+  StageSeconds seconds;
+};
+
+}  // namespace drivevqa
