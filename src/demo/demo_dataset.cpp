@@ -206,7 +206,18 @@ Json item_json(const DemoFrame& f, const std::string& category, const std::strin
 
 }  // namespace
 
-DemoSummary write_demo_dataset(const std::filesystem::path& dir) {
+// Three more questions per frame for the benchmark's 20.
+std::vector<std::pair<std::string, std::string>> extra_questions(const DemoFrame& f) {
+  return {
+      {"perception", "What is the visual description of " + ref(f.objects[2]) + "?"},
+      {"perception", "What is the moving status of object " + ref(f.objects[3]) +
+                         "? Please select the correct answer from the following options: A. Going ahead. "
+                         "B. Turn left. C. Stopped. D. Back up."},
+      {"prediction", "Would " + ref(f.objects[3]) + " be in the moving direction of the ego vehicle?"},
+  };
+}
+
+DemoSummary write_demo_dataset(const std::filesystem::path& dir, DemoVariant variant) {
   DemoSummary summary;
   const std::vector<DemoFrame> frames = demo_frames();
   Json items = Json::array();
@@ -227,8 +238,11 @@ DemoSummary write_demo_dataset(const std::filesystem::path& dir) {
       ++summary.images;
     }
     for (const auto& [category, question] : frame_questions(f)) items.push_back(item_json(f, category, question, paths));
+    if (variant == DemoVariant::kBenchmark) {
+      for (const auto& [category, question] : extra_questions(f)) items.push_back(item_json(f, category, question, paths));
+    }
     ++summary.frames;
-    if (fi == 0) {
+    if (fi == 0 && variant == DemoVariant::kDemo) {
       // Broken items right after the first frame: one camera missing (answered from the other five),
       // every camera missing and no question (error answers). Everything around them is answered.
       Json missing = item_json(f, "perception", "What is the visual description of " + ref(f.objects[2]) + "?", paths);

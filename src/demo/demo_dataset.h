@@ -22,7 +22,11 @@ struct DemoSummary {
   std::filesystem::path questions_file;
 };
 
+// kDemo: the demo above. kBenchmark: the same four frames with 20 questions each and no broken
+// items, a Track-1-shaped workload for bench/throughput.sh.
+enum class DemoVariant { kDemo, kBenchmark };
+
 // Same output for every call (fixed content, deterministic drawing and encoding).
-DemoSummary write_demo_dataset(const std::filesystem::path& dir);
+DemoSummary write_demo_dataset(const std::filesystem::path& dir, DemoVariant variant = DemoVariant::kDemo);
 
 }  // namespace drivevqa

@@ -10,6 +10,8 @@ namespace drivevqa {
 
 // Whole file as bytes. Throws InputError naming the path when it is missing or unreadable.
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path);
+// The same, as text.
+std::string read_text_file(const std::filesystem::path& path);
 
 // A file that appears at its path only when complete: written to "<path>.partial", flushed to
 // disk and renamed by commit(). Destroyed uncommitted, it removes the partial file. Every failure

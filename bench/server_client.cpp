@@ -1,0 +1,200 @@
+// The llama-server side of bench/throughput.sh: sends the prompts of a drivevqa run to a running
+// llama-server (/completion, images as base64) in input order from N concurrent clients, times
+// them, and compares the server's answers with drivevqa's.
+//
+// The images are sent exactly as drivevqa hands them to the engine (resized to the Qwen target size,
+// as lossless PNG), prepared before the clock starts, so that both sides see the same pixels.
+#include <httplib.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "engine/image_resize.h"
+#include "prompt/chat_prompt.h"
+#include "prompt/task_prompts.h"
+#include "route/route.h"
+#include "util/files.h"
+#include "util/text.h"
+
+namespace {
+
+std::string base64(const std::vector<uint8_t>& bytes) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    const uint32_t n = (uint32_t{bytes[i]} << 16) | (i + 1 < bytes.size() ? uint32_t{bytes[i + 1]} << 8 : 0) |
+                       (i + 2 < bytes.size() ? uint32_t{bytes[i + 2]} : 0);
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
+  }
+  return out;
+}
+
+// As the results file stores text: invalid UTF-8 replaced.
+std::string as_stored(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  return drivevqa::parse_json(drivevqa::read_text_file(path), path.string());
+}
+
+// The comparison table of one model from the four runs' JSON files in `dir`:
+// a.json / b.json (drivevqa --stats_json), c.json / d.json (this program's --out, with encodes added).
+void print_table(const std::filesystem::path& dir, const std::string& title) {
+  struct Row {
+    const char* name;
+    nlohmann::json j;
+  };
+  const Row rows[] = {{"a  drivevqa (default)", read_json(dir / "a.json")},
+                      {"b  drivevqa, the seed's algorithm", read_json(dir / "b.json")},
+                      {"c  llama-server, 1 slot", read_json(dir / "c.json")},
+                      {"d  llama-server, 4 slots, 4 clients", read_json(dir / "d.json")}};
+  const auto qps = [](const nlohmann::json& j) { return j.value("questions_per_second", 0.0); };
+  const auto questions = [](const nlohmann::json& j) {
+    return j.contains("answered_now") ? j["answered_now"].get<size_t>() : j["questions"].get<size_t>();
+  };
+  std::printf("\n%s\n", title.c_str());
+  std::printf("%-38s %10s %12s %14s %10s\n", "run", "questions", "questions/s", "image encodes", "seconds");
+  for (const Row& r : rows) {
+    std::printf("%-38s %10zu %12.3f %14zu %10.1f\n", r.name, questions(r.j), qps(r.j), r.j.value("images_encoded", size_t{0}),
+                r.j.value("seconds", 0.0));
+  }
+  const double a = qps(rows[0].j);
+  std::printf("a/b %.1fx   a/c %.1fx   a/d %.1fx   identical answers a vs c: %zu of %zu\n", a / qps(rows[1].j),
+              a / qps(rows[2].j), a / qps(rows[3].j), rows[2].j.value("identical_answers", size_t{0}), questions(rows[2].j));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace drivevqa;
+  CLI::App app{"Send a drivevqa run's prompts to llama-server and time the answers"};
+  std::string host = "127.0.0.1", prompts_dir, results_file, image_base_dir, out_file;
+  int port = 8080, clients = 1, max_new_tokens_default = 512, wait_seconds = 300;
+  size_t limit = 0;
+  std::string table_dir, title;
+  int64_t max_pixels = ImageSizing{}.max_pixels;
+  app.add_option("--port", port);
+  app.add_option("--prompts", prompts_dir, "The run's --dump_prompts folder");
+  app.add_option("--results", results_file, "The run's results file (image paths, subtasks, answers)");
+  app.add_option("--image_base_dir", image_base_dir);
+  app.add_option("--table", table_dir, "Print the table from a.json, b.json, c.json and d.json in this folder, and exit");
+  app.add_option("--title", title, "The table's title");
+  app.add_option("--max_pixels", max_pixels);
+  app.add_option("--clients", clients, "Concurrent clients");
+  app.add_option("--limit", limit, "Only the first N items");
+  app.add_option("--max_new_tokens_default", max_new_tokens_default);
+  app.add_option("--wait", wait_seconds, "Seconds to wait for the server to come up");
+  app.add_option("--out", out_file, "Write the timing and answers as JSON");
+  CLI11_PARSE(app, argc, argv);
+  if (!table_dir.empty()) {
+    print_table(table_dir, title);
+    return 0;
+  }
+  if (prompts_dir.empty() || results_file.empty() || image_base_dir.empty()) {
+    std::fprintf(stderr, "--prompts, --results and --image_base_dir are needed\n");
+    return 2;
+  }
+
+  const auto results = parse_json(read_text_file(results_file), results_file);
+  const size_t n = limit ? std::min(limit, results.size()) : results.size();
+  ImageSizing sizing;
+  sizing.max_pixels = max_pixels;
+  const PromptSet prompts = default_prompts(max_new_tokens_default);
+
+  // Requests, prepared before timing: the same images drivevqa used, as PNG.
+  std::map<std::string, std::string> png_of;
+  std::vector<std::string> bodies(n);
+  for (size_t i = 0; i < n; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%06zu.txt", i);
+    nlohmann::json media = nlohmann::json::array();
+    for (std::string_view cam : kCameraOrder) {
+      const std::string key(cam);
+      if (!results[i]["img_paths"].contains(key)) continue;
+      const std::string path = image_base_dir + "/" + results[i]["img_paths"][key].get<std::string>();
+      auto [it, added] = png_of.emplace(path, "");
+      if (added) it->second = base64(encode_png(load_image_file(path, &sizing)));
+      media.push_back(it->second);
+    }
+    const Subtask subtask = subtask_from_name(results[i]["subtask"].get<std::string>());
+    nlohmann::json body;
+    body["prompt"] = {{"prompt_string", read_text_file(std::filesystem::path(prompts_dir) / name)}, {"multimodal_data", media}};
+    body["n_predict"] = token_budget(prompts, subtask);
+    body["temperature"] = 0.0;  // greedy, as drivevqa's default
+    body["top_k"] = 1;
+    body["cache_prompt"] = true;
+    body["stream"] = false;
+    bodies[i] = body.dump();
+  }
+
+  httplib::Client probe(host, port);
+  for (int t = 0;; ++t) {
+    auto r = probe.Get("/health");
+    if (r && r->status == 200) break;
+    if (t >= wait_seconds * 2) {
+      std::fprintf(stderr, "llama-server on port %d did not come up\n", port);
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+
+  std::vector<std::string> answers(n);
+  std::vector<size_t> evaluated(n, 0);  // prompt tokens the server evaluated (not taken from its cache)
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      httplib::Client client(host, port);
+      client.set_read_timeout(3600, 0);
+      for (size_t i = next++; i < n && !failed; i = next++) {
+        auto r = client.Post("/completion", bodies[i], "application/json");
+        if (!r || r->status != 200) {
+          std::fprintf(stderr, "item %zu: request failed (%s)\n", i, r ? r->body.c_str() : "no response");
+          failed = true;
+          return;
+        }
+        const auto reply = nlohmann::json::parse(r->body);
+        answers[i] = reply.value("content", "");
+        if (reply.contains("timings")) evaluated[i] = reply["timings"].value("prompt_n", size_t{0});
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (failed) return 1;
+
+  // The server does not report image encodes; a request whose evaluated part is longer than its
+  // question text (some hundred tokens) went through its images again.
+  size_t encodes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t images = nlohmann::json::parse(bodies[i])["prompt"]["multimodal_data"].size();
+    encodes += evaluated[i] > 16 * images + 400 ? images : 0;
+  }
+  size_t identical = 0;
+  for (size_t i = 0; i < n; ++i) identical += as_stored(answers[i]) == results[i]["answer"].dump() ? 1 : 0;
+  nlohmann::json out;
+  out["questions"] = n;
+  out["seconds"] = seconds;
+  out["questions_per_second"] = static_cast<double>(n) / seconds;
+  out["identical_answers"] = identical;
+  out["images_encoded"] = encodes;
+  out["answers"] = answers;
+  std::printf("%zu questions in %.1f s (%.3f q/s), %zu answers identical to drivevqa's\n", n, seconds,
+              static_cast<double>(n) / seconds, identical);
+  if (!out_file.empty()) write_file_atomic(out_file, out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return 0;
+}

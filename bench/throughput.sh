@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Frame-level throughput, side by side in one run, for two models:
+#   tiny  (random weights, images at full resolution: 6 x 1824 tokens per frame)
+#   small (random weights, --max_pixels 200704: 231 tokens per image)
+# on a Track-1-shaped workload (4 frames x 20 questions x six 1600x900 JPEGs, the seed's per-subtask
+# token budgets, greedy), comparing
+#   a  drivevqa, default settings (shared prefix per frame, parallel decoding)
+#   b  drivevqa --prompt_layout seed --parallel 1 --frame_reuse False: the Python script's algorithm,
+#      on the first $BENCH_SUBSET questions
+#   c  llama-server of the same llama.cpp tree, prompt cache on, 1 slot, prompts sent in input order
+#   d  llama-server with 4 slots and 4 concurrent clients
+# Usage: bench/throughput.sh [build-dir]      (BENCH_MODELS="tiny small", BENCH_THREADS=2, BENCH_SUBSET=5)
+# Takes about half an hour on 2 cores. Results and logs stay in <build-dir>/bench-throughput.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+"$root/scripts/setup.sh" "$build" >/dev/null
+bin=$build/src/drivevqa
+client=$build/bench/drivevqa_server_client
+# shellcheck disable=SC1091
+. "$build/bench/engine.env"
+threads=${BENCH_THREADS:-2}
+subset=${BENCH_SUBSET:-5}
+work=$build/bench-throughput
+mkdir -p "$work"
+data=$work/data
+[ -f "$data/questions.json" ] || "$bin" make-demo --benchmark --out "$data" 2>/dev/null
+port=18431
+
+serve() {  # model-dir slots ctx image-max-tokens log
+  LLAMA_MEDIA_MARKER='<__media__>' "$ENGINE_SERVER" -m "$1/model.gguf" --mmproj "$1/mmproj.gguf" -t "$threads" -np "$2" -c "$3" \
+    --host 127.0.0.1 --port $port --no-webui --cache-prompt --image-min-tokens 4 --image-max-tokens "$4" >"$5" 2>&1 &
+  server_pid=$!
+}
+stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
+trap stop_server EXIT
+
+for model in ${BENCH_MODELS:-tiny small}; do
+  case $model in
+    tiny) sizing=(); max_tokens=16384; ctx=16384 ;;
+    small) sizing=(--max_pixels 200704); max_tokens=256; ctx=4096 ;;
+    *) echo "unknown model $model"; exit 2 ;;
+  esac
+  dir=$work/$model
+  mkdir -p "$dir"
+  [ -f "$dir/model/mmproj.gguf" ] || "$bin" make-model --out "$dir/model" --preset "$model" --seed 1 2>/dev/null
+  common=(--json_file "$data/questions.json" --image_base_dir "$data" --model_7b "$dir/model" --dtype fp16
+          -t "$threads" --overwrite "${sizing[@]}")
+  echo "[$model] a: drivevqa default" >&2
+  rm -rf "$dir/prompts"
+  "$bin" run "${common[@]}" --output_file "$dir/a-results.json" --stats_json "$dir/a.json" \
+    --dump_prompts "$dir/prompts" 2>"$dir/a.log"
+  echo "[$model] b: the seed's algorithm on $subset questions" >&2
+  "$bin" run "${common[@]}" --prompt_layout seed --parallel 1 --frame_reuse False --limit "$subset" \
+    --output_file "$dir/b-results.json" --stats_json "$dir/b.json" 2>"$dir/b.log"
+  for slots in 1 4; do
+    name=$([ "$slots" = 1 ] && echo c || echo d)
+    echo "[$model] $name: llama-server, $slots slot(s)" >&2
+    serve "$dir/model" "$slots" $((ctx * slots)) "$max_tokens" "$dir/$name-server.log"
+    "$client" --port $port --prompts "$dir/prompts" --results "$dir/a-results.json" --image_base_dir "$data" \
+      --clients "$slots" --out "$dir/$name.json" "${sizing[@]}" >&2
+    stop_server
+  done
+  "$client" --table "$dir" --title "$model model ($( [ "$model" = tiny ] && echo 'full resolution' || echo '--max_pixels 200704'), $threads threads)"
+done
