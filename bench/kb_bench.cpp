@@ -1,4 +1,4 @@
-// Knowledge-base retrieval at scale: drivevqa's SQLite FTS5 index against a straightforward C++
+// Knowledge-base retrieval at scale: drivevqa's SQLite index (FTS5 vocabulary, BM25 impact lists) against a straightforward C++
 // re-implementation of the seed script's per-question linear scan (Jaccard + difflib-style fuzzy
 // ratio + same-frame/same-scene bonus over every entry), side by side on one generated KB.
 // Usage: drivevqa_kb_bench [entries] [queries] [scan_queries]
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
               frames, qs.size(), scan_queries);
   std::printf("| method | index build / load (s) | retrieval per question (ms) | speed-up |\n");
   std::printf("|---|---|---|---|\n");
-  std::printf("| drivevqa SQLite FTS5 + BM25 | %.2f | %.3f | %.0fx |\n", build, per_query_ms, scan_ms / per_query_ms);
+  std::printf("| drivevqa SQLite index, BM25 | %.2f | %.3f | %.0fx |\n", build, per_query_ms, scan_ms / per_query_ms);
   std::printf("| seed-style linear scan (C++) | %.2f | %.1f | 1x |\n", scan_load, scan_ms);
   std::printf("\ndrivevqa per question: %.3f ms for a frame the KB knows (%zu), %.3f ms for an unseen frame (%zu, whole-KB search)\n",
               known_s * 1000 / std::max<size_t>(known_n, 1), known_n, unseen_s * 1000 / std::max<size_t>(unseen_n, 1), unseen_n);

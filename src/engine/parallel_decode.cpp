@@ -86,6 +86,16 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
     r.pending = token;
   };
 
+  // Greedy decoding picks the largest logit directly (the first of equals, as llama.cpp's greedy
+  // sampler does), skipping the sampler's copy of the whole vocabulary for every question and step.
+  const int32_t n_vocab = llama_vocab_n_tokens(vocab);
+  const auto next_token = [&](Running& r, int32_t batch_index) {
+    if (requests[r.request].params.do_sample) return llama_sampler_sample(r.sampler.get(), ctx, batch_index);
+    const float* logits = llama_get_logits_ith(ctx, batch_index);
+    if (!logits) throw ModelError("the engine returned no logits for a question");
+    return static_cast<llama_token>(std::max_element(logits, logits + n_vocab) - logits);
+  };
+
   LlamaBatch batch(n_batch, 1);
   std::vector<BatchEntry> entries;
   while (next < requests.size() || !running.empty()) {
@@ -128,7 +138,7 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
         // A suffix with images (no shared prefix) goes through the engine's own chunk evaluation.
         r->n_past = session.evaluate(*request.suffix, r->seq, prefix_end, true);
         st.suffix_tokens += request.suffix->prompt.token_count();
-        accept(*r, llama_sampler_sample(r->sampler.get(), ctx, -1));
+        accept(*r, next_token(*r, -1));
       }
       running.push_back(std::move(r));
     }
@@ -144,7 +154,7 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
       ++st.decode_calls;
       for (size_t i = start; i < end; ++i) {
         if (Running* r = entries[i].sampler_of) {
-          accept(*r, llama_sampler_sample(r->sampler.get(), ctx, static_cast<int32_t>(i - start)));
+          accept(*r, next_token(*r, static_cast<int32_t>(i - start)));
         }
       }
     }

@@ -8,13 +8,14 @@
 #include <cmath>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include "util/error.h"
 
 namespace drivevqa {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 class Statement {
  public:
@@ -32,6 +33,10 @@ class Statement {
   }
   Statement& bind(int i, int64_t v) {
     sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind_real(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
     return *this;
   }
   bool step() {
@@ -95,6 +100,87 @@ std::string recorded_hash(const std::filesystem::path& path) {
   return hash;
 }
 
+// How many notes each term's impact list keeps (its best by BM25 contribution).
+constexpr size_t kImpactListLength = 64;
+
+double term_weight(int64_t df, int64_t notes, double tf_q, double q_len, double avg_q, double tf_qa, double qa_len,
+                   double avg_qa);
+
+// The whole-KB search's postings: for every term, the kImpactListLength notes it adds most BM25 to
+// (table impacts, best first), and the columns' mean lengths.
+void write_impacts(sqlite3* db, const KbFile& kb, double& avg_q, double& avg_qa) {
+  struct Note {
+    std::vector<uint32_t> q, qa;  // token ids
+  };
+  std::unordered_map<std::string, uint32_t> id_of;
+  std::vector<const std::string*> term_of;
+  const auto intern = [&](const std::vector<std::string>& tokens) {
+    std::vector<uint32_t> ids;
+    ids.reserve(tokens.size());
+    for (const std::string& t : tokens) {
+      const auto [it, added] = id_of.emplace(t, static_cast<uint32_t>(term_of.size()));
+      if (added) term_of.push_back(&it->first);
+      ids.push_back(it->second);
+    }
+    return ids;
+  };
+  std::vector<Note> notes;
+  notes.reserve(kb.entries.size());
+  double q_total = 0, qa_total = 0;
+  for (const KbEntry& e : kb.entries) {
+    const std::string q = replace_object_refs(e.question);
+    Note note{intern(kb_tokens(q)), intern(kb_tokens(q + " " + replace_object_refs(e.answer)))};
+    q_total += static_cast<double>(note.q.size());
+    qa_total += static_cast<double>(note.qa.size());
+    notes.push_back(std::move(note));
+  }
+  const int64_t n = static_cast<int64_t>(notes.size());
+  avg_q = q_total / std::max<double>(1, static_cast<double>(n));
+  avg_qa = qa_total / std::max<double>(1, static_cast<double>(n));
+  // Document frequency: notes holding the term in either column (as FTS5's vocabulary counts).
+  std::vector<int64_t> df(term_of.size(), 0);
+  std::vector<uint32_t> seen_in(term_of.size(), UINT32_MAX);
+  for (size_t i = 0; i < notes.size(); ++i) {
+    for (uint32_t t : notes[i].qa) {
+      if (seen_in[t] != i) ++df[t];
+      seen_in[t] = static_cast<uint32_t>(i);
+    }
+  }
+  // Per term a min-heap of (weight, note) of at most kImpactListLength entries.
+  using Posting = std::pair<double, int64_t>;
+  std::vector<std::vector<Posting>> best(term_of.size());
+  std::unordered_map<uint32_t, std::pair<double, double>> tf;  // term -> (tf in question, tf in question + answer)
+  for (size_t i = 0; i < notes.size(); ++i) {
+    tf.clear();
+    for (uint32_t t : notes[i].q) tf[t].first += 1;
+    for (uint32_t t : notes[i].qa) tf[t].second += 1;
+    for (const auto& [t, counts] : tf) {
+      const double w = term_weight(df[t], n, counts.first, static_cast<double>(notes[i].q.size()), avg_q, counts.second,
+                                   static_cast<double>(notes[i].qa.size()), avg_qa);
+      std::vector<Posting>& heap = best[t];
+      const Posting p{w, -static_cast<int64_t>(i + 1)};  // ties: the earlier note wins
+      if (heap.size() < kImpactListLength) {
+        heap.push_back(p);
+        std::push_heap(heap.begin(), heap.end(), std::greater<>());
+      } else if (p > heap.front()) {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+        heap.back() = p;
+        std::push_heap(heap.begin(), heap.end(), std::greater<>());
+      }
+    }
+  }
+  exec(db, "CREATE TABLE impacts(term TEXT, weight REAL, id INTEGER, PRIMARY KEY(term, weight, id)) WITHOUT ROWID;");
+  Statement insert(db, "INSERT INTO impacts VALUES(?, ?, ?)");
+  for (size_t t = 0; t < best.size(); ++t) {
+    for (const Posting& p : best[t]) {
+      // Stored negated, so that an index range scan yields the heaviest first.
+      insert.bind(1, *term_of[t]).bind_real(2, -p.first).bind(3, -p.second);
+      insert.step();
+      insert.reset();
+    }
+  }
+}
+
 void build(const KbFile& kb, const std::filesystem::path& path) {
   sqlite3* db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   try {
@@ -129,16 +215,11 @@ void build(const KbFile& kb, const std::filesystem::path& path) {
          "CREATE TABLE terms(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;"
          "INSERT INTO terms SELECT term, doc FROM notes_terms;");
     Statement meta(db, "INSERT INTO meta VALUES(?, ?)");
-    double q_tokens = 0, qa_tokens = 0;
-    for (const KbEntry& e : kb.entries) {
-      const std::string q = replace_object_refs(e.question);
-      q_tokens += static_cast<double>(kb_tokens(q).size());
-      qa_tokens += static_cast<double>(kb_tokens(q + " " + replace_object_refs(e.answer)).size());
-    }
-    const double n = std::max<double>(1, static_cast<double>(kb.entries.size()));
-    meta.bind(1, std::string("avg_question")).bind(2, std::to_string(q_tokens / n)).step();
+    double avg_q = 0, avg_qa = 0;
+    write_impacts(db, kb, avg_q, avg_qa);
+    meta.bind(1, std::string("avg_question")).bind(2, std::to_string(avg_q)).step();
     meta.reset();
-    meta.bind(1, std::string("avg_question_answer")).bind(2, std::to_string(qa_tokens / n)).step();
+    meta.bind(1, std::string("avg_question_answer")).bind(2, std::to_string(avg_qa)).step();
     meta.reset();
     meta.bind(1, std::string("schema")).bind(2, std::to_string(kSchemaVersion)).step();
     meta.reset();
@@ -173,36 +254,32 @@ std::vector<QueryTerm> query_terms(sqlite3* db, const std::string& question) {
   return terms;
 }
 
-// An FTS5 query for the whole-KB search over the question's informative terms, joined by `op`.
-// Terms found in more than a tenth of the notes are left out (the rarest term always stays): their
-// BM25 weight is close to nothing, but matching them would make every query touch most of the index.
-std::string match_query(const std::vector<QueryTerm>& terms, int64_t notes, const char* op) {
-  std::string q;
-  for (size_t i = 0; i < terms.size(); ++i) {
-    if (i > 0 && terms[i].df * 10 > notes) break;
-    q += (q.empty() ? "\"" : std::string(" ") + op + " \"") + terms[i].token + "\"";
+// One query term's part of FTS5's bm25() (k1 = 1.2, b = 0.75, column weights 0.6 and 0.3) for a
+// note whose question has q_len tokens (tf_q of them this term) and question + answer qa_len (tf_qa).
+double term_weight(int64_t df, int64_t notes, double tf_q, double q_len, double avg_q, double tf_qa, double qa_len,
+                   double avg_qa) {
+  double idf = std::log((static_cast<double>(notes) - static_cast<double>(df) + 0.5) / (static_cast<double>(df) + 0.5));
+  if (idf <= 0) idf = 1e-6;
+  double sum = 0;
+  for (const auto& [tf, len, avg, weight] : {std::tuple{tf_q, q_len, avg_q, 0.6}, std::tuple{tf_qa, qa_len, avg_qa, 0.3}}) {
+    if (tf == 0) continue;
+    const double norm = 1.2 * (1 - 0.75 + 0.75 * len / std::max(avg, 1e-9));
+    sum += weight * tf * 2.2 / (tf + norm);
   }
-  return q;
+  return idf * sum;
 }
 
-// FTS5's bm25() (k1 = 1.2, b = 0.75, column weights 0.6 and 0.3), computed for one note from its
-// text and the index's statistics; lower is better, as in FTS5.
+// bm25() of one note for the query terms, computed from its text; lower is better, as in FTS5.
 double bm25(const std::vector<QueryTerm>& terms, int64_t notes, double avg_q, double avg_qa, const std::string& question,
             const std::string& answer) {
   const std::string q = replace_object_refs(question);
   const std::vector<std::string> q_tokens = kb_tokens(q), qa_tokens = kb_tokens(q + " " + replace_object_refs(answer));
   double score = 0;
   for (const QueryTerm& t : terms) {
-    double idf = std::log((static_cast<double>(notes) - t.df + 0.5) / (t.df + 0.5));
-    if (idf <= 0) idf = 1e-6;
-    double sum = 0;
-    for (const auto& [tokens, avg, weight] : {std::tuple{&q_tokens, avg_q, 0.6}, std::tuple{&qa_tokens, avg_qa, 0.3}}) {
-      const double tf = static_cast<double>(std::count(tokens->begin(), tokens->end(), t.token));
-      if (tf == 0) continue;
-      const double norm = 1.2 * (1 - 0.75 + 0.75 * static_cast<double>(tokens->size()) / std::max(avg, 1e-9));
-      sum += weight * tf * 2.2 / (tf + norm);
-    }
-    score += idf * sum;
+    const auto tf_q = static_cast<double>(std::count(q_tokens.begin(), q_tokens.end(), t.token));
+    const auto tf_qa = static_cast<double>(std::count(qa_tokens.begin(), qa_tokens.end(), t.token));
+    score += term_weight(t.df, notes, tf_q, static_cast<double>(q_tokens.size()), avg_q, tf_qa,
+                         static_cast<double>(qa_tokens.size()), avg_qa);
   }
   return -score;
 }
@@ -282,18 +359,37 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
     if (static_cast<int>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
     return ranked;
   }
-  // Notes holding every informative term first (few, and the best by BM25 as a rule); any of them
-  // only when those are fewer than k.
-  for (const char* op : {"AND", "OR"}) {
-    const std::string query = match_query(terms, notes, op);
-    if (query.empty()) return hits;
-    hits.clear();
-    Statement s(db_, "SELECT e.scene, e.frame, e.question, e.answer, e.category, m.score FROM "
-                     "(SELECT rowid AS id, rank AS score FROM notes WHERE notes MATCH ?1 AND rank MATCH 'bm25(0.6, 0.3)' "
-                     "ORDER BY rank LIMIT ?2) m JOIN entries e ON e.id = m.id ORDER BY m.score, e.id");
-    s.bind(1, query).bind(2, static_cast<int64_t>(k));
-    while (s.step()) hits.push_back({row_entry(s, 0), s.real(5), "all"});
+  // The whole KB: candidates from the informative terms' impact lists (the notes each term adds
+  // most BM25 to), ranked by the sum of those parts; the best are rescored with the full BM25.
+  std::unordered_map<int64_t, double> partial;
+  Statement postings(db_, "SELECT id, weight FROM impacts WHERE term = ? ORDER BY weight, id");
+  for (size_t i = 0; i < terms.size(); ++i) {
+    if (i > 0 && terms[i].df * 10 > notes) break;  // terms in more than a tenth of the notes weigh next to nothing
+    postings.bind(1, terms[i].token);
+    while (postings.step()) partial[postings.integer(0)] += postings.real(1);
+    postings.reset();
+  }
+  std::vector<std::pair<double, int64_t>> candidates;
+  for (const auto& [id, weight] : partial) candidates.emplace_back(weight, id);
+  const size_t rescored = std::min(candidates.size(), static_cast<size_t>(std::max(4 * k, 32)));
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(rescored), candidates.end());
+  Statement entry(db_, "SELECT scene, frame, question, answer, category FROM entries WHERE id = ?");
+  std::vector<std::pair<int64_t, KbHit>> ranked;
+  for (size_t i = 0; i < rescored; ++i) {
+    entry.bind(1, candidates[i].second);
+    if (entry.step()) {
+      KbEntry e = row_entry(entry, 0);
+      const double score = bm25(terms, notes, avg_question_, avg_question_answer_, e.question, e.answer);
+      ranked.push_back({candidates[i].second, {std::move(e), score, "all"}});
+    }
+    entry.reset();
+  }
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.second.score < b.second.score || (a.second.score == b.second.score && a.first < b.first);
+  });
+  for (auto& [id, hit] : ranked) {
     if (static_cast<int>(hits.size()) >= k) break;
+    hits.push_back(std::move(hit));
   }
   return hits;
 }

@@ -1,4 +1,9 @@
-// The knowledge base index: a SQLite database with an FTS5 table, built once per KB content.
+// The knowledge base index: a SQLite database built once per KB content: the notes (with an FTS5
+// table whose vocabulary gives each term's document frequency) and, for the whole-KB search, an
+// impact list per term: the 64 notes the term adds most BM25 to, heaviest first. A whole-KB query
+// reads only its informative terms' lists (a few hundred rows, whatever the KB's size), sums the
+// parts per note and rescores the best candidates with the full BM25; a note that is in none of
+// its terms' lists is not found, the price of a search that does not grow with the KB.
 //
 // What must hold: an index is used only if it was built completely from a KB file with the same
 // content hash (it is built in a temporary file in one transaction, then renamed into place);
@@ -34,8 +39,8 @@ class KbIndex {
   // The entry of this exact (scene, frame, whitespace-normalised question), if any.
   std::optional<KbEntry> exact(const std::string& scene, const std::string& frame, const std::string& question) const;
 
-  // The top k notes: candidates from the same frame, else the same scene, else the whole KB,
-  // ranked by BM25 over the question (weight 0.6) and question + answer (0.3) with object
+  // The top k notes: candidates from the same frame, else the same scene, else the whole KB (its
+  // impact lists), ranked by BM25 over the question (weight 0.6) and question + answer (0.3) with object
   // references replaced by their camera names.
   std::vector<KbHit> retrieve(const std::string& scene, const std::string& frame, const std::string& question,
                               int k) const;
