@@ -14,6 +14,7 @@
 #include "results/results_file.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 namespace {
@@ -180,6 +181,7 @@ void run(RunArgs& a) {
   job.print_answers = a.print_answers;
   spdlog::info("{} items from {}", job.items.size(), a.json_file);
   Runner runner(std::move(options));
+  install_interrupt_handlers();  // SIGINT / SIGTERM: stop at the next safe point, keep what was answered
   const RunSummary summary = run_job(job, runner);
   spdlog::info("wrote {}\n{}", a.output_file, describe(summary));
   if (!a.stats_json.empty()) write_file_atomic(a.stats_json, stats_json(summary).dump(2) + "\n");

@@ -2,6 +2,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <map>
 
@@ -9,6 +10,8 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) must give a worded "cannot write" error, not kill the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   using namespace drivevqa;
   auto logger = spdlog::stderr_color_st("drivevqa");
   logger->set_pattern("%^%l%$: %v");

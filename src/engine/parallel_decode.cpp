@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 namespace {
@@ -99,6 +100,7 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
   LlamaBatch batch(n_batch, 1);
   std::vector<BatchEntry> entries;
   while (next < requests.size() || !running.empty()) {
+    throw_if_interrupted();  // the questions still running are dropped; the finished ones were delivered
     entries.clear();
     for (const auto& r : running) {
       if (r->pending == LLAMA_TOKEN_NULL) continue;

@@ -10,8 +10,9 @@
 //     answer whatever the parallelism;
 //   - a question is started only when its suffix and its whole token budget fit in the free KV
 //     cells, so decoding never runs out of room (questions that do not fit wait for others to end);
-//   - when decoding fails, no more results are delivered and ModelError is thrown; the questions
-//     already delivered stay valid.
+//   - when decoding fails, no more results are delivered and ModelError is thrown; on SIGINT /
+//     SIGTERM (util/interrupt.h) Interrupted is thrown between two steps. The questions already
+//     delivered stay valid.
 #pragma once
 
 #include <functional>

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/text.h"
 
 namespace drivevqa {
@@ -81,6 +82,7 @@ EncodedPrompt encode(const Model& model, TokenizedPrompt prompt, EmbeddingCache*
         continue;
       }
     }
+    throw_if_interrupted();  // an image takes seconds at full resolution
     if (mtmd_encode_chunk(model.vision(), chunk) != 0) {
       throw ModelError("the vision tower failed to encode image " + std::to_string(i) + " (out of memory?)");
     }

@@ -12,6 +12,7 @@
 #include "pipeline/progress.h"
 #include "results/results_file.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 
@@ -53,29 +54,46 @@ RunSummary run_job(const RunJob& job, Runner& runner) {
     }
   }
   Progress progress(job.items.size(), summary.from_journal);
-  runner.answer_all(todo, [&](const QuestionItem& item, ItemResult result) {
-    journal.append(item.index, result);
-    ++summary.answered_now;
-    if (job.print_answers) {
-      progress.finish();
-      std::printf("[%zu/%zu] %s -> %s\nQ: %s\nA: %s\n\n", item.index + 1, job.items.size(),
-                  std::string(subtask_name(result.subtask)).c_str(), result.model_used.c_str(), item.question.c_str(),
-                  result.answer.c_str());
-      std::fflush(stdout);
+  const auto write_output = [&](bool complete) {
+    std::vector<nlohmann::ordered_json> output;
+    output.reserve(job.items.size());
+    for (size_t i = 0; i < job.items.size(); ++i) {
+      if (!results[i]) {
+        if (complete) throw Error(ExitCode::kFailure, "internal error: item " + std::to_string(job.items[i].index) + " got no result");
+        continue;  // an interrupted run: only what was answered
+      }
+      output.push_back(result_json(job.items[i], *results[i]));
     }
-    progress.item_done(result.model_used);
-    results[position_of.at(item.index)] = std::move(result);
-  });
-  progress.finish();
-  std::vector<nlohmann::ordered_json> output;
-  output.reserve(job.items.size());
-  for (size_t i = 0; i < job.items.size(); ++i) {
-    if (!results[i]) throw Error(ExitCode::kFailure, "internal error: item " + std::to_string(job.items[i].index) + " got no result");
-    summary.errors += results[i]->is_error ? 1 : 0;
-    ++summary.per_subtask_model[std::string(subtask_name(results[i]->subtask)) + " / " + results[i]->model_used];
-    output.push_back(result_json(job.items[i], *results[i]));
+    write_results(job.output_file, output);
+  };
+  try {
+    runner.answer_all(todo, [&](const QuestionItem& item, ItemResult result) {
+      journal.append(item.index, result);
+      ++summary.answered_now;
+      if (job.print_answers) {
+        progress.finish();
+        std::printf("[%zu/%zu] %s -> %s\nQ: %s\nA: %s\n\n", item.index + 1, job.items.size(),
+                    std::string(subtask_name(result.subtask)).c_str(), result.model_used.c_str(), item.question.c_str(),
+                    result.answer.c_str());
+        std::fflush(stdout);
+      }
+      progress.item_done(result.model_used);
+      results[position_of.at(item.index)] = std::move(result);
+    });
+  } catch (const Interrupted&) {
+    progress.finish();
+    write_output(false);
+    throw Error(ExitCode::kInterrupted, "interrupted: " + std::to_string(summary.answered_now + summary.from_journal) + " of " +
+                                            std::to_string(job.items.size()) + " items answered and journaled, written to " +
+                                            job.output_file.string() + "; run the same command again to answer the rest");
   }
-  write_results(job.output_file, output);
+  progress.finish();
+  for (const auto& r : results) {
+    if (!r) continue;
+    summary.errors += r->is_error ? 1 : 0;
+    ++summary.per_subtask_model[std::string(subtask_name(r->subtask)) + " / " + r->model_used];
+  }
+  write_output(true);
   summary.seconds = progress.elapsed_seconds();
   summary.counters = runner.counters();
   summary.peak_rss_mb = peak_rss_megabytes();

@@ -10,6 +10,7 @@
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 namespace {
@@ -179,6 +180,7 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
   }
 
   for (std::vector<Pending>& frame : frames) {
+    throw_if_interrupted();
     if (is_72b && !model_72b_failure_.empty()) {
       std::move(frame.begin(), frame.end(), std::back_inserter(handed));
       continue;

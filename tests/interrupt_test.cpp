@@ -1,0 +1,150 @@
+// Interruptions of a real `drivevqa run`: SIGKILL at random moments, SIGINT, a second SIGINT, and a
+// file-size limit (a full disk) while writing the results or the journal.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "support/test_support.h"
+
+namespace drivevqa {
+namespace {
+
+std::vector<std::string> run_args(const std::filesystem::path& out, const std::string& limit = "24") {
+  return {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
+          "--image_base_dir", test::demo_dir().string(), "--output_file", out.string(), "--model_7b",
+          test::tiny_model_dir().string(), "--dtype", "fp16", "--image_max_tokens", "32", "--max_new_tokens_cap",
+          "6", "--limit", limit, "-t", "2"};
+}
+
+std::vector<std::string> journal_lines(const std::filesystem::path& journal) {
+  std::ifstream in(journal);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+void wait_for_lines(const std::filesystem::path& journal, size_t lines) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (journal_lines(journal).size() < lines && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// Every item of the journal exactly once.
+void expect_each_item_once(const std::filesystem::path& journal, size_t items) {
+  const auto lines = journal_lines(journal);
+  std::multiset<size_t> indices;
+  for (size_t i = 1; i < lines.size(); ++i) indices.insert(nlohmann::json::parse(lines[i]).at("index").get<size_t>());
+  EXPECT_EQ(indices.size(), items);
+  EXPECT_EQ(std::set<size_t>(indices.begin(), indices.end()).size(), items);
+}
+
+TEST(Interrupt, TwentyKillsAtRandomMomentsResumeToTheUninterruptedResults) {
+  const auto dir = test::scratch_dir("random-kills");
+  const auto reference = dir / "reference.json";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(test::run_process(run_args(reference, "0")).exit_code, 0);
+  const auto full_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+
+  const unsigned seed = static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count());
+  std::printf("random kill moments: seed %u, within %lld ms\n", seed, static_cast<long long>(full_ms));
+  std::mt19937 rng(seed);
+  const auto out = dir / "killed.json";
+  const auto journal = dir / "killed.json.journal";
+  int killed = 0;
+  for (int k = 0; k < 20; ++k) {
+    // A moment within what is left of the work (each resumed run has less to do).
+    const size_t done = journal_lines(journal).size();
+    const long long left = std::max<long long>(300, full_ms * static_cast<long long>(72 - std::min<size_t>(done, 71)) / 72);
+    const long long at = std::uniform_int_distribution<long long>(0, left)(rng);
+    const int pid = test::spawn_process(run_args(out, "0"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(at));
+    ::kill(pid, SIGKILL);
+    const int code = test::wait_process(pid);
+    killed += code == -1 - SIGKILL ? 1 : 0;
+    EXPECT_TRUE(code == 0 || code == -1 - SIGKILL) << "kill " << k << " at " << at << " ms: exit " << code;
+  }
+  std::printf("%d of 20 runs were killed before they finished\n", killed);
+  EXPECT_GE(killed, 10);
+  const auto final_run = test::run_process(run_args(out, "0"));
+  ASSERT_EQ(final_run.exit_code, 0) << final_run.err;
+  EXPECT_EQ(test::read_text(out), test::read_text(reference));
+  expect_each_item_once(journal, 71);
+}
+
+TEST(Interrupt, SigintStopsCleanlyWithTheAnswersSoFarAndTheRunResumes) {
+  const auto dir = test::scratch_dir("sigint");
+  const auto reference = dir / "reference.json";
+  ASSERT_EQ(test::run_process(run_args(reference, "0")).exit_code, 0);
+  const auto out = dir / "out.json";
+  const auto journal = dir / "out.json.journal";
+  const int pid = test::spawn_process(run_args(out, "0"));
+  wait_for_lines(journal, 6);
+  ::kill(pid, SIGINT);
+  EXPECT_EQ(test::wait_process(pid), 130);
+  // The results file holds exactly the journaled answers, as valid JSON.
+  const size_t answered = journal_lines(journal).size() - 1;
+  EXPECT_GE(answered, 5u);
+  EXPECT_LT(answered, 71u);
+  const auto partial = nlohmann::json::parse(test::read_text(out));
+  EXPECT_EQ(partial.size(), answered);
+  const auto again = test::run_process(run_args(out, "0"));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(test::read_text(out), test::read_text(reference));
+  expect_each_item_once(journal, 71);
+}
+
+TEST(Interrupt, ASecondSignalExitsAtOnce) {
+  const auto dir = test::scratch_dir("sigint-twice");
+  const auto out = dir / "out.json";
+  const int pid = test::spawn_process(run_args(out, "0"));
+  wait_for_lines(dir / "out.json.journal", 2);
+  ::kill(pid, SIGINT);
+  ::kill(pid, SIGINT);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(test::wait_process(pid), 130);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+}
+
+// A file-size limit stands in for a full disk: writes past it fail with EFBIG.
+test::ProcessResult run_with_file_limit(const std::vector<std::string>& args, int kilobytes) {
+  std::string command = "ulimit -f " + std::to_string(kilobytes) + " && exec";
+  for (const std::string& a : args) command += " '" + a + "'";
+  return test::run_process({"/bin/bash", "-c", command});
+}
+
+TEST(Interrupt, AFullDiskGivesAClearErrorAndLeavesTheOutputAndJournalIntact) {
+  const auto dir = test::scratch_dir("disk-full");
+  const auto out = dir / "out.json";
+  ASSERT_EQ(test::run_process(run_args(out)).exit_code, 0);
+  const std::string results = test::read_text(out);
+  const std::string journal = test::read_text(dir / "out.json.journal");
+
+  // Writing the results file: everything comes from the journal, the new file cannot be written.
+  const auto r = run_with_file_limit(run_args(out), 4);
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_NE(r.err.find(out.string()), std::string::npos) << r.err;
+  EXPECT_EQ(test::read_text(out), results);
+  EXPECT_EQ(test::read_text(dir / "out.json.journal"), journal);
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    EXPECT_EQ(entry.path().string().find(".partial"), std::string::npos) << "left behind: " << entry.path();
+  }
+
+  // Appending to the journal: a longer run needs new journal lines past the limit.
+  const auto more = run_with_file_limit(run_args(out, "30"), 4);
+  EXPECT_EQ(more.exit_code, 5) << more.err;
+  EXPECT_NE(more.err.find("journal"), std::string::npos) << more.err;
+  EXPECT_EQ(test::read_text(out), results);
+  const std::string after = test::read_text(dir / "out.json.journal");
+  EXPECT_EQ(after.substr(0, journal.size()), journal);  // nothing of the old journal lost
+}
+
+}  // namespace
+}  // namespace drivevqa
