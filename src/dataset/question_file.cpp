@@ -1,5 +1,7 @@
 #include "dataset/question_file.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "prompt/chat_prompt.h"
@@ -66,6 +68,9 @@ QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& o
   }
   if (item.question.find_first_not_of(" \t\r\n") == std::string::npos) {
     item.problem = "item has no question (neither `question` nor `prompt`)";
+  } else if (item.question.size() > kMaxQuestionBytes) {
+    item.problem = "question is " + std::to_string(item.question.size()) + " bytes long, more than the limit of " +
+                   std::to_string(kMaxQuestionBytes);
   } else if (!problem.empty()) {
     item.problem = problem;
   } else if (item.images.empty()) {
@@ -78,14 +83,21 @@ QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& o
 
 std::vector<QuestionItem> parse_question_list(const std::string& text, const std::string& name,
                                               const DatasetOptions& options) {
-  const Json list = parse_ordered_json(text, name);
+  size_t replaced = 0;
+  const Json list = parse_ordered_json(repair_utf8(text, &replaced), name);
+  if (replaced > 0) spdlog::warn("{}: {} bytes that are not UTF-8 replaced by U+FFFD", name, replaced);
   if (!list.is_array()) throw InputError(name + ": expected a JSON list of question objects, found a " + list.type_name());
   std::vector<QuestionItem> items;
   const size_t n = options.limit > 0 ? std::min(options.limit, list.size()) : list.size();
   items.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     if (!list[i].is_object()) {
-      throw InputError(name + ": item " + std::to_string(i) + " is a " + list[i].type_name() + ", expected an object");
+      QuestionItem item;  // costs this item only: an error answer, the value kept in the results
+      item.index = i;
+      item.original = list[i];
+      item.problem = std::string("item is a ") + list[i].type_name() + ", expected an object";
+      items.push_back(std::move(item));
+      continue;
     }
     items.push_back(make_item(i, list[i], options));
   }

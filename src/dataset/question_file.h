@@ -13,6 +13,9 @@
 
 namespace drivevqa {
 
+// Track 1 questions are under 1 KB; a longer one is refused (error answer) rather than evaluated.
+inline constexpr size_t kMaxQuestionBytes = 16384;
+
 struct CameraImage {
   std::string camera;               // CAM_FRONT ... or IMAGE_<n> for unnamed images
   std::filesystem::path path;       // joined with the image base folder

@@ -2,7 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <sys/resource.h>
 
@@ -33,6 +37,12 @@ void check_output_path(const std::filesystem::path& output) {
   const std::filesystem::path parent = output.has_parent_path() ? output.parent_path() : std::filesystem::path(".");
   if (!std::filesystem::is_directory(parent, ec)) throw OutputError(output.string() + ": folder " + parent.string() + " does not exist");
   if (::access(parent.c_str(), W_OK) != 0) throw OutputError(output.string() + ": folder " + parent.string() + " is not writable");
+  // access() says yes to root everywhere; creating a file is the real test.
+  const std::filesystem::path probe = output.string() + ".probe-" + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) throw OutputError(output.string() + ": cannot create files in " + parent.string() + " (" + std::strerror(errno) + ")");
+  ::close(fd);
+  std::filesystem::remove(probe, ec);
 }
 
 RunSummary run_job(const RunJob& job, Runner& runner) {

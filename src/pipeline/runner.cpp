@@ -238,6 +238,12 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
     std::string failure;
     try {
       model->answer_frame(questions, images, image_key, deliver);
+    } catch (const InputError& e) {
+      // Something in these items the engine refuses (not a model failure): their items only.
+      for (size_t i = 0; i < frame.size(); ++i) {
+        if (!delivered[i]) sink(*frame[i].item, frame[i].error(e.what()));
+      }
+      continue;
     } catch (const ModelError& e) {
       failure = e.what();
     } catch (const std::bad_alloc&) {

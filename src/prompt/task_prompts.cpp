@@ -24,9 +24,21 @@ int token_budget(const PromptSet& prompts, Subtask s) {
   return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;
 }
 
+namespace {
+
+// Outside text must not contain the engine's image marker: each one would claim an image.
+std::string without_image_markers(std::string text) {
+  for (size_t at = text.find(kImageMarker); at != std::string::npos; at = text.find(kImageMarker, at)) {
+    text.replace(at, kImageMarker.size(), "<image>");
+  }
+  return text;
+}
+
+}  // namespace
+
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context,
                              PromptLayout layout) {
-  std::string context = kb_context;
+  std::string context = without_image_markers(kb_context);
   if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
     context += it->second;
     context += "\n";
@@ -35,7 +47,7 @@ ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const Question
   for (const CameraImage& image : item.images) cameras.push_back(image.camera);
   const std::string images = image_block(cameras);
   std::string user = layout == PromptLayout::kShared ? images + context : context + images;
-  user += item.question;
+  user += without_image_markers(item.question);
   return {prompts.system, std::move(user)};
 }
 

@@ -51,6 +51,9 @@ Journal::Journal(const std::filesystem::path& path, const JournalKey& key, bool 
       if (!complete) break;
       if (first) {
         if (line != header) {
+          // A journal without answers (a run that failed before answering) holds nothing to lose.
+          std::string next;
+          if (!std::getline(in, next) || next.empty()) break;
           throw UsageError(path.string() + ": this journal belongs to a different input file or different settings; "
                            "pass --overwrite to start afresh (its answers will be discarded)");
         }

@@ -6,6 +6,7 @@ namespace drivevqa {
 
 nlohmann::ordered_json result_json(const QuestionItem& item, const ItemResult& result) {
   nlohmann::ordered_json out = item.original;
+  if (!out.is_object()) out = nlohmann::ordered_json{{"item", item.original}};  // a malformed item, kept as given
   out["subtask"] = std::string(subtask_name(result.subtask));
   out["model_routed"] = std::string(model_size_name(result.routed));
   out["model_used"] = result.model_used;

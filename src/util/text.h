@@ -24,6 +24,10 @@ std::string hex64(uint64_t v);
 std::string to_lower(std::string_view s);
 
 // Parses JSON text; throws InputError "<name>: not valid JSON (byte N)".
+// `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD; `replaced`
+// counts them. Outside files may hold stray Latin-1 bytes, which the JSON parser would refuse.
+std::string repair_utf8(std::string_view text, size_t* replaced = nullptr);
+
 nlohmann::json parse_json(std::string_view text, const std::string& name);
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& name);
 
