@@ -173,6 +173,7 @@ TEST(Corpus, EveryBadRunInputStopsWithAClearMessageAndItsExitCode) {
   write_bytes(dir / "not_json.json", "[{\"question\": \"What is ahead?\",");
   write_bytes(dir / "object.json", "{\"question\": \"What is ahead?\"}");
   write_bytes(dir / "empty.json", "");
+  write_bytes(dir / "huge_number.json", "[{\"question\": \"Q?\", \"n\": 1e99999}]");  // found by fuzzing
   write_bytes(dir / "kb_shape.json", "{\"annotations\": 5}");
   write_bytes(dir / "kb_not_json.json", "annotations: none");
   // A model whose text GGUF is cut short.
@@ -217,6 +218,7 @@ TEST(Corpus, EveryBadRunInputStopsWithAClearMessageAndItsExitCode) {
       {"question file is not JSON", {"--json_file", (dir / "not_json.json").string()}, 3, "not valid JSON"},
       {"question file is an object", {"--json_file", (dir / "object.json").string()}, 3, "expected a JSON list"},
       {"question file is empty", {"--json_file", (dir / "empty.json").string()}, 3, "empty.json"},
+      {"number too large for any type", {"--json_file", (dir / "huge_number.json").string()}, 3, "huge_number.json"},
       {"question file is missing", {"--json_file", (dir / "missing.json").string()}, 3, "missing.json"},
       {"KB of the wrong shape", {"--kb_file", (dir / "kb_shape.json").string()}, 3, "kb_shape.json"},
       {"KB that is not JSON", {"--kb_file", (dir / "kb_not_json.json").string()}, 3, "kb_not_json.json"},

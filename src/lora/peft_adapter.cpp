@@ -79,26 +79,34 @@ PeftAdapter::PeftAdapter(const std::filesystem::path& dir) : dir_(select_adapter
       parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), config_path.string());
   if (!j.is_object()) throw InputError(config_path.string() + ": expected a JSON object");
   const std::string where = config_path.string();
+  try {
+    read_config(j, where);
+  } catch (const nlohmann::json::exception&) {
+    throw InputError(where + ": a setting has the wrong type (peft_type, use_dora, modules_to_save, r, lora_alpha, "
+                     "use_rslora, rank_pattern or alpha_pattern)");
+  }
+  if (config_.r <= 0) throw InputError(where + ": r must be positive");
+  load_weights();
+}
+
+void PeftAdapter::read_config(const nlohmann::json& j, const std::string& where) {
   if (j.value("peft_type", "LORA") != "LORA") throw InputError(where + ": peft_type " + j.value("peft_type", "") + " is not LoRA");
   if (j.value("use_dora", false)) throw InputError(where + ": DoRA adapters (use_dora) cannot be applied by the engine");
   if (j.contains("modules_to_save") && j["modules_to_save"].is_array() && !j["modules_to_save"].empty()) {
     throw InputError(where + ": modules_to_save (" + j["modules_to_save"].dump() + ") replaces whole modules, which is not supported");
   }
-  try {
-    config_.r = j.value("r", 8);
-    config_.alpha = j.value("lora_alpha", static_cast<float>(config_.r));
-    config_.use_rslora = j.value("use_rslora", false);
-    if (j.contains("rank_pattern") && j["rank_pattern"].is_object()) {
-      for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern[k] = v.get<int>();
-    }
-    if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object()) {
-      for (const auto& [k, v] : j["alpha_pattern"].items()) config_.alpha_pattern[k] = v.get<float>();
-    }
-  } catch (const nlohmann::json::exception&) {
-    throw InputError(where + ": r, lora_alpha, rank_pattern or alpha_pattern has the wrong type");
+  config_.r = j.value("r", 8);
+  config_.alpha = j.value("lora_alpha", static_cast<float>(config_.r));
+  config_.use_rslora = j.value("use_rslora", false);
+  if (j.contains("rank_pattern") && j["rank_pattern"].is_object()) {
+    for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern[k] = v.get<int>();
   }
-  if (config_.r <= 0) throw InputError(where + ": r must be positive");
+  if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object()) {
+    for (const auto& [k, v] : j["alpha_pattern"].items()) config_.alpha_pattern[k] = v.get<float>();
+  }
+}
 
+void PeftAdapter::load_weights() {
   const auto weights = dir_ / "adapter_model.safetensors";
   std::error_code ec;
   if (!std::filesystem::exists(weights, ec)) {

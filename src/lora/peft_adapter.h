@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "convert/safetensors.h"
 
 namespace drivevqa {
@@ -50,6 +52,9 @@ class PeftAdapter {
   const std::vector<LoraModule>& modules() const { return modules_; }
 
  private:
+  void read_config(const nlohmann::json& j, const std::string& where);
+  void load_weights();
+
   std::filesystem::path dir_;
   PeftConfig config_;
   std::unique_ptr<SafetensorsFile> file_;

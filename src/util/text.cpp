@@ -15,6 +15,9 @@ Json parse_as(std::string_view text, const std::string& name) {
     return Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(name + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. a number too large for any type (found by fuzzing: out_of_range 406)
+    throw InputError(name + ": not usable JSON (" + e.what() + ")");
   }
 }
 
