@@ -18,25 +18,32 @@ Json read_json(const std::filesystem::path& path) {
   return parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path.string());
 }
 
+// The value as T; numbers only when they fit T (util/text.h json_number).
+template <typename T>
+std::optional<T> as(const Json& v) {
+  if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    return json_number<T>(v);
+  } else {
+    try {
+      return v.get<T>();
+    } catch (const Json::exception&) {
+      return std::nullopt;
+    }
+  }
+}
+
 template <typename T>
 T get(const Json& j, const char* key, const std::filesystem::path& file) {
   if (!j.contains(key)) throw InputError(file.string() + ": missing " + key);
-  try {
-    return j.at(key).get<T>();
-  } catch (const Json::exception&) {
-    throw InputError(file.string() + ": " + key + " has the wrong type");
-  }
+  if (auto v = as<T>(j.at(key))) return *v;
+  throw InputError(file.string() + ": " + key + " has the wrong type or is out of range");
 }
 
 template <typename T>
 T get_or(const Json& j, const char* key, T fallback) {
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  try {
-    return it->get<T>();
-  } catch (const Json::exception&) {
-    return fallback;
-  }
+  return as<T>(*it).value_or(fallback);
 }
 
 // Added tokens whose text looks like <|...|> are control tokens even when not marked special.
@@ -144,7 +151,7 @@ HfTokenizer read_hf_tokenizer(const std::filesystem::path& dir, int vocab_size) 
     v.types[static_cast<size_t>(id)] = type;
     ids[text] = static_cast<int32_t>(id);
   };
-  for (const auto& [text, id] : j["model"]["vocab"].items()) place(id.get<int64_t>(), text, kTokenNormal);
+  for (const auto& [text, id] : j["model"]["vocab"].items()) place(json_number<int64_t>(id).value_or(-1), text, kTokenNormal);
   for (const auto& t : j.value("added_tokens", Json::array())) {
     const std::string text = t.value("content", "");
     const bool special = t.value("special", false);

@@ -92,14 +92,17 @@ RgbImage decode_png(const uint8_t* data, size_t size, const std::string& name) {
   if (!png_image_begin_read_from_memory(&png, data, size)) {
     throw InputError(name + ": not a readable PNG (" + png.message + ")");
   }
+  // From here libpng holds memory until png_image_free, whichever way this function ends.
+  struct Release {
+    png_image* p;
+    ~Release() { png_image_free(p); }
+  } release{&png};
   check_pixel_count(png.width, png.height, name);
   png.format = PNG_FORMAT_RGB;
   RgbImage image{static_cast<int>(png.width), static_cast<int>(png.height), {}};
   image.pixels.resize(image.byte_size());
   if (!png_image_finish_read(&png, nullptr, image.pixels.data(), 0, nullptr)) {
-    const std::string reason = png.message;
-    png_image_free(&png);
-    throw InputError(name + ": corrupt PNG (" + reason + ")");
+    throw InputError(name + ": corrupt PNG (" + png.message + ")");
   }
   return image;
 }

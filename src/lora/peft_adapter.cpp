@@ -95,14 +95,19 @@ void PeftAdapter::read_config(const nlohmann::json& j, const std::string& where)
   if (j.contains("modules_to_save") && j["modules_to_save"].is_array() && !j["modules_to_save"].empty()) {
     throw InputError(where + ": modules_to_save (" + j["modules_to_save"].dump() + ") replaces whole modules, which is not supported");
   }
-  config_.r = j.value("r", 8);
-  config_.alpha = j.value("lora_alpha", static_cast<float>(config_.r));
+  const auto number = [&](const nlohmann::json& v, const std::string& key, auto fallback) {
+    if (v.is_null()) return fallback;
+    if (auto n = json_number<decltype(fallback)>(v)) return *n;
+    throw InputError(where + ": " + key + " is not a number in range");
+  };
+  config_.r = number(j.value("r", nlohmann::json()), "r", 8);
+  config_.alpha = number(j.value("lora_alpha", nlohmann::json()), "lora_alpha", static_cast<float>(config_.r));
   config_.use_rslora = j.value("use_rslora", false);
   if (j.contains("rank_pattern") && j["rank_pattern"].is_object()) {
-    for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern[k] = v.get<int>();
+    for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern[k] = number(v, "rank_pattern." + k, 0);
   }
   if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object()) {
-    for (const auto& [k, v] : j["alpha_pattern"].items()) config_.alpha_pattern[k] = v.get<float>();
+    for (const auto& [k, v] : j["alpha_pattern"].items()) config_.alpha_pattern[k] = number(v, "alpha_pattern." + k, 0.0f);
   }
 }
 

@@ -27,7 +27,7 @@ ItemResult entry_result(const Json& j) {
   r.model_used = j.at("model_used").get<std::string>();
   r.answer = j.at("answer").get<std::string>();
   r.is_error = j.at("error").get<bool>();
-  r.generated_tokens = j.value("tokens", size_t{0});
+  r.generated_tokens = json_number<size_t>(j.value("tokens", Json(0))).value_or(0);
   return r;
 }
 
@@ -64,7 +64,9 @@ Journal::Journal(const std::filesystem::path& path, const JournalKey& key, bool 
       }
       try {
         const Json j = Json::parse(line);
-        done_[j.at("index").get<size_t>()] = entry_result(j);
+        const auto index = json_number<size_t>(j.at("index"));
+        if (!index) break;  // not a line this program wrote: the trusted prefix ends here
+        done_[*index] = entry_result(j);
         good_bytes = offset;
       } catch (const std::exception&) {
         break;  // a damaged line ends the trusted prefix

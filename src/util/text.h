@@ -4,7 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <cmath>
+#include <limits>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <string_view>
 
 namespace drivevqa {
@@ -27,6 +31,33 @@ std::string to_lower(std::string_view s);
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD; `replaced`
 // counts them. Outside files may hold stray Latin-1 bytes, which the JSON parser would refuse.
 std::string repair_utf8(std::string_view text, size_t* replaced = nullptr);
+
+// A JSON number as T, or nothing when it does not fit: integral T takes only integers within T's
+// range, floating T only finite values within its range. (nlohmann's get<T>() converts with a
+// plain cast, which is undefined behaviour out of range: found by fuzzing.)
+template <typename T, typename Json>
+std::optional<T> json_number(const Json& v) {
+  static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>);
+  if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned()) {
+      const auto u = v.template get<uint64_t>();
+      if (u <= static_cast<uint64_t>(std::numeric_limits<T>::max())) return static_cast<T>(u);
+    } else if (v.is_number_integer()) {
+      const auto i = v.template get<int64_t>();
+      if (std::is_signed_v<T> ? (i >= static_cast<int64_t>(std::numeric_limits<T>::lowest()) &&
+                                 i <= static_cast<int64_t>(std::numeric_limits<T>::max()))
+                              : (i >= 0 && static_cast<uint64_t>(i) <= static_cast<uint64_t>(std::numeric_limits<T>::max()))) {
+        return static_cast<T>(i);
+      }
+    }
+    return std::nullopt;
+  } else {
+    if (!v.is_number()) return std::nullopt;
+    const double d = v.template get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > static_cast<double>(std::numeric_limits<T>::max())) return std::nullopt;
+    return static_cast<T>(d);
+  }
+}
 
 nlohmann::json parse_json(std::string_view text, const std::string& name);
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& name);
