@@ -2,6 +2,7 @@
 // file-size limit (a full disk) while writing the results or the journal.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <fstream>
@@ -54,22 +55,39 @@ TEST(Interrupt, TwentyKillsAtRandomMomentsResumeToTheUninterruptedResults) {
   const auto full_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
 
   const unsigned seed = static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count());
-  std::printf("random kill moments: seed %u, within %lld ms\n", seed, static_cast<long long>(full_ms));
+  std::printf("random kill points: seed %u (an uninterrupted run takes %lld ms)\n", seed, static_cast<long long>(full_ms));
   std::mt19937 rng(seed);
   const auto out = dir / "killed.json";
   const auto journal = dir / "killed.json.journal";
   int killed = 0;
   for (int k = 0; k < 20; ++k) {
-    // A moment within what is left of the work (each resumed run has less to do).
+    // A random point within what is left of the work: after a random number of further answers
+    // (0 = during start-up or the first frame's image work), plus a random delay of up to 50 ms.
     const size_t done = journal_lines(journal).size();
-    const long long left = std::max<long long>(300, full_ms * static_cast<long long>(72 - std::min<size_t>(done, 71)) / 72);
-    const long long at = std::uniform_int_distribution<long long>(0, left)(rng);
+    const size_t left = 72 - std::min<size_t>(std::max<size_t>(done, 1), 71);
+    const size_t target = done + std::uniform_int_distribution<size_t>(0, left - 1)(rng);
+    const int delay_ms = std::uniform_int_distribution<int>(0, 50)(rng);
     const int pid = test::spawn_process(run_args(out, "0"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(at));
-    ::kill(pid, SIGKILL);
-    const int code = test::wait_process(pid);
-    killed += code == -1 - SIGKILL ? 1 : 0;
-    EXPECT_TRUE(code == 0 || code == -1 - SIGKILL) << "kill " << k << " at " << at << " ms: exit " << code;
+    int status = 0;
+    bool exited = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (journal_lines(journal).size() < target && std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!exited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+    }
+    const bool was_killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    killed += was_killed ? 1 : 0;
+    std::printf("kill %2d: after %zu answers + %d ms: %s\n", k, target > 0 ? target - 1 : 0, delay_ms,
+                was_killed ? "killed" : "finished first");
+    EXPECT_TRUE(was_killed || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << "kill " << k;
   }
   std::printf("%d of 20 runs were killed before they finished\n", killed);
   EXPECT_GE(killed, 10);

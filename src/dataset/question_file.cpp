@@ -45,10 +45,11 @@ std::vector<std::pair<std::string, std::string>> listed_images(const Json& item,
   return listed;
 }
 
-QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& options) {
+QuestionItem make_item(size_t index, Json original, const DatasetOptions& options) {
   QuestionItem item;
   item.index = index;
-  item.original = object;
+  item.original = std::move(original);  // moved out of the parsed list: one copy of the file in memory
+  const Json& object = item.original;
   item.question = string_field(object, "question");
   if (item.question.empty()) item.question = string_field(object, "prompt");
   item.category = to_lower(string_field(object, "category"));
@@ -84,7 +85,7 @@ QuestionItem make_item(size_t index, const Json& object, const DatasetOptions& o
 std::vector<QuestionItem> parse_question_list(const std::string& text, const std::string& name,
                                               const DatasetOptions& options) {
   size_t replaced = 0;
-  const Json list = parse_ordered_json(repair_utf8(text, &replaced), name);
+  Json list = parse_ordered_json(repair_utf8(text, &replaced), name);
   if (replaced > 0) spdlog::warn("{}: {} bytes that are not UTF-8 replaced by U+FFFD", name, replaced);
   if (!list.is_array()) throw InputError(name + ": expected a JSON list of question objects, found a " + list.type_name());
   std::vector<QuestionItem> items;
@@ -94,12 +95,12 @@ std::vector<QuestionItem> parse_question_list(const std::string& text, const std
     if (!list[i].is_object()) {
       QuestionItem item;  // costs this item only: an error answer, the value kept in the results
       item.index = i;
-      item.original = list[i];
       item.problem = std::string("item is a ") + list[i].type_name() + ", expected an object";
+      item.original = std::move(list[i]);
       items.push_back(std::move(item));
       continue;
     }
-    items.push_back(make_item(i, list[i], options));
+    items.push_back(make_item(i, std::move(list[i]), options));
   }
   return items;
 }
