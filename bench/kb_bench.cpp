@@ -14,13 +14,12 @@
 #include <vector>
 
 #include "kb/kb_index.h"
+#include "util/stopwatch.h"
 
 using namespace drivevqa;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 const char* kCams[] = {"CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT"};
 const char* kTemplates[] = {

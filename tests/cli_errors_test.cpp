@@ -10,6 +10,8 @@
 namespace drivevqa {
 namespace {
 
+using test::write_bytes;
+
 std::vector<std::string> ask_args(const std::string& model, const std::string& images) {
   return {test::drivevqa_binary(), "ask", "--model", model, "--images", images, "--max_new_tokens", "2", "-t", "2",
           "--image_max_tokens", "16", "What is ahead?"};
@@ -26,10 +28,6 @@ void expect_one_line_error(const test::ProcessResult& r, int exit_code, const st
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_EQ(r.err.rfind("drivevqa: error: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find(names), std::string::npos) << r.err;
-}
-
-void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
 }
 
 TEST(CliErrors, MissingModelFolder) {

@@ -14,11 +14,9 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using test::write_bytes;
 
-void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
+using Json = nlohmann::ordered_json;
 
 std::string jpeg_with_pixels(int width, int height, int format, int subsamp) {
   std::vector<uint8_t> pixels(static_cast<size_t>(width) * height * (format == TJPF_CMYK ? 4 : 3));

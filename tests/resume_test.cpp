@@ -13,19 +13,13 @@
 namespace drivevqa {
 namespace {
 
+using test::journal_lines;
+
 std::vector<std::string> run_args(const std::filesystem::path& out, const std::string& extra_seed = "888") {
   return {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
           "--image_base_dir", test::demo_dir().string(), "--output_file", out.string(), "--model_7b",
           test::tiny_model_dir().string(), "--dtype", "fp16", "--image_max_tokens", "32", "--max_new_tokens_cap",
           "6", "--limit", "24", "-t", "2", "--seed", extra_seed};
-}
-
-size_t journal_lines(const std::filesystem::path& journal) {
-  std::ifstream in(journal);
-  size_t n = 0;
-  std::string line;
-  while (std::getline(in, line)) ++n;
-  return n;
 }
 
 TEST(Resume, KilledRunsResumeToTheSameResults) {
@@ -39,7 +33,7 @@ TEST(Resume, KilledRunsResumeToTheSameResults) {
   for (size_t lines : {0u, 3u, 8u, 16u}) {
     const int pid = test::spawn_process(run_args(out));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-    while (journal_lines(journal) < lines && std::chrono::steady_clock::now() < deadline) {
+    while (journal_lines(journal).size() < lines && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     ::kill(pid, SIGKILL);

@@ -15,6 +15,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/interrupt.h"
+#include "util/stopwatch.h"
 
 namespace drivevqa {
 namespace {
@@ -207,7 +208,7 @@ void route_only(const std::string& json_file, const std::string& output_file, co
     }
   }
   if (!output_file.empty()) write_results(output_file, routed);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = seconds_since(start);
   for (const auto& [key, count] : counts) std::printf("%-50s %zu\n", key.c_str(), count);
   std::printf("%zu items routed in %.3f s\n", items.size(), seconds);
 }

@@ -10,6 +10,7 @@
 #include "convert/safetensors.h"
 #include "modelgen/qwen_gguf_keys.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace drivevqa {
 namespace {
@@ -187,7 +188,7 @@ ConvertReport convert_hf_model(const std::filesystem::path& src, const std::file
     write_vision_model_keys(w, keys);
     write_gguf(out_dir / "mmproj.gguf", w, vision_sources(config), tensors, outtype, src.string(), report, checkpoint.total_bytes());
   }
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = seconds_since(start);
   return report;
 }
 

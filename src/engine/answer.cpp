@@ -2,15 +2,9 @@
 
 #include <chrono>
 
+#include "util/stopwatch.h"
+
 namespace drivevqa {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
-
 Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
                      const GenerationParams& params, SessionOptions options) {
   Answer answer;

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace drivevqa {
 namespace {
@@ -310,7 +311,7 @@ std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, con
     std::filesystem::rename(tmp, index->path_, ec);
     if (ec) throw OutputError(index->path_.string() + ": cannot move the built index into place (" + ec.message() + ")");
     index->rebuilt_ = true;
-    index->build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    index->build_seconds_ = seconds_since(start);
     spdlog::info("built the knowledge base index {} ({} notes, {} skipped) in {:.2f} s", index->path_.string(),
                  kb.entries.size(), kb.skipped, index->build_seconds_);
   } else {

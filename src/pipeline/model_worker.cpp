@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "prompt/chat_prompt.h"
+#include "util/stopwatch.h"
 
 namespace drivevqa {
 namespace {
@@ -12,10 +13,6 @@ namespace {
 constexpr size_t kCachedEmbeddings = 12;
 // llama.cpp's limit is 256 sequences; sequence 0 holds the prefix.
 constexpr int kMaxParallel = 255;
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Where the shared prefix ends: after the last image marker, when every question starts with the same text up to there.
 size_t shared_prefix_length(const std::vector<FrameQuestion>& questions) {

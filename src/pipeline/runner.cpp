@@ -11,6 +11,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/interrupt.h"
+#include "util/stopwatch.h"
 
 namespace drivevqa {
 namespace {
@@ -202,7 +203,7 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
         for (const Pending& p : frame) spdlog::warn("item {}: {} image skipped: {}", p.item->index, camera.camera, warning);
       }
     }
-    counters_.seconds.decode_images += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    counters_.seconds.decode_images += seconds_since(t0);
     if (images.empty()) {
       for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
       continue;

@@ -89,4 +89,16 @@ std::vector<std::filesystem::path> first_frame_images() {
   return paths;
 }
 
+void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+std::vector<std::string> journal_lines(const std::filesystem::path& journal) {
+  std::ifstream in(journal);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
 }  // namespace drivevqa::test

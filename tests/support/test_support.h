@@ -38,5 +38,9 @@ std::string mtmd_cli_binary();
 std::vector<std::filesystem::path> first_frame_images();
 
 std::string read_text(const std::filesystem::path& path);
+void write_bytes(const std::filesystem::path& path, const std::string& bytes);
+
+// The lines of a run's journal (header first); empty when it does not exist yet.
+std::vector<std::string> journal_lines(const std::filesystem::path& journal);
 
 }  // namespace drivevqa::test
