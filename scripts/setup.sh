@@ -9,7 +9,8 @@ shift || true
 packages=(build-essential cmake git pkg-config
           nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
           libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libsqlite3-dev
-          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
+          libstemmer-dev wordnet-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,5 +20,6 @@ CommandAction add_run_command(CLI::App& app);
 CommandAction add_route_command(CLI::App& app);
 CommandAction add_kb_command(CLI::App& app);
 CommandAction add_prompts_command(CLI::App& app);
+CommandAction add_eval_command(CLI::App& app);
 
 }  // namespace drivevqa

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   add(add_route_command);
   add(add_kb_command);
   add(add_prompts_command);
+  add(add_eval_command);
   add(add_ask_command);
   add(add_make_model_command);
   add(add_make_demo_command);
