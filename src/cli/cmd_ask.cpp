@@ -10,6 +10,8 @@
 #include "modelgen/random_model.h"
 #include "engine/image.h"
 #include "prompt/chat_prompt.h"
+#include "prompt/task_prompts.h"
+#include "route/route.h"
 #include "util/error.h"
 
 namespace drivevqa {
@@ -20,7 +22,9 @@ CommandAction add_ask_command(CLI::App& app) {
     std::vector<std::string> images;
     std::vector<std::string> cameras;
     std::string question;
-    std::string system = default_system_prompt();
+    std::string system;  // empty: the built-in prompt for the answer format
+    std::string category;
+    std::string answer_format = "structured", mcq_format = "letter";
     EngineOptions engine;
     ModelSourceOptions sources;
     std::string outtype = "bf16";
@@ -45,6 +49,14 @@ CommandAction add_ask_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("question", a->question, "The question")->required();
   cmd->add_option("--system", a->system, "System prompt (default: the built-in driving prompt)");
+  cmd->add_option("--category", a->category, "The question's Track 1 category (perception, prediction, planning, ...), "
+                  "for its answer shape");
+  cmd->add_option("--answer_format,--answer-format", a->answer_format,
+                  "structured: option letters and Yes./No. answers enforced while decoding, as in run; prompted: asked for "
+                  "only; free: no shape")
+      ->capture_default_str()->check(CLI::IsMember({"structured", "prompted", "free"}));
+  cmd->add_option("--mcq_format,--mcq-format", a->mcq_format, "letter or letter_text, as in run")
+      ->capture_default_str()->check(CLI::IsMember({"letter", "letter_text"}));
   cmd->add_option("--max_new_tokens,--max-new-tokens", a->generation.max_new_tokens, "Token budget of the answer")
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--do_sample,--do-sample", a->generation.do_sample, "Sample instead of greedy decoding");
@@ -86,7 +98,16 @@ CommandAction add_ask_command(CLI::App& app) {
     ModelFiles files = resolve_model(a->model, a->sources);
     if (!a->lora.empty()) files = with_lora(files, a->lora, a->sources);
     const std::unique_ptr<Model> model = Model::load(files, a->engine);
-    const std::string text = render_chatml({a->system, image_block(cameras) + a->question});
+    const AnswerFormat format = answer_format_from_name(a->answer_format);
+    const McqFormat mcq_format = a->mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
+    const PromptSet prompts = default_prompts(a->generation.max_new_tokens, format);
+    std::string user = image_block(cameras) + a->question;
+    if (format != AnswerFormat::kFree) {
+      const AnswerShape shape = answer_shape(classify(a->category, a->question), a->question);
+      if (const std::string& line = answer_instruction(prompts, shape, mcq_format); !line.empty()) user += "\n" + line;
+      if (format == AnswerFormat::kStructured) a->generation.grammar = answer_grammar(shape, mcq_format);
+    }
+    const std::string text = render_chatml({a->system.empty() ? prompts.system : a->system, user});
     if (a->show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
     const Answer answer = answer_prompt(*model, text, image_ptrs, a->generation);
     std::printf("%s\n", answer.generation.text.c_str());

@@ -32,6 +32,7 @@ struct RunArgs {
   int top_k = 50;
   std::vector<std::string> routes;
   std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared", stats_json;
+  std::string answer_format = "structured", mcq_format = "letter";
   bool print_answers = false, overwrite = false, show_config = false, keep_models_loaded = false;
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample, frame_reuse;
 };
@@ -72,6 +73,7 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   add("max_images", std::to_string(a.max_images));
   add("cap", std::to_string(a.max_new_tokens_cap));
   add("layout", a.prompt_layout);
+  add("answer_format", a.answer_format + "/" + a.mcq_format);
   add("fallback", std::to_string(o.fallback_72b_to_7b));
   add("sample", std::to_string(o.generation.do_sample) + "/" + std::to_string(o.generation.seed) + "/" +
                     std::to_string(o.generation.temperature) + "/" + std::to_string(o.generation.top_p) + "/" +
@@ -109,6 +111,8 @@ nlohmann::ordered_json config_json(const RunArgs& a) {
   j["kb_topk"] = a.kb_topk;
   j["route"] = a.routes;
   j["max_new_tokens_cap"] = a.max_new_tokens_cap;
+  j["answer_format"] = a.answer_format;
+  j["mcq_format"] = a.mcq_format;
   return j;
 }
 
@@ -149,7 +153,9 @@ void run(RunArgs& a) {
   options.sources.cache_dir = a.cache_dir;
   options.fallback_72b_to_7b = a.fallback->value();
   for (const std::string& r : a.routes) options.routes.apply_override(r);
-  options.prompts = default_prompts(a.max_new_tokens_default);
+  options.answer_format = answer_format_from_name(a.answer_format);
+  options.mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
+  options.prompts = default_prompts(a.max_new_tokens_default, options.answer_format);
   if (!a.prompts_file.empty()) apply_prompts_file(a.prompts_file, options.prompts);
   options.generation.do_sample = a.do_sample->value();
   options.generation.seed = a.seed;
@@ -286,6 +292,13 @@ CommandAction add_run_command(CLI::App& app) {
                   "shared: images first, so a frame's questions share one evaluated prefix; seed: the seed's order "
                   "(context, hint, images, question), nothing shared")
       ->capture_default_str()->check(CLI::IsMember({"shared", "seed"}));
+  cmd->add_option("--answer_format,--answer-format", a->answer_format,
+                  "structured: MCQ answers are one option letter and yes/no answers open with Yes. or No., enforced "
+                  "while decoding (what the Track 1 scorer reads); free: the seed's free-text answers")
+      ->capture_default_str()->check(CLI::IsMember({"structured", "prompted", "free"}));
+  cmd->add_option("--mcq_format,--mcq-format", a->mcq_format,
+                  "letter: a bare option letter; letter_text: the letter, a period and the option's exact text")
+      ->capture_default_str()->check(CLI::IsMember({"letter", "letter_text"}));
   cmd->add_option("--prompts", a->prompts_file, "Prompts file replacing parts of the built-in prompts "
                   "(see `drivevqa prompts`)");
   cmd->add_option("--dump_prompts,--dump-prompts", a->dump_prompts, "Write each item's exact chat text into this folder");
@@ -341,10 +354,19 @@ CommandAction add_route_command(CLI::App& app) {
 }
 
 CommandAction add_prompts_command(CLI::App& app) {
-  auto budget = std::make_shared<int>(512);
+  struct Args {
+    int budget = 512;
+    std::string answer_format = "structured";
+  };
+  auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("prompts", "Print the built-in prompts in the --prompts file format");
-  cmd->add_option("--max_new_tokens_default,--max-new-tokens-default", *budget, "Default budget")->capture_default_str();
-  return [budget] { std::fputs(prompts_to_json(default_prompts(*budget)).c_str(), stdout); };
+  cmd->add_option("--max_new_tokens_default,--max-new-tokens-default", a->budget, "Default budget")->capture_default_str();
+  cmd->add_option("--answer_format,--answer-format", a->answer_format, "structured or free, as in run")
+      ->capture_default_str()->check(CLI::IsMember({"structured", "prompted", "free"}));
+  return [a] {
+    const AnswerFormat format = answer_format_from_name(a->answer_format);
+    std::fputs(prompts_to_json(default_prompts(a->budget, format)).c_str(), stdout);
+  };
 }
 
 }  // namespace drivevqa

@@ -16,7 +16,7 @@ struct Running {
   llama_seq_id seq = 0;
   llama_pos n_past = 0;       // position of the next token to evaluate
   size_t reserved_cells = 0;
-  LlamaSamplerPtr sampler;
+  std::unique_ptr<TokenPicker> picker;
   Generation generation;
   llama_token pending = LLAMA_TOKEN_NULL;  // sampled, waiting to be evaluated
   bool done = false;
@@ -75,11 +75,14 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
     free_cells += r.reserved_cells;
     free_seqs.push_back(r.seq);
     st.generated_tokens += r.generation.tokens.size();
+    st.grammar_seconds += r.picker->grammar_seconds();
     on_done(r.request, std::move(r.generation));
   };
   // Mirrors Session::generate: stop at end of turn, or once the budget is spent (without evaluating the last token).
   const auto accept = [&](Running& r, llama_token token) {
+    if (token == LLAMA_TOKEN_NULL) return finish(r, StopReason::kGrammarEnd);
     if (llama_vocab_is_eog(vocab, token)) return finish(r, StopReason::kEndOfTurn);
+    r.picker->accept(token);
     r.generation.tokens.push_back(token);
     if (static_cast<int>(r.generation.tokens.size()) >= requests[r.request].params.max_new_tokens) {
       return finish(r, StopReason::kTokenBudget);
@@ -87,15 +90,7 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
     r.pending = token;
   };
 
-  // Greedy decoding picks the largest logit directly (the first of equals, as llama.cpp's greedy
-  // sampler does), skipping the sampler's copy of the whole vocabulary for every question and step.
-  const int32_t n_vocab = llama_vocab_n_tokens(vocab);
-  const auto next_token = [&](Running& r, int32_t batch_index) {
-    if (requests[r.request].params.do_sample) return llama_sampler_sample(r.sampler.get(), ctx, batch_index);
-    const float* logits = llama_get_logits_ith(ctx, batch_index);
-    if (!logits) throw ModelError("the engine returned no logits for a question");
-    return static_cast<llama_token>(std::max_element(logits, logits + n_vocab) - logits);
-  };
+  const auto next_token = [&](Running& r, int32_t batch_index) { return r.picker->pick(ctx, batch_index); };
 
   LlamaBatch batch(n_batch, 1);
   std::vector<BatchEntry> entries;
@@ -126,7 +121,7 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
       free_seqs.pop_back();
       r->reserved_cells = need;
       free_cells -= need;
-      r->sampler = make_sampler(request.params);
+      r->picker = std::make_unique<TokenPicker>(vocab, request.params, &session.allowed_tokens());
       if (prefix_end > 0) llama_memory_seq_cp(memory, 0, r->seq, -1, -1);
       std::vector<llama_token> tokens;
       if (text_tokens(request.suffix->prompt, tokens) && !tokens.empty()) {

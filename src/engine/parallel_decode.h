@@ -32,6 +32,7 @@ struct ParallelDecodeStats {
   size_t generated_tokens = 0;
   size_t decode_calls = 0;      // llama_decode calls (each a batch over all running questions)
   size_t max_running = 0;       // most questions decoded together
+  double grammar_seconds = 0;   // spent checking tokens against answer grammars
 };
 
 // KV cells a question needs beyond the prefix: its suffix and its whole token budget.

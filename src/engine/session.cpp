@@ -66,17 +66,18 @@ void Session::decode_or_throw(llama_batch& batch, const char* what) {
 }
 
 Generation Session::generate(llama_seq_id seq, llama_pos n_past, const GenerationParams& params) {
-  LlamaSamplerPtr sampler = make_sampler(params);
+  TokenPicker picker(model_.vocab(), params, &allowed_tokens_);
   const llama_vocab* vocab = model_.vocab();
   LlamaBatch batch(1, 1);
   Generation out;
   out.stop = StopReason::kTokenBudget;
   for (int i = 0; i < params.max_new_tokens; ++i) {
-    const llama_token token = llama_sampler_sample(sampler.get(), ctx_.get(), -1);
-    if (llama_vocab_is_eog(vocab, token)) {
-      out.stop = StopReason::kEndOfTurn;
+    const llama_token token = picker.pick(ctx_.get(), -1);
+    if (token == LLAMA_TOKEN_NULL || llama_vocab_is_eog(vocab, token)) {
+      out.stop = token == LLAMA_TOKEN_NULL ? StopReason::kGrammarEnd : StopReason::kEndOfTurn;
       break;
     }
+    picker.accept(token);
     out.tokens.push_back(token);
     if (i + 1 == params.max_new_tokens) break;  // the budget is spent: no need to evaluate it
     batch.clear();

@@ -18,6 +18,7 @@
 #include "engine/handles.h"
 #include "engine/model.h"
 #include "engine/prompt_tokens.h"
+#include "engine/token_picker.h"
 
 namespace drivevqa {
 
@@ -37,9 +38,11 @@ struct GenerationParams {
   float top_p = 1.0f;
   int top_k = 50;
   uint32_t seed = 888;
+  std::string grammar;  // GBNF the answer must follow (engine/token_picker.h); empty: free text
 };
 
-enum class StopReason { kEndOfTurn, kTokenBudget };
+// kGrammarEnd: the grammar allowed no further token (the answer is complete in its shape).
+enum class StopReason { kEndOfTurn, kTokenBudget, kGrammarEnd };
 
 struct Generation {
   std::string text;
@@ -73,10 +76,14 @@ class Session {
   // llama_decode with a worded ModelError on failure.
   void decode_or_throw(llama_batch& batch, const char* what);
 
+  // Shared by the answers decoded in this session (engine/token_picker.h).
+  AllowedTokenCache& allowed_tokens() { return allowed_tokens_; }
+
  private:
   const Model& model_;
   SessionOptions options_;
   LlamaContextPtr ctx_;
+  AllowedTokenCache allowed_tokens_;
 };
 
 LlamaSamplerPtr make_sampler(const GenerationParams& params);

@@ -127,6 +127,7 @@ void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, cons
       counters_.generated_tokens += stats.generated_tokens;
       counters_.max_parallel = std::max(counters_.max_parallel, stats.max_running);
       counters_.seconds.questions += seconds_since(t0);
+      counters_.seconds.grammar += stats.grammar_seconds;
     }
   } catch (...) {
     prefix_in_session_ = false;  // the context may hold half-evaluated sequences

@@ -10,6 +10,7 @@ struct StageSeconds {
   double encode_images = 0;  // the vision tower
   double prefixes = 0;       // evaluating shared prefixes (system turn + a frame's images)
   double questions = 0;      // evaluating question suffixes and generating answers, in parallel
+  double grammar = 0;        // of `questions`: checking tokens against the answers' grammars
 };
 
 struct RunCounters {

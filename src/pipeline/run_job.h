@@ -31,6 +31,8 @@ struct RunSummary {
   size_t items = 0;
   size_t answered_now = 0;     // by a model in this run
   size_t from_journal = 0;
+  size_t replayed = 0;           // journaled items decoded again beside their frame's unanswered ones
+  size_t replay_mismatches = 0;  // of those, answers that came out different from the journal's
   size_t errors = 0;
   double seconds = 0;
   std::map<std::string, size_t> per_subtask_model;  // "Prediction / 7B" -> count

@@ -29,6 +29,14 @@ ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) 
   return r;
 }
 
+// Items with the same image files form a frame (the seed's algorithm: every item its own frame).
+std::string frame_key(const QuestionItem& item, bool reuse) {
+  if (!reuse) return std::to_string(item.index);
+  std::string key;
+  for (const CameraImage& camera : item.images) key += camera.path.string() + '\n';
+  return key;
+}
+
 }  // namespace
 
 // An item that a model still has to answer.
@@ -37,6 +45,7 @@ struct Runner::Pending {
   Subtask subtask = Subtask::kPerceptionMcq;
   ModelSize routed = ModelSize::k7B;
   std::string kb_context;
+  std::string instruction;  // the answer's form, said after the question
   GenerationParams params;
   bool fallback = false;  // handed over by a failed 72B model
 
@@ -126,8 +135,30 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
   p.params = options_.generation;
   p.params.max_new_tokens = token_budget(options_.prompts, p.subtask);
   if (options_.max_new_tokens_cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, options_.max_new_tokens_cap);
+  if (options_.answer_format != AnswerFormat::kFree) {
+    const AnswerShape shape = answer_shape(p.subtask, item.question);
+    p.instruction = answer_instruction(options_.prompts, shape, options_.mcq_format);
+    if (options_.answer_format == AnswerFormat::kStructured) p.params.grammar = answer_grammar(shape, options_.mcq_format);
+    // A shaped answer cannot be longer than its shape: reserve no KV cells beyond it.
+    if (const int cap = answer_token_cap(shape, options_.mcq_format); cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, cap);
+  }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
   return p;
+}
+
+std::vector<const QuestionItem*> Runner::frame_mates(std::span<const QuestionItem* const> todo,
+                                                     std::span<const QuestionItem* const> answered) const {
+  const auto model_frame = [&](const QuestionItem& item) {
+    return std::string(model_size_name(available(route_item(options_.routes, item).second))) + '\n' +
+           frame_key(item, options_.frames.reuse);
+  };
+  std::unordered_map<std::string, bool> open_frames;
+  for (const QuestionItem* item : todo) open_frames[model_frame(*item)] = true;
+  std::vector<const QuestionItem*> mates;
+  for (const QuestionItem* item : answered) {
+    if (item->problem.empty() && open_frames.count(model_frame(*item))) mates.push_back(item);
+  }
+  return mates;
 }
 
 void Runner::answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink) {
@@ -172,10 +203,7 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
   std::vector<std::vector<Pending>> frames;
   std::unordered_map<std::string, size_t> frame_of;
   for (Pending& p : items) {
-    std::string key;
-    for (const CameraImage& camera : p.item->images) key += camera.path.string() + '\n';
-    if (!options_.frames.reuse) key = std::to_string(p.item->index);  // the seed's algorithm: every item on its own
-    const auto [it, added] = frame_of.emplace(key, frames.size());
+    const auto [it, added] = frame_of.emplace(frame_key(*p.item, options_.frames.reuse), frames.size());
     if (added) frames.emplace_back();
     frames[it->second].push_back(std::move(p));
   }
@@ -213,7 +241,8 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
     std::vector<FrameQuestion> questions;
     for (const Pending& p : frame) {
       usable.question = p.item->question;
-      FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout)),
+      FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
+                                                        p.instruction)),
                       p.params};
       if (!options_.dump_prompts_dir.empty()) {
         char name[32];

@@ -52,6 +52,8 @@ struct RunOptions {
   RoutingTable routes;
   PromptSet prompts;
   GenerationParams generation;  // max_new_tokens is replaced per subtask
+  AnswerFormat answer_format = AnswerFormat::kStructured;  // kFree: no answer shapes, the seed's prompts
+  McqFormat mcq_format = McqFormat::kLetter;
   int max_new_tokens_cap = 0;   // > 0: no answer longer than this, whatever the subtask budget
   bool fallback_72b_to_7b = true;  // a failing 72B model is replaced by the 7B model
   bool keep_models_loaded = false; // false: the 72B model is freed before the 7B model loads
@@ -78,6 +80,13 @@ class Runner {
   // when fallback is on, else gives them error answers; a failed 72B model is not retried.
   // Throws when the 7B model cannot load, or when `sink` throws; results already delivered stand.
   void answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink);
+
+  // The items of `answered` that share a model and a frame with an item of `todo`. A resumed run
+  // answers them again (and keeps their journaled answers), so that a partly answered frame is
+  // decoded in the same batches as in an uninterrupted run: answers depend on the batch's shape in
+  // their last bits, which sampling can amplify.
+  std::vector<const QuestionItem*> frame_mates(std::span<const QuestionItem* const> todo,
+                                               std::span<const QuestionItem* const> answered) const;
 
   const RunCounters& counters() const { return counters_; }
 

@@ -27,16 +27,23 @@ std::string image_block(const std::vector<std::string>& camera_names) {
   return text;
 }
 
-const std::string& default_system_prompt() {
-  static const std::string kPrompt =
+const std::string& default_system_prompt(bool structured_answers) {
+  static const std::string kCommon =
       "You are the driving assistant of an autonomous car. You see six camera images taken at the same "
       "moment, in this order: CAM_FRONT, CAM_FRONT_RIGHT, CAM_FRONT_LEFT, CAM_BACK, CAM_BACK_RIGHT, "
       "CAM_BACK_LEFT. An object is written as <id, camera, x, y>: (x, y) is the centre of its box in that "
-      "camera's 1600x900 image. For a multiple-choice question, answer with the letter and text of the "
-      "option you choose, then explain briefly. For a yes/no question, begin with Yes or No, then explain "
-      "briefly. Pay attention to what objects are, where they are and how they move, as far as it matters "
+      "camera's 1600x900 image. ";
+  static const std::string kAttention =
+      "Pay attention to what objects are, where they are and how they move, as far as it matters "
       "for driving.";
-  return kPrompt;
+  static const std::string kStructured =
+      kCommon + "Answer in exactly the form each question asks for, without repeating the question. " + kAttention;
+  static const std::string kFree =
+      kCommon +
+      "For a multiple-choice question, answer with the letter and text of the "
+      "option you choose, then explain briefly. For a yes/no question, begin with Yes or No, then explain "
+      "briefly. " + kAttention;
+  return structured_answers ? kStructured : kFree;
 }
 
 }  // namespace drivevqa

@@ -31,6 +31,8 @@ std::string render_chatml(const ChatPrompt& prompt);
 std::string image_block(const std::vector<std::string>& camera_names);
 
 // The built-in system prompt: role, camera order, object-reference format, answer style.
-const std::string& default_system_prompt();
+// `structured_answers`: the answer's form is stated per question (prompt/answer_shape.h); false:
+// the seed's rules (the option's letter and text, then an explanation).
+const std::string& default_system_prompt(bool structured_answers = true);
 
 }  // namespace drivevqa

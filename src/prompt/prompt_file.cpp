@@ -32,6 +32,9 @@ std::string prompts_to_json(const PromptSet& p) {
   }
   j["hints"] = hints;
   j["token_budgets"] = budgets;
+  j["answer_instructions"] = {{"option", p.option_instruction},
+                              {"option_text", p.option_text_instruction},
+                              {"yes_no", p.yes_no_instruction}};
   return j.dump(2) + "\n";
 }
 
@@ -56,8 +59,19 @@ void apply_prompts_json(const std::string& text, const std::string& name, Prompt
         }
         p.token_budgets[subtask_key(subtask, name, "token_budgets")] = budget.get<int>();
       }
+    } else if (key == "answer_instructions") {
+      if (!value.is_object()) throw InputError(name + ": answer_instructions must be an object of shape -> text");
+      for (const auto& [shape, text] : value.items()) {
+        if (!text.is_string()) throw InputError(name + ": answer_instructions." + shape + " must be a string");
+        std::string* slot = shape == "option"        ? &p.option_instruction
+                            : shape == "option_text" ? &p.option_text_instruction
+                            : shape == "yes_no"      ? &p.yes_no_instruction
+                                                     : nullptr;
+        if (!slot) throw InputError(name + ": answer_instructions: unknown shape '" + shape + "' (expected option, option_text, yes_no)");
+        *slot = text.get<std::string>();
+      }
     } else {
-      throw InputError(name + ": unknown key '" + key + "' (expected system, hints, token_budgets)");
+      throw InputError(name + ": unknown key '" + key + "' (expected system, hints, token_budgets, answer_instructions)");
     }
   }
 }

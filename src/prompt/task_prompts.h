@@ -1,12 +1,14 @@
 // Task-specific prompts: the system prompt, a hint per subtask and a token budget per subtask.
 //
-// The user turn follows the seed's layout: [KB context], [task hint], images in camera order, question.
+// The user turn follows the seed's layout: [KB context], [task hint], images in camera order, question,
+// then [the answer's form] (prompt/answer_shape.h).
 #pragma once
 
 #include <map>
 #include <string>
 
 #include "dataset/question_file.h"
+#include "prompt/answer_shape.h"
 #include "prompt/chat_prompt.h"
 #include "route/route.h"
 
@@ -17,10 +19,18 @@ struct PromptSet {
   std::map<Subtask, std::string> hints;       // absent or empty: no hint
   std::map<Subtask, int> token_budgets;       // absent: the default budget
   int default_budget = 512;                   // --max_new_tokens_default
+  // Said after the question, by the answer's shape (structured answers only; empty: nothing).
+  std::string option_instruction;       // --mcq_format letter
+  std::string option_text_instruction;  // --mcq_format letter_text
+  std::string yes_no_instruction;
 };
 
-// The built-in prompts (same information as the seed's; our wording).
-PromptSet default_prompts(int default_budget);
+// The built-in prompts (same information as the seed's; our wording). kFree: the seed's prompts,
+// with no answer-shape instructions.
+PromptSet default_prompts(int default_budget, AnswerFormat format = AnswerFormat::kStructured);
+
+// The instruction for an answer of this shape ("" for open answers).
+const std::string& answer_instruction(const PromptSet& prompts, const AnswerShape& shape, McqFormat mcq_format);
 
 int token_budget(const PromptSet& prompts, Subtask s);
 
@@ -29,8 +39,10 @@ int token_budget(const PromptSet& prompts, Subtask s);
 // kSeed: the seed's order: [knowledge base context], [task hint], images, question.
 enum class PromptLayout { kShared, kSeed };
 
-// The chat for one item; images appear as labelled markers in the item's camera order.
+// The chat for one item; images appear as labelled markers in the item's camera order, and
+// `instruction` (answer_instruction()) follows the question on its own line when not empty.
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item,
-                             const std::string& kb_context = "", PromptLayout layout = PromptLayout::kSeed);
+                             const std::string& kb_context = "", PromptLayout layout = PromptLayout::kSeed,
+                             const std::string& instruction = "");
 
 }  // namespace drivevqa
