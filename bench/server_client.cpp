@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "engine/image_resize.h"
+#include "prompt/answer_shape.h"
 #include "prompt/chat_prompt.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
@@ -73,6 +75,18 @@ void print_table(const std::filesystem::path& dir, const std::string& title) {
   const double a = qps(rows[0].j);
   std::printf("a/b %.1fx   a/c %.1fx   a/d %.1fx   identical answers a vs c: %zu of %zu\n", a / qps(rows[1].j),
               a / qps(rows[2].j), a / qps(rows[3].j), rows[2].j.value("identical_answers", size_t{0}), questions(rows[2].j));
+  if (std::filesystem::exists(dir / "e.json")) {
+    // The answer grammar's cost: measured inside a (time in grammar checks) and as a vs e (the same
+    // prompts without the grammar; the random model's unconstrained answers run longer).
+    const nlohmann::json e = read_json(dir / "e.json");
+    const double grammar = rows[0].j["stage_seconds"].value("grammar", 0.0);
+    const double seconds = rows[0].j.value("seconds", 0.0);
+    std::printf("%-38s %10zu %12.3f %14zu %10.1f\n", "e  drivevqa, shapes without grammar", questions(e), qps(e),
+                e.value("images_encoded", size_t{0}), e.value("seconds", 0.0));
+    std::printf("answer grammar: %.2f s of a's %.1f s (%.1f%%); a %.1f s with %zu generated tokens, e %.1f s with %zu\n",
+                grammar, seconds, 100.0 * grammar / std::max(seconds, 1e-9), seconds,
+                rows[0].j.value("generated_tokens", size_t{0}), e.value("seconds", 0.0), e.value("generated_tokens", size_t{0}));
+  }
 }
 
 }  // namespace
@@ -131,7 +145,12 @@ int main(int argc, char** argv) {
     const Subtask subtask = subtask_from_name(results[i]["subtask"].get<std::string>());
     nlohmann::json body;
     body["prompt"] = {{"prompt_string", read_text_file(std::filesystem::path(prompts_dir) / name)}, {"multimodal_data", media}};
-    body["n_predict"] = token_budget(prompts, subtask);
+    // The answer shapes of drivevqa's default run: the same grammar and the same budget per question.
+    const AnswerShape shape = answer_shape(subtask, results[i]["question"].get<std::string>());
+    int budget = token_budget(prompts, subtask);
+    if (const int cap = answer_token_cap(shape, McqFormat::kLetter); cap > 0) budget = std::min(budget, cap);
+    body["n_predict"] = budget;
+    if (const std::string grammar = answer_grammar(shape, McqFormat::kLetter); !grammar.empty()) body["grammar"] = grammar;
     body["temperature"] = 0.0;  // greedy, as drivevqa's default
     body["top_k"] = 1;
     body["cache_prompt"] = true;

@@ -9,6 +9,8 @@
 #      on the first $BENCH_SUBSET questions
 #   c  llama-server of the same llama.cpp tree, prompt cache on, 1 slot, prompts sent in input order
 #   d  llama-server with 4 slots and 4 concurrent clients
+#   e  drivevqa --answer_format prompted: a with the answer shapes asked for but not enforced (no
+#      grammar), so a vs e is what the grammar costs
 # Usage: bench/throughput.sh [build-dir]      (BENCH_MODELS="tiny small", BENCH_THREADS=2, BENCH_SUBSET=5)
 # Takes about half an hour on 2 cores. Results and logs stay in <build-dir>/bench-throughput.
 set -euo pipefail
@@ -50,6 +52,9 @@ for model in ${BENCH_MODELS:-tiny small}; do
   rm -rf "$dir/prompts"
   "$bin" run "${common[@]}" --output_file "$dir/a-results.json" --stats_json "$dir/a.json" \
     --dump_prompts "$dir/prompts" 2>"$dir/a.log"
+  echo "[$model] e: drivevqa without the answer grammar" >&2
+  "$bin" run "${common[@]}" --answer_format prompted --output_file "$dir/e-results.json" --stats_json "$dir/e.json" \
+    2>"$dir/e.log"
   echo "[$model] b: the seed's algorithm on $subset questions" >&2
   "$bin" run "${common[@]}" --prompt_layout seed --parallel 1 --frame_reuse False --limit "$subset" \
     --output_file "$dir/b-results.json" --stats_json "$dir/b.json" 2>"$dir/b.log"

@@ -6,6 +6,7 @@
 
 #include "engine/answer.h"
 #include "engine/image_resize.h"
+#include "prompt/answer_shape.h"
 #include "prompt/chat_prompt.h"
 #include "support/test_support.h"
 
@@ -66,6 +67,10 @@ TEST(FrameBatch, WithParallelOneEveryAnswerEqualsItsFullPromptEvaluatedAlone) {
     for (const auto& im : images) ptrs.push_back(&im);
     GenerationParams params;
     params.max_new_tokens = 12;
+    // The run's answer shape (prompt/answer_shape.h): its grammar and its token cap.
+    const AnswerShape shape = answer_shape(subtask_from_name(item["subtask"].get<std::string>()), item["question"].get<std::string>());
+    params.grammar = answer_grammar(shape, McqFormat::kLetter);
+    if (const int cap = answer_token_cap(shape, McqFormat::kLetter); cap > 0) params.max_new_tokens = std::min(12, cap);
     SessionOptions plain_attention;  // as the run's text context on the CPU (model_worker.cpp)
     plain_attention.flash_attention = FlashAttention::kOff;
     const Answer fresh = answer_prompt(*model, text, ptrs, params, plain_attention);

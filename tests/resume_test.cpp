@@ -62,7 +62,7 @@ TEST(Resume, ASampledRunKilledInsideAFrameResumesToTheUninterruptedAnswers) {
   const auto dir = test::scratch_dir("resume-sampled");
   auto args_for = [](const std::filesystem::path& out) {
     auto args = run_args(out);
-    args.insert(args.end(), {"--do_sample", "--temperature", "0.9", "--parallel", "3", "--max_new_tokens_cap", "24",
+    args.insert(args.end(), {"--do_sample", "--temperature", "0.9", "--parallel", "3",
                              "--stats_json", out.string() + ".stats"});
     return args;
   };

@@ -116,16 +116,16 @@ CommandAction add_make_lora_command(CLI::App& app) {
 
 CommandAction add_make_demo_command(CLI::App& app) {
   auto out = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("make-demo", "Write the demo data set (questions.json + camera images)");
+  CLI::App* cmd = app.add_subcommand("make-demo", "Write the demo data set (questions.json + camera images + gt.json ground truth)");
   cmd->add_option("--out", *out, "Output folder")->required();
   auto benchmark = std::make_shared<bool>(false);
   cmd->add_flag("--benchmark", *benchmark, "The benchmark workload: 20 questions per frame, no broken items");
   return [out, benchmark] {
     const DemoSummary s = write_demo_dataset(*out, *benchmark ? DemoVariant::kBenchmark : DemoVariant::kDemo);
     spdlog::info("wrote {}: {} scenes, {} frames, {} images, {} questions ({} deliberately broken, {} of them "
-                 "unanswerable)",
+                 "unanswerable); ground truth for {} of them in {}",
                  s.questions_file.string(), s.scenes, s.frames, s.images, s.questions, s.broken_items,
-                 s.unanswerable_items);
+                 s.unanswerable_items, s.ground_truth_items, s.ground_truth_file.string());
   };
 }
 
