@@ -22,7 +22,8 @@ CommandAction add_ask_command(CLI::App& app) {
     std::vector<std::string> images;
     std::vector<std::string> cameras;
     std::string question;
-    std::string system;  // empty: the built-in prompt for the answer format
+    std::string system;  // when not given: the built-in prompt for the answer format ("" given: no system turn)
+    CLI::Option* system_given = nullptr;
     std::string category;
     std::string answer_format = "structured", mcq_format = "letter";
     EngineOptions engine;
@@ -48,7 +49,7 @@ CommandAction add_ask_command(CLI::App& app) {
   cmd->add_option("--cameras", a->cameras, "Camera names for the images (default: the Track 1 order)")
       ->delimiter(',');
   cmd->add_option("question", a->question, "The question")->required();
-  cmd->add_option("--system", a->system, "System prompt (default: the built-in driving prompt)");
+  a->system_given = cmd->add_option("--system", a->system, "System prompt (default: the built-in driving prompt; \"\": none)");
   cmd->add_option("--category", a->category, "The question's Track 1 category (perception, prediction, planning, ...), "
                   "for its answer shape");
   cmd->add_option("--answer_format,--answer-format", a->answer_format,
@@ -107,7 +108,7 @@ CommandAction add_ask_command(CLI::App& app) {
       if (const std::string& line = answer_instruction(prompts, shape, mcq_format); !line.empty()) user += "\n" + line;
       if (format == AnswerFormat::kStructured) a->generation.grammar = answer_grammar(shape, mcq_format);
     }
-    const std::string text = render_chatml({a->system.empty() ? prompts.system : a->system, user});
+    const std::string text = render_chatml({a->system_given->count() > 0 ? a->system : prompts.system, user});
     if (a->show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
     const Answer answer = answer_prompt(*model, text, image_ptrs, a->generation);
     std::printf("%s\n", answer.generation.text.c_str());

@@ -15,6 +15,7 @@
 
 #include "util/error.h"
 #include "util/interrupt.h"
+#include "util/sqlite_statement.h"
 #include "util/text.h"
 
 namespace drivevqa {
@@ -123,6 +124,7 @@ class SqliteDb {
   SqliteDb& operator=(const SqliteDb&) = delete;
 
   sqlite3* get() const { return db_; }
+  const std::filesystem::path& path() const { return path_; }
   [[noreturn]] void fail(const char* what) const {
     throw OutputError(path_.string() + ": judge cache: " + what + " failed (" + sqlite3_errmsg(db_) + ")");
   }
@@ -135,26 +137,11 @@ class SqliteDb {
   sqlite3* db_ = nullptr;
 };
 
-class Statement {
+// Statements of the cache: errors name the cache file.
+class Statement : public SqliteStatement {
  public:
-  Statement(const SqliteDb& db, const char* sql) {
-    if (sqlite3_prepare_v2(db.get(), sql, -1, &stmt_, nullptr) != SQLITE_OK) db.fail("preparing a statement");
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  int step() { return sqlite3_step(stmt_); }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : "";
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
+  Statement(const SqliteDb& db, const char* sql)
+      : SqliteStatement(db.get(), sql, ExitCode::kOutput, db.path().string() + ": judge cache") {}
 };
 
 // Replies that gave a score, keyed by a hash of (model, prompt); the row keeps both texts, so a
@@ -178,9 +165,7 @@ class ReplyCache {
     std::lock_guard lock(mutex_);
     Statement st(*db_, "SELECT model, prompt, reply FROM judge_replies WHERE key = ?");
     st.bind(1, key(model, prompt));
-    const int rc = st.step();
-    if (rc == SQLITE_ROW && st.text(0) == model && st.text(1) == prompt) return st.text(2);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) db_->fail("reading");
+    if (st.step() && st.text(0) == model && st.text(1) == prompt) return st.text(2);
     return std::nullopt;
   }
 
@@ -189,7 +174,7 @@ class ReplyCache {
     std::lock_guard lock(mutex_);
     Statement st(*db_, "INSERT OR REPLACE INTO judge_replies (key, model, prompt, reply) VALUES (?, ?, ?, ?)");
     st.bind(1, key(model, prompt)).bind(2, model).bind(3, prompt).bind(4, reply);
-    if (st.step() != SQLITE_DONE) db_->fail("writing");
+    st.step();
   }
 
  private:

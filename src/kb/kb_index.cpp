@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "util/error.h"
+#include "util/sqlite_statement.h"
 #include "util/stopwatch.h"
 
 namespace drivevqa {
@@ -18,47 +19,10 @@ namespace {
 
 constexpr int kSchemaVersion = 4;
 
-class Statement {
+// Statements of this index: errors name the index.
+class Statement : public SqliteStatement {
  public:
-  Statement(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw Error(ExitCode::kFailure, std::string("knowledge base index: ") + sqlite3_errmsg(db));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Statement& bind_real(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw Error(ExitCode::kFailure, std::string("knowledge base index: ") + sqlite3_errmsg(sqlite3_db_handle(stmt_)));
-  }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  std::string text(int col) const {
-    const auto* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : "";
-  }
-  int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-  double real(int col) const { return sqlite3_column_double(stmt_, col); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
+  Statement(sqlite3* db, const char* sql) : SqliteStatement(db, sql, ExitCode::kFailure, "knowledge base index") {}
 };
 
 void exec(sqlite3* db, const char* sql) {
