@@ -11,6 +11,7 @@
 #include "prompt/prompt_file.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
+#include "support/answer_shapes.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -174,66 +175,17 @@ TEST_F(ShapedDecoding, AGrammarThatDoesNotParseIsRefused) {
   EXPECT_THROW(answer_prompt(*model_, render_chatml({"", "hi"}), none, params), InputError);
 }
 
-// The Done-when of the answer shapes, on the demo run with the tiny model.
-struct ShapeCounts {
-  size_t mcq = 0, mcq_ok = 0, read_as_generated = 0, unreadable_e = 0, yes_no = 0, yes_no_ok = 0;
-};
-
-ShapeCounts run_and_count(const std::string& name, const std::vector<std::string>& extra) {
-  const auto dir = test::scratch_dir(name);
-  std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
-                                   "--image_base_dir", test::demo_dir().string(), "--output_file", (dir / "out.json").string(),
-                                   "--model_7b", test::tiny_model_dir().string(), "--dtype", "fp16", "--image_max_tokens",
-                                   "32", "--max_new_tokens_cap", "12", "-t", "2"};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  const auto r = test::run_process(argv);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  const auto results = nlohmann::json::parse(test::read_text(dir / "out.json"));
-  ShapeCounts c;
-  for (const auto& item : results) {
-    const std::string answer = item["answer"];
-    if (answer.rfind("[drivevqa error]", 0) == 0) continue;
-    const std::string question = item["question"];
-    const AnswerShape shape = answer_shape(subtask_from_name(item["subtask"].get<std::string>()), question);
-    if (shape.kind == AnswerKind::kOption) {
-      ++c.mcq;
-      const bool one_letter = answer.size() == 1 &&
-                              std::any_of(shape.options.begin(), shape.options.end(), [&](const AnswerOption& o) { return o.letter == answer[0]; });
-      c.mcq_ok += one_letter ? 1 : 0;
-      const auto read = drivebench_letter(answer);
-      if (answer == "E") c.unreadable_e += read ? 0 : 1;  // DriveBench's reader has no pattern for E
-      else c.read_as_generated += read && *read == answer[0] ? 1 : 0;
-    } else if (shape.kind == AnswerKind::kYesNo) {
-      ++c.yes_no;
-      c.yes_no_ok += answer.rfind("Yes.", 0) == 0 || answer.rfind("No.", 0) == 0 ? 1 : 0;
-    }
-  }
-  std::printf("%s: %zu MCQ answers (%zu one valid letter, %zu read by DriveBench's reader as generated, %zu E), "
-              "%zu yes/no answers (%zu open with Yes./No.)\n",
-              name.c_str(), c.mcq, c.mcq_ok, c.read_as_generated, c.unreadable_e, c.yes_no, c.yes_no_ok);
-  return c;
-}
-
-void expect_all_shaped(const ShapeCounts& c) {
-  EXPECT_GE(c.mcq, 12u);     // 4 frames x 3 MCQs (perception, corruption, behavior)
-  EXPECT_GE(c.yes_no, 16u);  // 4 frames x 4 yes/no predictions
-  EXPECT_EQ(c.mcq_ok, c.mcq);
-  EXPECT_EQ(c.read_as_generated + c.unreadable_e, c.mcq);
-  EXPECT_EQ(c.yes_no_ok, c.yes_no);
-}
-
-TEST(AnswerShapeRun, EveryDemoAnswerHasItsShapeGreedyParallelAndOneAtATime) {
-  expect_all_shaped(run_and_count("shapes-greedy", {}));
-  expect_all_shaped(run_and_count("shapes-parallel-1", {"--parallel", "1"}));
-}
-
-TEST(AnswerShapeRun, EveryDemoAnswerHasItsShapeWhenSampled) {
-  expect_all_shaped(run_and_count("shapes-sampled", {"--do_sample", "--seed", "5", "--temperature", "1.2"}));
-  expect_all_shaped(run_and_count("shapes-sampled-1", {"--do_sample", "--seed", "5", "--temperature", "1.2", "--parallel", "1"}));
-}
-
+// The shapes of a whole demo run, greedy and sampled, parallel and one at a time, are checked in
+// frame_batch_test.cpp on the runs made there.
 TEST(AnswerShapeRun, FreeFormatIsTheSeedsUnshapedBehaviour) {
-  const ShapeCounts c = run_and_count("shapes-free", {"--answer_format", "free", "--limit", "17"});
+  const auto dir = test::scratch_dir("shapes-free");
+  const auto r = test::run_process({test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
+                                    "--image_base_dir", test::demo_dir().string(), "--output_file", (dir / "out.json").string(),
+                                    "--model_7b", test::tiny_model_dir().string(), "--dtype", "fp16", "--image_max_tokens",
+                                    "32", "--max_new_tokens_cap", "12", "-t", "2", "--answer_format", "free", "--limit", "17"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const test::ShapeCounts c = test::count_answer_shapes(nlohmann::json::parse(test::read_text(dir / "out.json")), "free");
+  EXPECT_EQ(c.mcq, 3u);
   EXPECT_LT(c.mcq_ok, c.mcq) << "without the grammar the random model does not answer with bare letters";
 }
 

@@ -8,6 +8,7 @@
 #include "engine/image_resize.h"
 #include "prompt/answer_shape.h"
 #include "prompt/chat_prompt.h"
+#include "support/answer_shapes.h"
 #include "support/test_support.h"
 
 namespace drivevqa {
@@ -82,9 +83,11 @@ TEST(FrameBatch, WithParallelOneEveryAnswerEqualsItsFullPromptEvaluatedAlone) {
   EXPECT_EQ(compared, 38u);  // 40 items less the two unanswerable ones
 }
 
-TEST(FrameBatch, ParallelGreedyAnswersAgreeWithParallelOne) {
+TEST(FrameBatch, ParallelGreedyAnswersAgreeWithParallelOneAndHaveTheirShapes) {
   const DemoRun one = run_demo("greedy-1", {"--parallel", "1"});
   const DemoRun all = run_demo("greedy-all", {});
+  test::expect_all_shaped(test::count_answer_shapes(one.results, "greedy, --parallel 1"));
+  test::expect_all_shaped(test::count_answer_shapes(all.results, "greedy, parallel"));
   ASSERT_EQ(one.results.size(), all.results.size());
   size_t same = 0, answered = 0;
   for (size_t i = 0; i < one.results.size(); ++i) {
@@ -122,8 +125,8 @@ TEST(FrameBatch, AFrameThatDoesNotFitTheContextIsDecodedInWaves) {
   EXPECT_EQ(waves.stats["prefix_evaluations"].get<int>(), 1);
 }
 
-TEST(FrameBatch, SampledAnswersRepeatExactlyWithTheSameSeedAndParallelism) {
-  const std::vector<std::string> sampling = {"--do_sample", "True", "--temperature", "0.9", "--limit", "20"};
+TEST(FrameBatch, SampledAnswersRepeatExactlyWithTheSameSeedAndParallelismAndHaveTheirShapes) {
+  const std::vector<std::string> sampling = {"--do_sample", "True", "--temperature", "0.9"};
   auto with_seed = [&](const std::string& seed, const std::string& parallel = "8") {
     std::vector<std::string> args = sampling;
     args.insert(args.end(), {"--seed", seed, "--parallel", parallel});
@@ -131,13 +134,17 @@ TEST(FrameBatch, SampledAnswersRepeatExactlyWithTheSameSeedAndParallelism) {
   };
   const DemoRun a = run_demo("sample-a", with_seed("7"));
   const DemoRun b = run_demo("sample-b", with_seed("7"));
-  const DemoRun other = run_demo("sample-other", with_seed("8"));
+  std::vector<std::string> other_seed = with_seed("8");
+  other_seed.insert(other_seed.end(), {"--limit", "20"});
+  const DemoRun other = run_demo("sample-other", other_seed);
   ASSERT_EQ(a.results.size(), b.results.size());
   for (size_t i = 0; i < a.results.size(); ++i) EXPECT_EQ(a.results[i]["answer"], b.results[i]["answer"]) << "item " << i;
-  EXPECT_LT(same_answers(a, other), a.results.size()) << "another seed samples other answers";
+  EXPECT_LT(same_answers(a, other), other.results.size()) << "another seed samples other answers";
   EXPECT_EQ(b.stats["max_parallel"].get<int>(), 8);
   // Across parallelism sampled answers are not promised; print how many agree on this machine.
   const DemoRun single = run_demo("sample-1", with_seed("7", "1"));
+  test::expect_all_shaped(test::count_answer_shapes(a.results, "sampled, --parallel 8"));
+  test::expect_all_shaped(test::count_answer_shapes(single.results, "sampled, --parallel 1"));
   std::printf("sampled answers identical with --parallel 1 and 8 on this machine: %zu of %zu\n", same_answers(a, single),
               a.results.size());
 }
