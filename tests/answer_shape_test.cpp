@@ -175,6 +175,16 @@ TEST_F(ShapedDecoding, AGrammarThatDoesNotParseIsRefused) {
   EXPECT_THROW(answer_prompt(*model_, render_chatml({"", "hi"}), none, params), InputError);
 }
 
+TEST(AnswerShapeRun, AskAnswersAnMcqWithOneOfItsLetters) {
+  std::string images;
+  for (const auto& path : test::first_frame_images()) images += (images.empty() ? "" : ",") + path.string();
+  const auto r = test::run_process({test::drivevqa_binary(), "ask", "--model", test::tiny_model_dir().string(), "--images",
+                                    images, "--image_max_tokens", "16", "--max_new_tokens", "8", "-t", "2", kCorruption});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), 2u) << r.out;  // the letter and a newline
+  EXPECT_NE(std::string("ABCDE").find(r.out[0]), std::string::npos) << r.out;
+}
+
 // The shapes of a whole demo run, greedy and sampled, parallel and one at a time, are checked in
 // frame_batch_test.cpp on the runs made there.
 TEST(AnswerShapeRun, FreeFormatIsTheSeedsUnshapedBehaviour) {

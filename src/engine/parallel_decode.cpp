@@ -117,11 +117,11 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
         on_done(r->request, Generation{});
         continue;
       }
+      r->picker = std::make_unique<TokenPicker>(vocab, request.params, &session.allowed_tokens());  // may throw: first
       r->seq = free_seqs.back();
       free_seqs.pop_back();
       r->reserved_cells = need;
       free_cells -= need;
-      r->picker = std::make_unique<TokenPicker>(vocab, request.params, &session.allowed_tokens());
       if (prefix_end > 0) llama_memory_seq_cp(memory, 0, r->seq, -1, -1);
       std::vector<llama_token> tokens;
       if (text_tokens(request.suffix->prompt, tokens) && !tokens.empty()) {

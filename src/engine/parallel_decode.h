@@ -2,17 +2,22 @@
 //
 // Each question gets its own sequence: the prefix's KV cells are shared with it (llama_memory_seq_cp
 // on a unified cache, no copy), its suffix is evaluated in the same llama_batch as the other
-// questions' suffixes and generated tokens, and it samples with its own sampler and seed.
+// questions' suffixes and generated tokens, and it picks its tokens with its own TokenPicker (seed,
+// sampler and answer grammar: engine/token_picker.h).
 //
 // What must hold:
-//   - a question's answer does not depend on which others run beside it, except for the rounding of
-//     batched float arithmetic; its sampler sees only its own logits, so a fixed seed gives the same
-//     answer whatever the parallelism;
+//   - the same requests, prefix and max_parallel, with the cache cleared before the prefix, give
+//     the same answers (its size does not matter: the engine pads what attention reads), greedy
+//     or sampled: scheduling is deterministic and each picker sees only its own logits;
+//   - across other max_parallel values (other batch shapes, other KV cell placement) the logits can
+//     differ in their last bits, so answers are equal only as far as that rounding never flips a
+//     token: usually for greedy answers, less often for sampled ones (README "Reproducibility");
+//   - an answer with a grammar is one the grammar accepts (cut short only by its token budget);
 //   - a question is started only when its suffix and its whole token budget fit in the free KV
 //     cells, so decoding never runs out of room (questions that do not fit wait for others to end);
-//   - when decoding fails, no more results are delivered and ModelError is thrown; on SIGINT /
-//     SIGTERM (util/interrupt.h) Interrupted is thrown between two steps. The questions already
-//     delivered stay valid.
+//   - when decoding fails, no more results are delivered and ModelError is thrown (InputError for
+//     a grammar that does not parse); on SIGINT / SIGTERM (util/interrupt.h) Interrupted is thrown
+//     between two steps. The questions already delivered stay valid.
 #pragma once
 
 #include <functional>
