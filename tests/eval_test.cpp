@@ -373,6 +373,17 @@ TEST(EvalCli, ExitCodesForBadFlagsInputsAndOutputs) {
   const auto no_folder = eval({"--predictions", gt, "--ground_truth", gt, "--json", (dir / "no/such/out.json").string()});
   EXPECT_EQ(no_folder.exit_code, 5) << no_folder.err;
   EXPECT_EQ(eval({"--predictions", gt, "--ground_truth", gt, "--report", dir.string()}).exit_code, 5);
+
+  // An output that is an input under another name is refused, and the input stays as it was.
+  const auto predictions = dir / "predictions.json";
+  std::filesystem::copy_file(gt, predictions);
+  const std::string before = test::read_text(predictions);
+  const auto aliased = eval({"--predictions", predictions.string(), "--ground_truth", gt, "--json",
+                             (dir / "." / "predictions.json").string()});
+  EXPECT_EQ(aliased.exit_code, 2);
+  EXPECT_NE(aliased.err.find("same file as --predictions"), std::string::npos) << aliased.err;
+  EXPECT_EQ(eval({"--predictions", predictions.string(), "--ground_truth", gt, "--report", gt}).exit_code, 2);
+  EXPECT_EQ(test::read_text(predictions), before);
 }
 
 TEST(EvalCli, TheJudgeKeyIsNeverPrinted) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -96,6 +97,13 @@ TEST(Resume, ASampledRunKilledInsideAFrameResumesToTheUninterruptedAnswers) {
   EXPECT_EQ(stats["replay_mismatches"].get<int>(), 0);
   // The first frame has 17 questions: a kill inside it leaves its journaled answers to be decoded again.
   if (journaled > 0 && journaled < 17) EXPECT_EQ(stats["replayed"].get<size_t>(), journaled);
+
+  // Other batches could sample other answers: that journal is not continued with another --parallel.
+  auto other_batches = args_for(out);
+  other_batches[std::find(other_batches.begin(), other_batches.end(), "3") - other_batches.begin()] = "2";
+  const auto refused = test::run_process(other_batches);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--overwrite"), std::string::npos) << refused.err;
 }
 
 TEST(Resume, JournalOfOtherSettingsIsNeverMixedIn) {

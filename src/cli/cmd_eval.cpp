@@ -12,6 +12,7 @@
 #include "eval/track1_score.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 namespace {
@@ -31,6 +32,33 @@ void check_output_path(const std::string& path, const char* flag) {
   const std::filesystem::path parent = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
   if (!std::filesystem::is_directory(parent, ec)) {
     throw OutputError(path + " (" + flag + "): folder " + parent.string() + " does not exist");
+  }
+}
+
+// The same file under two names (a link, "./x" and "x", a relative and an absolute path).
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(a, b, ec)) return true;
+  const auto canonical_a = std::filesystem::weakly_canonical(a, ec);
+  const auto canonical_b = std::filesystem::weakly_canonical(b, ec);
+  return !ec && canonical_a == canonical_b;
+}
+
+// An output must never replace an input (or the other output): refused before any work.
+void refuse_aliased_outputs(const EvalArgs& a) {
+  const std::pair<const char*, const std::string*> outputs[] = {{"--json", &a.json}, {"--report", &a.report}};
+  const std::pair<const char*, const std::string*> others[] = {
+      {"--predictions", &a.predictions}, {"--ground_truth", &a.ground_truth}, {"--judge_cache", &a.judge_cache}};
+  for (const auto& [flag, path] : outputs) {
+    if (path->empty()) continue;
+    for (const auto& [other_flag, other] : others) {
+      if (!other->empty() && same_file(*path, *other)) {
+        throw UsageError(std::string(flag) + " " + *path + " is the same file as " + other_flag + ": it would be overwritten");
+      }
+    }
+  }
+  if (!a.json.empty() && !a.report.empty() && same_file(a.json, a.report)) {
+    throw UsageError("--json and --report name the same file " + a.json);
   }
 }
 
@@ -66,6 +94,7 @@ JudgeOptions judge_options(const EvalArgs& a) {
 void run_eval(const EvalArgs& a) {
   if (!a.judge_url.empty() && a.judge_model.empty()) throw UsageError("--judge_url needs --judge_model");
   if (a.judge_url.empty() && !a.judge_model.empty()) throw UsageError("--judge_model needs --judge_url");
+  refuse_aliased_outputs(a);
   check_output_path(a.json, "--json");
   check_output_path(a.report, "--report");
 
@@ -76,7 +105,10 @@ void run_eval(const EvalArgs& a) {
                predictions.items.size(), pairing.pairs.size());
   const std::unique_ptr<Meteor> meteor = Meteor::load(a.wordnet_dir);
   std::optional<JudgeOptions> judge;
-  if (!a.judge_url.empty()) judge = judge_options(a);
+  if (!a.judge_url.empty()) {
+    judge = judge_options(a);
+    install_interrupt_handlers();  // Ctrl-C: the judge's workers stop; replies so far stay cached
+  }
   const Evaluation evaluation = evaluate(ground_truth, predictions, pairing, meteor.get(), judge ? &*judge : nullptr);
 
   const ReportInput input{ground_truth, predictions, pairing, evaluation, a.judge_url, a.judge_model};

@@ -78,6 +78,9 @@ std::string settings_text(const RunArgs& a, const RunOptions& o) {
   add("sample", std::to_string(o.generation.do_sample) + "/" + std::to_string(o.generation.seed) + "/" +
                     std::to_string(o.generation.temperature) + "/" + std::to_string(o.generation.top_p) + "/" +
                     std::to_string(o.generation.top_k));
+  // Sampled answers are reproduced only with the same batches (README "Reproducibility"): a sampled
+  // run resumes only with the same parallelism and context size.
+  if (o.generation.do_sample) add("batches", std::to_string(a.parallel) + "/" + std::to_string(a.max_context));
   for (Subtask s : all_subtasks()) add(std::string(subtask_name(s)), std::string(model_size_name(o.routes.model_for(s))));
   add("kb", a.kb_file.empty() || a.rag_mode == "off" ? "off" : a.rag_mode + " " + std::to_string(a.kb_topk) + " " +
                                                                  (o.kb ? o.kb->content_hash() : ""));
