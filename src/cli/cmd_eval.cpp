@@ -23,18 +23,6 @@ struct EvalArgs {
   int judge_parallel = 4, judge_timeout = 300;
 };
 
-// Fails before any scoring (and any judge request) when an output could not be written.
-void check_output_path(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const std::filesystem::path p(path);
-  std::error_code ec;
-  if (std::filesystem::is_directory(p, ec)) throw OutputError(path + " (" + flag + "): is a folder");
-  const std::filesystem::path parent = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(parent, ec)) {
-    throw OutputError(path + " (" + flag + "): folder " + parent.string() + " does not exist");
-  }
-}
-
 // The same file under two names (a link, "./x" and "x", a relative and an absolute path).
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
@@ -95,8 +83,9 @@ void run_eval(const EvalArgs& a) {
   if (!a.judge_url.empty() && a.judge_model.empty()) throw UsageError("--judge_url needs --judge_model");
   if (a.judge_url.empty() && !a.judge_model.empty()) throw UsageError("--judge_model needs --judge_url");
   refuse_aliased_outputs(a);
-  check_output_path(a.json, "--json");
-  check_output_path(a.report, "--report");
+  // Before any scoring (and any judge request).
+  if (!a.json.empty()) require_writable_file_path(a.json, "--json");
+  if (!a.report.empty()) require_writable_file_path(a.report, "--report");
 
   const AnswerFile ground_truth = read_ground_truth(a.ground_truth);
   const AnswerFile predictions = read_predictions(a.predictions);

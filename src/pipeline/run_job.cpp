@@ -2,12 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 #include <sys/resource.h>
 
@@ -17,6 +12,7 @@
 #include "pipeline/progress.h"
 #include "results/results_file.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/interrupt.h"
 
 namespace drivevqa {
@@ -31,23 +27,8 @@ double peak_rss_megabytes() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // kilobytes on Linux
 }
 
-// Fails before any work when the results file could never be written.
-void check_output_path(const std::filesystem::path& output) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(output, ec)) throw OutputError(output.string() + ": is a directory, not a file");
-  const std::filesystem::path parent = output.has_parent_path() ? output.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(parent, ec)) throw OutputError(output.string() + ": folder " + parent.string() + " does not exist");
-  if (::access(parent.c_str(), W_OK) != 0) throw OutputError(output.string() + ": folder " + parent.string() + " is not writable");
-  // access() says yes to root everywhere; creating a file is the real test.
-  const std::filesystem::path probe = output.string() + ".probe-" + std::to_string(::getpid());
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) throw OutputError(output.string() + ": cannot create files in " + parent.string() + " (" + std::strerror(errno) + ")");
-  ::close(fd);
-  std::filesystem::remove(probe, ec);
-}
-
 RunSummary run_job(const RunJob& job, Runner& runner) {
-  check_output_path(job.output_file);
+  require_writable_file_path(job.output_file, "");  // before any work
   Journal journal(journal_path_for(job.output_file), job.journal_key, job.overwrite_journal);
   RunSummary summary;
   summary.items = job.items.size();

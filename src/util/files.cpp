@@ -78,4 +78,19 @@ void write_file_atomic(const std::filesystem::path& path, const void* data, size
   file.commit();
 }
 
+void require_writable_file_path(const std::filesystem::path& path, const std::string& label) {
+  const std::string name = path.string() + (label.empty() ? "" : " (" + label + ")");
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw OutputError(name + ": is a directory, not a file");
+  const std::filesystem::path parent = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  if (!std::filesystem::is_directory(parent, ec)) throw OutputError(name + ": folder " + parent.string() + " does not exist");
+  if (::access(parent.c_str(), W_OK) != 0) throw OutputError(name + ": folder " + parent.string() + " is not writable");
+  // access() says yes to root everywhere; creating a file is the real test.
+  const std::filesystem::path probe = path.string() + ".probe-" + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) throw OutputError(name + ": cannot create files in " + parent.string() + " (" + std::strerror(errno) + ")");
+  ::close(fd);
+  std::filesystem::remove(probe, ec);
+}
+
 }  // namespace drivevqa

@@ -13,6 +13,11 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path);
 // The same, as text.
 std::string read_text_file(const std::filesystem::path& path);
 
+// Fails early (OutputError naming `label` and the path) when `path` could never be written as a
+// file: it is a folder, its folder is missing or not writable, or a file cannot be created there.
+// Creates and removes a probe file beside it; `path` itself is left as it is.
+void require_writable_file_path(const std::filesystem::path& path, const std::string& label);
+
 // A file that appears at its path only when complete: written to "<path>.partial", flushed to
 // disk and renamed by commit(). Destroyed uncommitted, it removes the partial file. Every failure
 // throws OutputError naming the path.
