@@ -2,7 +2,6 @@
 # Builds drivevqa and runs the whole test suite (GoogleTest through CTest).
 #   scripts/test.sh              the normal (Release) build in ./build
 #   scripts/test.sh --sanitize   drivevqa's own code with AddressSanitizer + UndefinedBehaviorSanitizer, in ./build-asan
-#                                (without the four slowest engine-parity runs, see below)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = "--sanitize" ]; then
@@ -16,12 +15,4 @@ else
   "$root/scripts/setup.sh" "$build"
 fi
 cd "$build"
-if [ "${1:-}" = "--sanitize" ]; then
-  # The slowest engine-parity runs (whole demo runs compared answer by answer, 20 kills) spend their
-  # minutes in the engine, which is not instrumented; the code of ours on their paths runs under the
-  # sanitizers in Run.*, Resume.*, AnswerShape*, Interrupt.Sigint* and the other tests.
-  ctest -j "$(nproc)" --output-on-failure --timeout 1800 \
-    -E 'FrameBatch\.(WithParallelOne|ParallelGreedy|SampledAnswersRepeat)|Interrupt\.TwentyKills'
-else
-  ctest -j "$(nproc)" --output-on-failure --timeout 1800
-fi
+ctest -j "$(nproc)" --output-on-failure --timeout 1800
