@@ -38,16 +38,11 @@ bool search_bounded(std::string_view text, std::string_view first, std::string_v
 
 bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
-std::string_view strip(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
 
 }  // namespace
 
 std::optional<char> drivebench_letter(std::string_view answer) {
-  const std::string text = to_lower(strip(answer));
+  const std::string text = to_lower(trim_spaces(answer));
   // The order matters: "C. Going ahead. The object is ..." holds the article "a", so it reads as A.
   static constexpr std::array<std::pair<std::string_view, std::string_view>, 4> kPatterns{
       {{"a", "option a"}, {"b", "option b"}, {"c", "option c"}, {"d", "option d"}}};

@@ -13,12 +13,6 @@ namespace {
 bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 
-std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // Where the option label "<letter>. " (or "<letter>." at the end) starts at or after `from`: the
 // letter stands alone (no letter or digit before it). npos when there is none.
 size_t find_label(std::string_view q, char letter, size_t from) {
@@ -43,7 +37,7 @@ std::vector<AnswerOption> options_from(std::string_view q, size_t a) {
   for (size_t i = 0; i < labels.size(); ++i) {
     const size_t begin = labels[i] + 2;
     const size_t end = i + 1 < labels.size() ? labels[i + 1] : q.size();
-    options.push_back({static_cast<char>('A' + i), std::string(trimmed(q.substr(begin, end - begin)))});
+    options.push_back({static_cast<char>('A' + i), std::string(trim_spaces(q.substr(begin, end - begin)))});
   }
   return options;
 }
@@ -54,7 +48,7 @@ constexpr std::array<std::string_view, 19> kYesNoOpeners = {"is",     "are",   "
                                                              "have",   "had",   "may",  "might", "must"};
 
 std::string first_word_lower(std::string_view s) {
-  s = trimmed(s);
+  s = trim_spaces(s);
   size_t n = 0;
   while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) ++n;
   return to_lower(s.substr(0, n));
@@ -116,7 +110,7 @@ std::vector<AnswerOption> listed_options(std::string_view question) {
 }
 
 bool is_yes_no_question(std::string_view question) {
-  const std::string_view q = trimmed(question);
+  const std::string_view q = trim_spaces(question);
   if (q.empty() || q.back() != '?' || !listed_options(q).empty()) return false;
   if (opens_yes_no(q)) return true;
   // Or its last sentence opens like one ("Look at <c1,...>. Is it moving?").

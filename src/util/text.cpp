@@ -73,4 +73,11 @@ nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::stri
   return parse_as<nlohmann::ordered_json>(text, name);
 }
 
+std::string_view trim_spaces(std::string_view s) {
+  const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 }  // namespace drivevqa

@@ -27,6 +27,9 @@ std::string hex64(uint64_t v);
 
 std::string to_lower(std::string_view s);
 
+// `s` without leading and trailing white space (ASCII isspace).
+std::string_view trim_spaces(std::string_view s);
+
 // Parses JSON text; throws InputError "<name>: not valid JSON (byte N)".
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD; `replaced`
 // counts them. Outside files may hold stray Latin-1 bytes, which the JSON parser would refuse.
