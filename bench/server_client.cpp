@@ -22,6 +22,7 @@
 #include "prompt/chat_prompt.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/text.h"
 

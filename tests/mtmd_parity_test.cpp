@@ -8,6 +8,7 @@
 
 #include "engine/image.h"
 #include "support/test_support.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {

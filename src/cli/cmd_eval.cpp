@@ -11,6 +11,7 @@
 #include "eval/report.h"
 #include "eval/track1_score.h"
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
 

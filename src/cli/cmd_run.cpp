@@ -13,6 +13,7 @@
 #include "prompt/prompt_file.h"
 #include "results/results_file.h"
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
 #include "util/stopwatch.h"

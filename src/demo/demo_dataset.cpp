@@ -11,6 +11,7 @@
 #include "engine/image.h"
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/text.h"
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {

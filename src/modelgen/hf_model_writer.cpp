@@ -7,6 +7,7 @@
 #include "modelgen/qwen_vocab.h"
 #include "modelgen/safetensors_writer.h"
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {

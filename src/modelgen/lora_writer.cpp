@@ -8,6 +8,7 @@
 #include "lora/peft_adapter.h"
 #include "modelgen/random_model.h"
 #include "modelgen/safetensors_writer.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {

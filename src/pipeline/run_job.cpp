@@ -12,6 +12,7 @@
 #include "pipeline/progress.h"
 #include "results/results_file.h"
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
 

@@ -9,6 +9,7 @@
 #include "lora/lora_convert.h"
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
+#include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
 #include "util/stopwatch.h"

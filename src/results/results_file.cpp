@@ -1,5 +1,6 @@
 #include "results/results_file.h"
 
+#include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {

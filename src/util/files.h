@@ -1,4 +1,4 @@
-// Small file helpers shared by every stage.
+// Reading user files: the one way every stage reads a file it was given.
 #pragma once
 
 #include <cstdint>
@@ -12,37 +12,5 @@ namespace drivevqa {
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path);
 // The same, as text.
 std::string read_text_file(const std::filesystem::path& path);
-
-// Fails early (OutputError naming `label` and the path) when `path` could never be written as a
-// file: it is a folder, its folder is missing or not writable, or a file cannot be created there.
-// Creates and removes a probe file beside it; `path` itself is left as it is.
-void require_writable_file_path(const std::filesystem::path& path, const std::string& label);
-
-// A file that appears at its path only when complete: written to "<path>.partial", flushed to
-// disk and renamed by commit(). Destroyed uncommitted, it removes the partial file. Every failure
-// throws OutputError naming the path.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::filesystem::path path);
-  ~AtomicFile();
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  void write(const void* data, size_t size);
-  void commit();
-
- private:
-  void fail(const char* what);
-  std::filesystem::path path_;
-  std::string tmp_;
-  int fd_ = -1;
-};
-
-// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename.
-// On failure the previous file at `path` is untouched. Throws OutputError naming the path.
-void write_file_atomic(const std::filesystem::path& path, const void* data, size_t size);
-inline void write_file_atomic(const std::filesystem::path& path, const std::string& text) {
-  write_file_atomic(path, text.data(), text.size());
-}
 
 }  // namespace drivevqa
