@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     if (size > 0 && data[0] == '+') {
-      out << R"({"drivevqa_journal":1,"input":"input-fingerprint","settings":"settings-fingerprint"})" << '\n';
+      out << R"({"drivevqa_journal":2,"input":"input-fingerprint","settings":"settings-fingerprint"})" << '\n';
       out.write(reinterpret_cast<const char*>(data) + 1, static_cast<std::streamsize>(size - 1));
     } else {
       out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     drivevqa::Journal journal(path, key, false);
-    for (const auto& [index, result] : journal.done()) (void)result.answer.size();
+    for (const auto& [index, entry] : journal.entries()) (void)entry.result.answer.size();
   } catch (const drivevqa::Error&) {
   }
   return 0;

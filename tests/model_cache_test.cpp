@@ -56,9 +56,9 @@ TEST(ModelCache, KilledConversionIsNeverUsed) {
   while (!partial_seen && std::chrono::steady_clock::now() < deadline) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(cache, ec)) {
-      if (e.path().filename().string().find(".partial-") != std::string::npos &&
-          std::filesystem::exists(e.path() / "model.gguf.partial", ec)) {
-        partial_seen = true;
+      if (e.path().filename().string().find(".partial-") == std::string::npos) continue;
+      for (const auto& f : std::filesystem::directory_iterator(e.path(), ec)) {
+        if (f.path().filename().string().rfind("model.gguf.partial-", 0) == 0) partial_seen = true;
       }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

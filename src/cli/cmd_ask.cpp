@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/flag_limits.h"
 #include "convert/model_source.h"
 #include "engine/answer.h"
 #include "lora/lora_convert.h"
@@ -62,10 +63,13 @@ CommandAction add_ask_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_flag("--do_sample,--do-sample", a->generation.do_sample, "Sample instead of greedy decoding");
   cmd->add_option("--seed", a->generation.seed, "Sampling seed")->capture_default_str();
-  cmd->add_option("--temperature", a->generation.temperature, "Sampling temperature")->capture_default_str();
-  cmd->add_option("--top_p,--top-p", a->generation.top_p, "Sampling nucleus")->capture_default_str();
-  cmd->add_option("--top_k,--top-k", a->generation.top_k, "Sampling top-k (0: off)")->capture_default_str();
-  cmd->add_option("-t,--threads", a->engine.n_threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--temperature", a->generation.temperature, "Sampling temperature")->capture_default_str()
+      ->check(finite_range(0, 100));
+  cmd->add_option("--top_p,--top-p", a->generation.top_p, "Sampling nucleus")->capture_default_str()->check(finite_range(0, 1));
+  cmd->add_option("--top_k,--top-k", a->generation.top_k, "Sampling top-k (0: off)")->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("-t,--threads", a->engine.n_threads, "CPU threads (0: all)")->capture_default_str()
+      ->check(thread_count_check());
   cmd->add_option("--n_gpu_layers,--n-gpu-layers", a->engine.n_gpu_layers, "Layers offloaded to the GPU (-1: all)")
       ->capture_default_str();
   cmd->add_option("--flash_attn,--flash-attn", a->flash_attn, "Flash attention: auto, on or off")

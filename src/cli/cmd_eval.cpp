@@ -14,6 +14,7 @@
 #include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
+#include "util/path_roles.h"
 
 namespace drivevqa {
 namespace {
@@ -24,31 +25,15 @@ struct EvalArgs {
   int judge_parallel = 4, judge_timeout = 300;
 };
 
-// The same file under two names (a link, "./x" and "x", a relative and an absolute path).
-bool same_file(const std::string& a, const std::string& b) {
-  std::error_code ec;
-  if (std::filesystem::equivalent(a, b, ec)) return true;
-  const auto canonical_a = std::filesystem::weakly_canonical(a, ec);
-  const auto canonical_b = std::filesystem::weakly_canonical(b, ec);
-  return !ec && canonical_a == canonical_b;
-}
-
 // An output must never replace an input (or the other output): refused before any work.
 void refuse_aliased_outputs(const EvalArgs& a) {
-  const std::pair<const char*, const std::string*> outputs[] = {{"--json", &a.json}, {"--report", &a.report}};
-  const std::pair<const char*, const std::string*> others[] = {
-      {"--predictions", &a.predictions}, {"--ground_truth", &a.ground_truth}, {"--judge_cache", &a.judge_cache}};
-  for (const auto& [flag, path] : outputs) {
-    if (path->empty()) continue;
-    for (const auto& [other_flag, other] : others) {
-      if (!other->empty() && same_file(*path, *other)) {
-        throw UsageError(std::string(flag) + " " + *path + " is the same file as " + other_flag + ": it would be overwritten");
-      }
-    }
-  }
-  if (!a.json.empty() && !a.report.empty() && same_file(a.json, a.report)) {
-    throw UsageError("--json and --report name the same file " + a.json);
-  }
+  PathRoles paths;
+  paths.read("--predictions", a.predictions);
+  paths.read("--ground_truth", a.ground_truth);
+  if (a.judge_cache != "none") paths.write("--judge_cache", a.judge_cache);
+  paths.write("--json", a.json);
+  paths.write("--report", a.report);
+  paths.check();
 }
 
 std::filesystem::path judge_cache_path(const EvalArgs& a) {

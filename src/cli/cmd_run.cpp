@@ -4,9 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 
 #include "cli/bool_flag.h"
 #include "cli/commands.h"
+#include "cli/flag_limits.h"
 #include "dataset/question_file.h"
 #include "kb/kb_index.h"
 #include "pipeline/run_job.h"
@@ -16,6 +18,7 @@
 #include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
+#include "util/path_roles.h"
 #include "util/stopwatch.h"
 
 namespace drivevqa {
@@ -54,6 +57,31 @@ void refuse_unbuilt_features(const RunArgs& a) {
   if (a.use_lora_7b->value() && a.lora_7b_dir.empty()) throw UsageError("--use_lora_7b needs --lora_7b_dir");
   if (a.use_lora_72b->value() && a.lora_72b_dir.empty()) throw UsageError("--use_lora_72b needs --lora_72b_dir");
 
+}
+
+// Every file the run reads or writes, checked for aliasing before anything is written.
+void check_paths(const RunArgs& a, const std::vector<QuestionItem>& items) {
+  PathRoles paths;
+  paths.read("--json_file", a.json_file);
+  paths.read("--kb_file", a.kb_file);
+  paths.read("--prompts", a.prompts_file);
+  paths.read_folder_files("--model_7b", a.model_7b);
+  paths.read_folder_files("--model_72b", a.model_72b);
+  paths.read_folder_files("--lora_7b_dir", a.lora_7b_dir);
+  paths.read_folder_files("--lora_72b_dir", a.lora_72b_dir);
+  std::set<std::filesystem::path> images;
+  for (const QuestionItem& item : items) {
+    for (const CameraImage& image : item.images) {
+      if (images.insert(image.path).second) paths.read("the " + image.camera + " image of item " + std::to_string(item.index), image.path);
+    }
+  }
+  paths.write("--output_file", a.output_file);
+  paths.write_in_place("the journal of --output_file", journal_path_for(a.output_file));
+  paths.write("--stats_json", a.stats_json);
+  paths.write("--kb_index", a.kb_index);
+  paths.write_folder("--dump_prompts", a.dump_prompts);
+  paths.write_folder("--cache_dir", a.cache_dir);
+  paths.check();
 }
 
 // Everything that changes answers, for the journal's key (thread count excluded: resuming on
@@ -120,12 +148,8 @@ nlohmann::ordered_json config_json(const RunArgs& a) {
   return j;
 }
 
-void run(RunArgs& a) {
-  if (a.show_config) {
-    std::printf("%s\n", config_json(a).dump(2).c_str());
-    return;
-  }
-  refuse_unbuilt_features(a);
+// The pipeline's options from the command line; reads only the --prompts file.
+RunOptions run_options(const RunArgs& a) {
   RunOptions options;
   if (!a.model_7b.empty()) options.model_7b = a.model_7b;
   if (!a.model_72b.empty()) options.model_72b = a.model_72b;
@@ -170,10 +194,28 @@ void run(RunArgs& a) {
   options.frames.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
   options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
   options.kb_topk = a.kb_topk;
+  return options;
+}
+
+void run(RunArgs& a) {
+  if (a.show_config) {
+    std::printf("%s\n", config_json(a).dump(2).c_str());
+    return;
+  }
+  refuse_unbuilt_features(a);
+  install_interrupt_handlers();  // SIGINT / SIGTERM: stop at the next safe point, keep what was answered
+  RunOptions options = run_options(a);
+  if (a.kb_file.empty() && options.rag_mode == RagMode::kOverride) throw UsageError("--rag_mode override needs --kb_file");
+
+  RunJob job;
+  const std::vector<uint8_t> input = read_file_bytes(a.json_file);
+  DatasetOptions dataset{a.image_base_dir, static_cast<size_t>(a.max_images), a.limit};
+  job.items = parse_question_list(std::string(input.begin(), input.end()), a.json_file, dataset);
+  // Nothing is written before every path is known not to alias another (util/path_roles.h).
+  check_paths(a, job.items);
+  if (!a.stats_json.empty()) require_writable_file_path(a.stats_json, "--stats_json");
   if (!a.kb_file.empty() && options.rag_mode != RagMode::kOff) {
     options.kb = KbIndex::open(a.kb_file, a.kb_index, cache_root(options.sources).parent_path());
-  } else if (options.rag_mode == RagMode::kOverride) {
-    throw UsageError("--rag_mode override needs --kb_file");
   }
   if (!a.dump_prompts.empty()) {
     options.dump_prompts_dir = a.dump_prompts;
@@ -182,17 +224,12 @@ void run(RunArgs& a) {
     if (ec) throw OutputError(a.dump_prompts + ": cannot create folder (" + ec.message() + ")");
   }
 
-  RunJob job;
-  const std::vector<uint8_t> input = read_file_bytes(a.json_file);
-  DatasetOptions dataset{a.image_base_dir, static_cast<size_t>(a.max_images), a.limit};
-  job.items = parse_question_list(std::string(input.begin(), input.end()), a.json_file, dataset);
   job.output_file = a.output_file;
   job.journal_key = {fingerprint(input.data(), input.size()), fingerprint(settings_text(a, options))};
   job.overwrite_journal = a.overwrite;
   job.print_answers = a.print_answers;
   spdlog::info("{} items from {}", job.items.size(), a.json_file);
   Runner runner(std::move(options));
-  install_interrupt_handlers();  // SIGINT / SIGTERM: stop at the next safe point, keep what was answered
   const RunSummary summary = run_job(job, runner);
   spdlog::info("wrote {}\n{}", a.output_file, describe(summary));
   if (!a.stats_json.empty()) write_file_atomic(a.stats_json, stats_json(summary).dump(2) + "\n");
@@ -201,6 +238,10 @@ void run(RunArgs& a) {
 void route_only(const std::string& json_file, const std::string& output_file, const std::vector<std::string>& overrides) {
   RoutingTable routes;
   for (const std::string& r : overrides) routes.apply_override(r);
+  PathRoles paths;
+  paths.read("--json_file", json_file);
+  paths.write("--output_file", output_file);
+  paths.check();
   DatasetOptions dataset;
   dataset.check_images = false;
   const auto start = std::chrono::steady_clock::now();
@@ -258,9 +299,11 @@ CommandAction add_run_command(CLI::App& app) {
                   "Upper limit on every subtask's token budget (0: none)")->check(CLI::Range(0, 1 << 20));
   a->do_sample = std::make_unique<BoolFlag>(*cmd, "--do_sample,--do-sample", false, "Sample instead of greedy decoding");
   cmd->add_option("--seed", a->seed, "Sampling seed (item i uses seed + i)")->capture_default_str();
-  cmd->add_option("--temperature", a->temperature, "Sampling temperature")->capture_default_str();
-  cmd->add_option("--top_p,--top-p", a->top_p, "Sampling nucleus")->capture_default_str();
-  cmd->add_option("--top_k,--top-k", a->top_k, "Sampling top-k (0: off)")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature, "Sampling temperature")->capture_default_str()
+      ->check(finite_range(0, 100));
+  cmd->add_option("--top_p,--top-p", a->top_p, "Sampling nucleus")->capture_default_str()->check(finite_range(0, 1));
+  cmd->add_option("--top_k,--top-k", a->top_k, "Sampling top-k (0: off)")->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--limit", a->limit, "Answer only the first N items (0: all)");
   cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON (human annotations)");
   cmd->add_option("--rag_mode,--rag-mode", a->rag_mode, "off, hint or override")->capture_default_str()
@@ -270,7 +313,7 @@ CommandAction add_run_command(CLI::App& app) {
   cmd->add_option("--kb_index,--kb-index", a->kb_index, "Where the knowledge base index is kept "
                   "(default: the cache, keyed by the KB file's content)");
   cmd->add_option("--route", a->routes, "Route a subtask to a model, e.g. Prediction=72B (repeatable)");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)");
+  cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)")->check(thread_count_check());
   cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
                   "Most LLM tokens per image (0: as --max_pixels allows); one token is 28x28 pixels")
       ->check(CLI::Range(0, 1 << 20));
@@ -329,6 +372,11 @@ CommandAction add_kb_command(CLI::App& app) {
   return [a] {
     ModelSourceOptions sources;
     const std::filesystem::path cache = a->cache_dir.empty() ? cache_root(sources).parent_path() : std::filesystem::path(a->cache_dir);
+    PathRoles paths;
+    paths.read("--kb_file", a->kb_file);
+    paths.write("--kb_index", a->kb_index);
+    paths.write_folder("--cache_dir", a->cache_dir);
+    paths.check();
     const auto index = KbIndex::open(a->kb_file, a->kb_index, cache);
     std::printf("%zu notes (%zu entries skipped: no question), index %s%s\n", index->entries(), index->skipped(),
                 index->path().c_str(), index->rebuilt() ? " (built now)" : "");

@@ -39,11 +39,13 @@ RunSummary run_job(const RunJob& job, Runner& runner) {
   for (size_t i = 0; i < job.items.size(); ++i) {
     const QuestionItem& item = job.items[i];
     position_of[item.index] = i;
-    if (const auto it = journal.done().find(item.index); it != journal.done().end()) {
-      results[i] = it->second;
+    if (const ItemResult* known = journal.find(item)) {
+      results[i] = *known;
       ++summary.from_journal;
       answered.push_back(&item);
     } else {
+      // An entry for this position that names another item (a hand-edited journal) is not reused.
+      if (journal.entries().count(item.index) > 0) ++summary.journal_mismatches;
       todo.push_back(&item);
     }
   }
@@ -66,13 +68,13 @@ RunSummary run_job(const RunJob& job, Runner& runner) {
   };
   try {
     runner.answer_all(work, [&](const QuestionItem& item, ItemResult result) {
-      if (const auto known = journal.done().find(item.index); known != journal.done().end()) {
+      if (const ItemResult* known = journal.find(item)) {
         // Decoded again only to keep its frame's batches; the journaled answer stands.
         ++summary.replayed;
-        if (known->second.answer != result.answer) ++summary.replay_mismatches;
+        if (known->answer != result.answer) ++summary.replay_mismatches;
         return;
       }
-      journal.append(item.index, result);
+      journal.append(item, result);
       ++summary.answered_now;
       if (job.print_answers) {
         progress.finish();
@@ -112,6 +114,7 @@ nlohmann::ordered_json stats_json(const RunSummary& s) {
   j["from_journal"] = s.from_journal;
   j["replayed"] = s.replayed;
   j["replay_mismatches"] = s.replay_mismatches;
+  j["journal_mismatches"] = s.journal_mismatches;
   j["errors"] = s.errors;
   j["seconds"] = s.seconds;
   j["questions_per_second"] = s.answered_now / std::max(s.seconds, 1e-9);
@@ -143,6 +146,10 @@ std::string describe(const RunSummary& s) {
   text += line;
   for (const auto& [key, count] : s.per_subtask_model) {
     std::snprintf(line, sizeof line, "  %-50s %zu\n", key.c_str(), count);
+    text += line;
+  }
+  if (s.journal_mismatches > 0) {
+    std::snprintf(line, sizeof line, "  journal entries ignored because they name another item: %zu\n", s.journal_mismatches);
     text += line;
   }
   if (s.replayed > 0) {

@@ -33,6 +33,7 @@ struct RunSummary {
   size_t from_journal = 0;
   size_t replayed = 0;           // journaled items decoded again beside their frame's unanswered ones
   size_t replay_mismatches = 0;  // of those, answers that came out different from the journal's
+  size_t journal_mismatches = 0; // journal entries ignored: they carry another item's identity
   size_t errors = 0;
   double seconds = 0;
   std::map<std::string, size_t> per_subtask_model;  // "Prediction / 7B" -> count

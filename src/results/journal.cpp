@@ -1,12 +1,14 @@
 #include "results/journal.h"
 
+#include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include "util/error.h"
 #include "util/text.h"
@@ -17,18 +19,59 @@ namespace {
 using Json = nlohmann::json;
 
 Json header_json(const JournalKey& key) {
-  return Json{{"drivevqa_journal", 1}, {"input", key.input_hash}, {"settings", key.settings_hash}};
+  return Json{{"drivevqa_journal", 2}, {"input", key.input_hash}, {"settings", key.settings_hash}};
 }
 
-ItemResult entry_result(const Json& j) {
-  ItemResult r;
+JournalEntry parse_entry(const Json& j) {
+  JournalEntry e;
+  e.item = j.at("item").get<std::string>();
+  ItemResult& r = e.result;
   r.subtask = subtask_from_name(j.at("subtask").get<std::string>());
   r.routed = j.at("model_routed").get<std::string>() == "72B" ? ModelSize::k72B : ModelSize::k7B;
   r.model_used = j.at("model_used").get<std::string>();
   r.answer = j.at("answer").get<std::string>();
   r.is_error = j.at("error").get<bool>();
   r.generated_tokens = json_number<size_t>(j.value("tokens", Json(0))).value_or(0);
-  return r;
+  return e;
+}
+
+// The journal's whole content, read through its descriptor.
+std::string read_all(int fd, const std::filesystem::path& path) {
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw OutputError(path.string() + ": cannot read the journal (" + std::strerror(errno) + ")");
+    if (n == 0) return text;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+int open_locked(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      throw UsageError(path.string() + ": the journal path is a symbolic link; drivevqa does not write through links "
+                       "(remove it or choose another --output_file)");
+    }
+    throw OutputError(path.string() + ": cannot open the journal (" + std::strerror(errno) + ")");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw UsageError(path.string() + ": the journal path is not a regular file; drivevqa does not write to it");
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(fd);
+    if (error == EWOULDBLOCK) {
+      throw UsageError(path.string() + ": another drivevqa run is writing these results now (its journal is locked); "
+                       "wait for it to finish or choose another --output_file");
+    }
+    throw OutputError(path.string() + ": cannot lock the journal (" + std::strerror(error) + ")");
+  }
+  return fd;
 }
 
 }  // namespace
@@ -37,77 +80,97 @@ std::string fingerprint(const void* data, size_t size) {
   return hex64(fnv1a64(data, size)) + "-" + std::to_string(size);
 }
 
+std::string journal_item_identity(const QuestionItem& item) {
+  return fingerprint(item.scene_token + '\n' + item.frame_token + '\n' + item.question);
+}
+
 Journal::Journal(const std::filesystem::path& path, const JournalKey& key, bool overwrite) : path_(path) {
-  const std::string header = header_json(key).dump();
-  size_t good_bytes = 0;  // length of the trusted prefix of an existing journal
+  fd_ = open_locked(path);
+  try {
+    load(header_json(key).dump(), overwrite);
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+  if (!entries_.empty()) spdlog::info("resuming: {} answers already in {}", entries_.size(), path.string());
+}
+
+// Keeps the trusted prefix of what is there (same header, complete lines this program wrote), or
+// starts afresh with `header`.
+void Journal::load(const std::string& header, bool overwrite) {
+  const std::string text = overwrite ? std::string() : read_all(fd_, path_);
+  size_t good_bytes = 0;
   bool resume = false;
-  if (std::ifstream in(path, std::ios::binary); in && !overwrite) {
-    std::string line;
-    size_t offset = 0;
-    bool first = true;
-    while (std::getline(in, line)) {
-      const bool complete = !in.eof();  // the last line of a torn write has no newline
-      offset += line.size() + 1;
-      if (!complete) break;
-      if (first) {
-        if (line != header) {
-          // A journal without answers (a run that failed before answering) holds nothing to lose.
-          std::string next;
-          if (!std::getline(in, next) || next.empty()) break;
-          throw UsageError(path.string() + ": this journal belongs to a different input file or different settings; "
-                           "pass --overwrite to start afresh (its answers will be discarded)");
-        }
-        first = false;
-        resume = true;
-        good_bytes = offset;
-        continue;
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;  // the last line of a torn write has no newline
+    const std::string_view line(text.data() + start, end - start);
+    if (start == 0) {
+      if (line != header) {
+        // A journal without answers (a run that failed before answering) holds nothing to lose.
+        if (end + 1 >= text.size()) break;
+        throw UsageError(path_.string() + ": this journal belongs to a different input file or different settings; "
+                         "pass --overwrite to start afresh (its answers will be discarded)");
       }
+      resume = true;
+    } else {
       try {
         const Json j = Json::parse(line);
         const auto index = json_number<size_t>(j.at("index"));
         if (!index) break;  // not a line this program wrote: the trusted prefix ends here
-        done_[*index] = entry_result(j);
-        good_bytes = offset;
+        entries_[*index] = parse_entry(j);
       } catch (const std::exception&) {
         break;  // a damaged line ends the trusted prefix
       }
     }
+    good_bytes = end + 1;
+    start = end + 1;
   }
-  if (resume) {
-    if (::truncate(path.c_str(), static_cast<off_t>(good_bytes)) != 0) {
-      throw OutputError(path.string() + ": cannot trim the journal (" + std::strerror(errno) + ")");
-    }
-    file_ = std::fopen(path.c_str(), "ab");
-  } else {
-    file_ = std::fopen(path.c_str(), "wb");
+  if (!resume) good_bytes = 0;
+  if (::ftruncate(fd_, static_cast<off_t>(good_bytes)) != 0) {
+    throw OutputError(path_.string() + ": cannot trim the journal (" + std::strerror(errno) + ")");
   }
-  if (!file_) throw OutputError(path.string() + ": cannot open the journal (" + std::strerror(errno) + ")");
-  if (!resume) {
-    if (std::fprintf(file_, "%s\n", header.c_str()) < 0 || std::fflush(file_) != 0 || ::fdatasync(fileno(file_)) != 0) {
-      throw OutputError(path.string() + ": cannot write the journal (" + std::strerror(errno) + ")");
-    }
-  }
-  if (!done_.empty()) spdlog::info("resuming: {} answers already in {}", done_.size(), path.string());
+  if (::lseek(fd_, 0, SEEK_END) < 0) throw OutputError(path_.string() + ": cannot seek in the journal");
+  if (!resume) write_all(header + "\n", "write");
 }
 
 Journal::~Journal() {
-  if (file_) std::fclose(file_);
+  if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
-void Journal::append(size_t index, const ItemResult& r) {
-  const Json j{{"index", index},
+void Journal::write_all(const std::string& text, const char* what) {
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw OutputError(path_.string() + ": cannot " + what + " the journal (" + std::strerror(errno) + ")");
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  while (::fdatasync(fd_) != 0) {
+    if (errno != EINTR) throw OutputError(path_.string() + ": cannot " + what + " the journal (" + std::strerror(errno) + ")");
+  }
+}
+
+const ItemResult* Journal::find(const QuestionItem& item) const {
+  const auto it = entries_.find(item.index);
+  if (it == entries_.end() || it->second.item != journal_item_identity(item)) return nullptr;
+  return &it->second.result;
+}
+
+void Journal::append(const QuestionItem& item, const ItemResult& r) {
+  JournalEntry entry{journal_item_identity(item), r};
+  const Json j{{"index", item.index},
+               {"item", entry.item},
                {"subtask", std::string(subtask_name(r.subtask))},
                {"model_routed", std::string(model_size_name(r.routed))},
                {"model_used", r.model_used},
                {"answer", r.answer},
                {"error", r.is_error},
                {"tokens", r.generated_tokens}};
-  const std::string line = j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0 ||
-      ::fdatasync(fileno(file_)) != 0) {
-    throw OutputError(path_.string() + ": cannot append to the journal (" + std::strerror(errno) + ")");
-  }
-  done_[index] = r;
+  write_all(j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "append to");
+  entries_[item.index] = std::move(entry);
 }
 
 }  // namespace drivevqa

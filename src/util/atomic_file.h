@@ -8,13 +8,16 @@
 namespace drivevqa {
 
 // Fails early (OutputError naming `label` and the path) when `path` could never be written as a
-// file: it is a folder, its folder is missing or not writable, or a file cannot be created there.
-// Creates and removes a probe file beside it; `path` itself is left as it is.
+// file: it is a folder, a device, a FIFO or a socket, its folder is missing or not writable, or a
+// file cannot be created there. Creates and removes a probe file beside it; `path` is left as it is.
 void require_writable_file_path(const std::filesystem::path& path, const std::string& label);
 
-// A file that appears at its path only when complete: written to "<path>.partial", flushed to
-// disk and renamed by commit(). Destroyed uncommitted, it removes the partial file. Every failure
-// throws OutputError naming the path.
+// A file that appears at its path only when complete: written to a new temporary file beside it
+// ("<path>.partial-XXXXXX", created exclusively, so no planted file or link is ever followed),
+// flushed to disk and renamed over `path` by commit(), which then syncs the folder. A link at
+// `path` is replaced, never written through; a non-regular file at `path` (a device, a FIFO) is
+// refused. Destroyed uncommitted, it removes the temporary file. Every failure throws OutputError
+// naming the path.
 class AtomicFile {
  public:
   explicit AtomicFile(std::filesystem::path path);
