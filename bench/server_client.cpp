@@ -187,9 +187,14 @@ int main(int argc, char** argv) {
           failed = true;
           return;
         }
-        const auto reply = nlohmann::json::parse(r->body);
-        answers[i] = reply.value("content", "");
-        if (reply.contains("timings")) evaluated[i] = reply["timings"].value("prompt_n", size_t{0});
+        const std::optional<nlohmann::json> reply = drivevqa::try_parse_json(r->body);
+        if (!reply || !reply->is_object()) {
+          std::fprintf(stderr, "item %zu: the reply is not a JSON object (or nests too deep)\n", i);
+          failed = true;
+          return;
+        }
+        answers[i] = reply->value("content", "");
+        if (reply->contains("timings")) evaluated[i] = (*reply)["timings"].value("prompt_n", size_t{0});
       }
     });
   }
@@ -201,7 +206,7 @@ int main(int argc, char** argv) {
   // question text (some hundred tokens) went through its images again.
   size_t encodes = 0;
   for (size_t i = 0; i < n; ++i) {
-    const size_t images = nlohmann::json::parse(bodies[i])["prompt"]["multimodal_data"].size();
+    const size_t images = drivevqa::parse_json(bodies[i], "request body")["prompt"]["multimodal_data"].size();
     encodes += evaluated[i] > 16 * images + 400 ? images : 0;
   }
   size_t identical = 0;

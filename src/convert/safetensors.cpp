@@ -13,6 +13,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -52,12 +53,7 @@ std::map<std::string, TensorView> parse_safetensors_header(const std::string& he
                                                             size_t file_size, const uint8_t* base,
                                                             const std::string& name,
                                                             std::map<std::string, std::string>* metadata) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::exception&) {
-    throw InputError(name + ": safetensors header is not valid JSON");
-  }
+  const nlohmann::json j = parse_json(header, name + " (safetensors header)");
   if (!j.is_object()) throw InputError(name + ": safetensors header is not a JSON object");
   std::map<std::string, TensorView> tensors;
   const size_t data_size = file_size - data_offset;
@@ -152,8 +148,9 @@ Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
   if (std::filesystem::exists(index_file, ec)) {
     const auto bytes = read_file_bytes(index_file);
     std::set<std::string> names;
+    const auto j = parse_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                              index_file.string());
     try {
-      const auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
       for (const auto& [tensor, file] : j.at("weight_map").items()) names.insert(file.get<std::string>());
     } catch (const nlohmann::json::exception&) {
       throw InputError(index_file.string() + ": expected a weight_map of tensor -> file");

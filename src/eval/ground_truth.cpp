@@ -14,8 +14,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-struct TooDeep {};
-
 std::string short_token(const std::string& token) { return token.size() > 8 ? token.substr(0, 8) + "…" : token; }
 
 // `key` as a string, or InputError naming the file, the position and the field.
@@ -98,22 +96,7 @@ Json parse_eval_json(std::string_view text, const std::string& name, size_t* rep
   const std::string repaired = repair_utf8(text, &replaced);
   if (replaced_bytes) *replaced_bytes = replaced;
   if (replaced > 0) spdlog::warn("{}: {} bytes that are not UTF-8 were read as U+FFFD", name, replaced);
-  const Json::parser_callback_t refuse_deep = [](int depth, nlohmann::json::parse_event_t event, Json&) {
-    if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
-        depth >= kMaxJsonDepth) {
-      throw TooDeep{};
-    }
-    return true;
-  };
-  try {
-    return Json::parse(repaired.begin(), repaired.end(), refuse_deep);
-  } catch (const TooDeep&) {
-    throw InputError(name + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(name + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(name + ": not usable JSON (" + e.what() + ")");
-  }
+  return parse_ordered_json(repaired, name);
 }
 
 AnswerFile parse_ground_truth(std::string_view text, const std::string& name) {

@@ -27,10 +27,9 @@
 #include <string_view>
 #include <vector>
 
-namespace drivevqa {
+#include "util/text.h"  // kMaxJsonDepth, shared by every JSON reader
 
-// Deeper JSON is refused (Track 1 files nest 6 levels); keeps hostile input from costing stack.
-inline constexpr int kMaxJsonDepth = 64;
+namespace drivevqa {
 
 struct EvalItem {
   size_t index = 0;         // position in its file: the list index, or the running number in the nested form

@@ -244,8 +244,9 @@ struct Response {
 
 // The message text of a chat completion, or nullopt when the body does not have one.
 std::optional<std::string> reply_content(const std::string& body) {
-  const auto json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) return std::nullopt;
+  const std::optional<nlohmann::json> parsed = try_parse_json(body);
+  if (!parsed || !parsed->is_object()) return std::nullopt;
+  const nlohmann::json& json = *parsed;
   const auto choices = json.find("choices");
   if (choices == json.end() || !choices->is_array() || choices->empty() || !(*choices)[0].is_object()) return std::nullopt;
   const auto message = (*choices)[0].find("message");

@@ -16,10 +16,16 @@ nlohmann::ordered_json result_json(const QuestionItem& item, const ItemResult& r
 }
 
 void write_results(const std::filesystem::path& path, const std::vector<nlohmann::ordered_json>& results) {
-  nlohmann::ordered_json list = nlohmann::ordered_json::array();
-  for (const auto& r : results) list.push_back(r);
-  // Replacement characters instead of an exception for any invalid UTF-8 a model may produce.
-  write_file_atomic(path, list.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
+  // One compact item per line: pretty-printing indents every level of an item's nested fields,
+  // which can make the file many times larger than its input. Replacement characters instead of
+  // an exception for any invalid UTF-8 a model may produce.
+  std::string text = "[";
+  for (size_t i = 0; i < results.size(); ++i) {
+    text += i == 0 ? "\n" : ",\n";
+    text += results[i].dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  }
+  text += results.empty() ? "]\n" : "\n]\n";
+  write_file_atomic(path, text);
 }
 
 }  // namespace drivevqa

@@ -1,7 +1,7 @@
 #include "route/route.h"
 
 #include <algorithm>
-#include <regex>
+#include <cctype>
 
 #include "util/error.h"
 #include "util/text.h"
@@ -21,6 +21,10 @@ bool object_ref_after(const std::string& q, size_t from) {
   }
   return false;
 }
+
+// std::regex's \s and \d in the "C" locale.
+bool is_regex_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+bool is_regex_digit(char c) { return c >= '0' && c <= '9'; }
 
 bool phrase_then_object(const std::string& q, const char* phrase) {
   const size_t at = q.find(phrase);
@@ -70,14 +74,38 @@ Subtask classify(std::string_view category_in, std::string_view question_in) {
   if (category == "behavior" || q.find("predict the behavior of the ego vehicle") != std::string::npos) {
     return Subtask::kBehaviorMcq;
   }
-  static const std::regex kOptionLabel(R"((^|[^a-z0-9])[a-d]\.\s)");
   if (q.find("please select the correct answer") != std::string::npos || q.find("following options") != std::string::npos ||
-      std::regex_search(q, kOptionLabel)) {
+      has_option_label(q)) {
     return Subtask::kPerceptionMcq;
   }
-  static const std::regex kVisualDescription(R"(what is the visual description of <c\d+,\s*cam_)");
-  if (std::regex_search(q, kVisualDescription)) return Subtask::kPerceptionObjectDescription;
+  if (asks_visual_description(q)) return Subtask::kPerceptionObjectDescription;
   return Subtask::kPerceptionSceneDescription;
+}
+
+bool has_option_label(std::string_view q) {
+  for (size_t i = 0; i + 2 < q.size(); ++i) {
+    if (q[i] < 'a' || q[i] > 'd' || q[i + 1] != '.' || !is_regex_space(q[i + 2])) continue;
+    if (i == 0) return true;
+    const char before = q[i - 1];
+    if (!((before >= 'a' && before <= 'z') || is_regex_digit(before))) return true;
+  }
+  return false;
+}
+
+bool asks_visual_description(std::string_view q) {
+  constexpr std::string_view kPhrase = "what is the visual description of <c";
+  // The phrase cannot overlap itself, and digits and spaces never start it: each character is
+  // looked at a bounded number of times.
+  for (size_t at = q.find(kPhrase); at != std::string_view::npos; at = q.find(kPhrase, at + 1)) {
+    size_t i = at + kPhrase.size();
+    const size_t digits_from = i;
+    while (i < q.size() && is_regex_digit(q[i])) ++i;
+    if (i == digits_from || i >= q.size() || q[i] != ',') continue;
+    ++i;
+    while (i < q.size() && is_regex_space(q[i])) ++i;
+    if (q.substr(i, 4) == "cam_") return true;
+  }
+  return false;
 }
 
 std::string_view model_size_name(ModelSize m) { return m == ModelSize::k7B ? "7B" : "72B"; }

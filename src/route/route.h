@@ -29,8 +29,15 @@ std::string_view subtask_name(Subtask s);
 Subtask subtask_from_name(std::string_view name);
 const std::array<Subtask, kSubtaskCount>& all_subtasks();
 
-// `category` as given in the item (any case); `question` the question text.
+// `category` as given in the item (any case); `question` the question text, of any length: one
+// linear pass, no recursion.
 Subtask classify(std::string_view category, std::string_view question);
+
+// The seed's two regular expressions, searched in the lower-cased question, as linear scanners:
+// std::regex recurses per character and overflows the stack on a long object reference. Exactly
+// std::regex_search's result (ECMAScript, "C" locale) on every input; public for that test.
+bool has_option_label(std::string_view lowered);         // (^|[^a-z0-9])[a-d]\.\s
+bool asks_visual_description(std::string_view lowered);  // what is the visual description of <c\d+,\s*cam_
 
 enum class ModelSize { k7B, k72B };
 std::string_view model_size_name(ModelSize m);  // "7B" / "72B"

@@ -11,6 +11,10 @@ namespace {
 
 template <typename Json>
 Json parse_as(std::string_view text, const std::string& name) {
+  if (const size_t at = json_too_deep_at(text)) {
+    throw InputError(name + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " +
+                     std::to_string(at));
+  }
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
@@ -67,10 +71,40 @@ std::string repair_utf8(std::string_view text, size_t* replaced) {
   return out;
 }
 
+size_t json_too_deep_at(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped character neither ends the string nor counts
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return i + 1;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;  // a stray closer is the parser's error to report
+    }
+  }
+  return 0;
+}
+
 nlohmann::json parse_json(std::string_view text, const std::string& name) { return parse_as<nlohmann::json>(text, name); }
 
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& name) {
   return parse_as<nlohmann::ordered_json>(text, name);
+}
+
+std::optional<nlohmann::json> try_parse_json(std::string_view text) {
+  if (json_too_deep_at(text) != 0) return std::nullopt;
+  try {
+    nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded()) return std::nullopt;
+    return j;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
 }
 
 std::string_view trim_spaces(std::string_view s) {

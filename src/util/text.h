@@ -30,7 +30,6 @@ std::string to_lower(std::string_view s);
 // `s` without leading and trailing white space (ASCII isspace).
 std::string_view trim_spaces(std::string_view s);
 
-// Parses JSON text; throws InputError "<name>: not valid JSON (byte N)".
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD; `replaced`
 // counts them. Outside files may hold stray Latin-1 bytes, which the JSON parser would refuse.
 std::string repair_utf8(std::string_view text, size_t* replaced = nullptr);
@@ -62,8 +61,23 @@ std::optional<T> json_number(const Json& v) {
   }
 }
 
+// The deepest nesting of arrays and objects accepted in JSON from outside (Track 1 files nest 6
+// levels). nlohmann parses any depth, but dump(), copies and comparisons recurse once per level: a
+// 100,000-deep value overflows the stack. (Its destructor is iterative in 3.11.)
+inline constexpr int kMaxJsonDepth = 64;
+
+// Where `text` opens its (max_depth + 1)-th nested array or object, as a byte position counted from
+// 1 (like nlohmann's parse errors); 0 when it never does. Brackets inside string literals (escapes
+// included) do not count. One linear pass without recursion; `text` need not be valid JSON.
+size_t json_too_deep_at(std::string_view text, int max_depth = kMaxJsonDepth);
+
+// Parse JSON text from outside. Throw InputError "<name>: not valid JSON (byte N)", or
+// "<name>: JSON nested deeper than 64 levels at byte N" before parsing anything too deep.
 nlohmann::json parse_json(std::string_view text, const std::string& name);
 nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& name);
+// The same checks without throwing, for text where a bad value is expected and skipped (a damaged
+// journal line, a server reply): nothing when `text` is not valid JSON or nests too deep.
+std::optional<nlohmann::json> try_parse_json(std::string_view text);
 
 // `key` of a JSON object when it is a string, else "".
 template <typename Json>
