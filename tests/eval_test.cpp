@@ -372,7 +372,8 @@ TEST(EvalCli, ExitCodesForBadFlagsInputsAndOutputs) {
 
   const auto no_folder = eval({"--predictions", gt, "--ground_truth", gt, "--json", (dir / "no/such/out.json").string()});
   EXPECT_EQ(no_folder.exit_code, 5) << no_folder.err;
-  EXPECT_EQ(eval({"--predictions", gt, "--ground_truth", gt, "--report", dir.string()}).exit_code, 5);
+  // A folder is never replaced by a file: refused with the command line (util/path_roles.h).
+  EXPECT_EQ(eval({"--predictions", gt, "--ground_truth", gt, "--report", dir.string()}).exit_code, 2);
 
   // An output that is an input under another name is refused, and the input stays as it was.
   const auto predictions = dir / "predictions.json";

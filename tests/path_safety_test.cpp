@@ -281,6 +281,26 @@ TEST_F(PathSafety, OutputProblemsAreFoundBeforeAnyModelLoadsAndSaidPlainly) {
   }
 }
 
+TEST_F(PathSafety, MissingOrUnreadableModelAndAdapterFilesAreExitFour) {
+  // An adapter folder whose weights are missing, and a Hugging Face folder whose index names a
+  // shard that is not there: both are model files (README "Exit codes": 4), not question input.
+  fs::create_directory(dir_ / "lora");
+  write_bytes(dir_ / "lora" / "adapter_config.json",
+              R"({"peft_type":"LORA","r":2,"lora_alpha":4,"target_modules":["q_proj"]})");
+  const auto lora = test::run_process(
+      run_args(dir_ / "out.json", {"--use_lora_7b", "--lora_7b_dir", (dir_ / "lora").string()}));
+  EXPECT_EQ(lora.exit_code, 4) << lora.err;
+  EXPECT_NE(lora.err.find((dir_ / "lora").string()), std::string::npos) << lora.err;
+  fs::create_directory(dir_ / "hf");
+  write_bytes(dir_ / "hf" / "config.json", R"({"model_type":"qwen2_5_vl"})");
+  write_bytes(dir_ / "hf" / "model.safetensors.index.json",
+              R"({"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors"}})");
+  auto args = run_args(dir_ / "out.json", {"--cache_dir", (dir_ / "cache").string()});
+  args[9] = (dir_ / "hf").string();  // --model_7b
+  const auto hf = test::run_process(args);
+  EXPECT_EQ(hf.exit_code, 4) << hf.err;
+}
+
 TEST(PathRoles, IdentityIsTheFileNotItsName) {
   const fs::path dir = test::scratch_dir("path-roles");
   write_bytes(dir / "a.json", "[]");

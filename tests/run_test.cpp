@@ -140,8 +140,8 @@ TEST(Run, QuestionFileThatIsNotAListStopsWithItsPosition) {
   const auto item = run(write("c.json", "[{\"question\": \"q\"}, 42]"));
   const auto to_dir = test::run_process({test::drivevqa_binary(), "run", "--json_file", write("d.json", "[]"),
                                          "--output_file", dir.string(), "--model_7b", test::tiny_model_dir().string()});
-  EXPECT_EQ(to_dir.exit_code, 5);
-  EXPECT_NE(to_dir.err.find("is a directory"), std::string::npos) << to_dir.err;
+  EXPECT_EQ(to_dir.exit_code, 2);
+  EXPECT_NE(to_dir.err.find("is a folder"), std::string::npos) << to_dir.err;
   // An item that is not an object costs that item only (the list itself is fine).
   EXPECT_EQ(item.exit_code, 0) << item.err;
   const auto results = nlohmann::json::parse(test::read_text(dir / "o.json"));

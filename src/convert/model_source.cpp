@@ -92,7 +92,8 @@ std::filesystem::path default_cache_dir() {
   return std::filesystem::path(home && *home ? home : "/tmp") / ".cache" / "drivevqa" / "models";
 }
 
-ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceOptions& options) {
+// resolve_model without the exit-code mapping.
+static ModelFiles resolve_model_files(const std::filesystem::path& source, const ModelSourceOptions& options) {
   std::error_code ec;
   if (std::filesystem::exists(source / "model.gguf", ec) || std::filesystem::exists(source / "mmproj.gguf", ec)) {
     return find_model_files(source);
@@ -110,6 +111,10 @@ ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceO
     spdlog::info("converted {} tensors ({} MB) in {:.1f} s", r.tensors, r.bytes_read >> 20, r.seconds);
   });
   return find_model_files(dir);
+}
+
+ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceOptions& options) {
+  return as_model_error([&] { return resolve_model_files(source, options); });
 }
 
 std::filesystem::path cache_root(const ModelSourceOptions& options) {

@@ -182,7 +182,9 @@ LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const
   return files;
 }
 
-ModelFiles with_lora(const ModelFiles& base, const std::filesystem::path& lora_dir, const ModelSourceOptions& options) {
+// with_lora without the exit-code mapping.
+static ModelFiles with_lora_files(const ModelFiles& base, const std::filesystem::path& lora_dir,
+                                  const ModelSourceOptions& options) {
   const std::filesystem::path adapter_dir = select_adapter_dir(lora_dir);
   const std::string key = "lora-" + adapter_dir.filename().string() + "-" +
                           files_fingerprint({adapter_dir, base.text, base.vision}, "lora");
@@ -197,6 +199,10 @@ ModelFiles with_lora(const ModelFiles& base, const std::filesystem::path& lora_d
   if (std::filesystem::exists(dir / "adapter.gguf", ec)) files.lora = dir / "adapter.gguf";
   if (std::filesystem::exists(dir / "mmproj.gguf", ec)) files.vision = dir / "mmproj.gguf";
   return files;
+}
+
+ModelFiles with_lora(const ModelFiles& base, const std::filesystem::path& lora_dir, const ModelSourceOptions& options) {
+  return as_model_error([&] { return with_lora_files(base, lora_dir, options); });
 }
 
 }  // namespace drivevqa

@@ -114,13 +114,15 @@ void Journal::load(const std::string& header, bool overwrite) {
       }
       resume = true;
     } else {
+      // A damaged line, or one this program did not write, ends the trusted prefix.
+      const std::optional<Json> j = try_parse_json(line);
+      if (!j || !j->is_object() || !j->contains("index")) break;
+      const auto index = json_number<size_t>(j->at("index"));
+      if (!index) break;
       try {
-        const Json j = Json::parse(line);
-        const auto index = json_number<size_t>(j.at("index"));
-        if (!index) break;  // not a line this program wrote: the trusted prefix ends here
-        entries_[*index] = parse_entry(j);
+        entries_[*index] = parse_entry(*j);
       } catch (const std::exception&) {
-        break;  // a damaged line ends the trusted prefix
+        break;
       }
     }
     good_bytes = end + 1;

@@ -44,4 +44,15 @@ struct UsageError : Error {
   explicit UsageError(const std::string& m) : Error(ExitCode::kUsage, m) {}
 };
 
+// Runs `f`, reporting an input error inside it as a model error: a model's or adapter's files
+// that are missing or malformed are exit 4 (README "Exit codes"), whichever reader found them.
+template <typename F>
+auto as_model_error(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const InputError& e) {
+    throw ModelError(e.what());
+  }
+}
+
 }  // namespace drivevqa
