@@ -2,6 +2,8 @@
 // decoding (greedy, sampled, parallel, ask), and the demo's answers read by the scorer's reader.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/answer.h"
@@ -197,6 +199,19 @@ TEST(AnswerShapeRun, FreeFormatIsTheSeedsUnshapedBehaviour) {
   const test::ShapeCounts c = test::count_answer_shapes(nlohmann::json::parse(test::read_text(dir / "out.json")), "free");
   EXPECT_EQ(c.mcq, 3u);
   EXPECT_LT(c.mcq_ok, c.mcq) << "without the grammar the random model does not answer with bare letters";
+}
+
+TEST(AnswerShape, ManyLoneOptionLabelsAreReadInLinearTime) {
+  // Every "A." would start a fresh search for "B." to the end of the text: quadratic before.
+  std::string question;
+  while (question.size() < 4'000'000) question += "A. x ";
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(listed_options(question).empty());
+  EXPECT_FALSE(is_yes_no_question(question + "?"));
+  EXPECT_EQ(answer_shape(Subtask::kPlanningSceneDescription, question).kind, AnswerKind::kOpen);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  question += "B. y";
+  EXPECT_EQ(listed_options(question).size(), 2u);
 }
 
 }  // namespace

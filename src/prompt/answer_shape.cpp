@@ -105,6 +105,7 @@ std::vector<AnswerOption> listed_options(std::string_view question) {
   for (size_t a = find_label(question, 'A', 0); a != std::string_view::npos; a = find_label(question, 'A', a + 1)) {
     std::vector<AnswerOption> options = options_from(question, a);
     if (options.size() >= 2) return options;
+    break;  // no 'B' label after this 'A', so none after a later one: stop (linear, not quadratic)
   }
   return {};
 }
