@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "util/error.h"
 #include "util/files.h"
@@ -128,8 +129,12 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
 }
 
 RgbImage load_image_file(const std::filesystem::path& path, const ImageSizing* sizing) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path.string(), sizing);
+  try {
+    const std::vector<uint8_t> bytes = read_file_bytes(path, {.max_bytes = kMaxImageFileBytes});
+    return decode_image(bytes.data(), bytes.size(), path.string(), sizing);
+  } catch (const std::bad_alloc&) {
+    throw InputError(path.string() + ": out of memory while reading or decoding the image");
+  }
 }
 
 std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality) {
