@@ -48,7 +48,7 @@ TEST(Run, DemoResultsKeepEveryFieldAndAnswerAllButTheBrokenItems) {
   // The demo plants two unanswerable items (all images missing; no question).
   EXPECT_EQ(errors, 2u);
   EXPECT_NE(output[17]["answer"].get<std::string>().rfind("[drivevqa error] ", 0), 0u) << "one missing camera still answers";
-  EXPECT_NE(r.err.find("missing_file.jpg not found"), std::string::npos) << "the skipped image is named";
+  EXPECT_NE(r.err.find("missing_file.jpg: not found"), std::string::npos) << "the skipped image is named";
 }
 
 TEST(Run, FlagsParseLikeTheSeed) {

@@ -60,10 +60,11 @@ QuestionItem make_item(size_t index, Json original, const DatasetOptions& option
     if (item.images.size() >= options.max_images) break;
     const std::filesystem::path path = options.image_base_dir.empty() ? std::filesystem::path(rel)
                                                                       : options.image_base_dir / rel;
-    std::error_code ec;
-    if (options.check_images && !std::filesystem::is_regular_file(path, ec)) {
-      item.warnings.push_back(camera + " image " + path.string() + " not found, skipped");
-      continue;
+    if (options.check_images) {
+      if (const std::string why = unreadable_reason(path); !why.empty()) {
+        item.warnings.push_back(camera + " image " + path.string() + ": " + why + ", skipped");
+        continue;
+      }
     }
     item.images.push_back({camera, path});
   }

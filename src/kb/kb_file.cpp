@@ -105,8 +105,6 @@ KbFile parse_kb(const std::string& text, const std::string& name) {
 }
 
 KbFile read_kb_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path.string() + ": knowledge base file not found");
   const auto bytes = read_file_bytes(path);
   return parse_kb(std::string(bytes.begin(), bytes.end()), path.string());
 }

@@ -38,7 +38,7 @@ void sync_folder(const std::filesystem::path& folder) {
 
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
   if (const std::string what = unreplaceable(path_); !what.empty()) {
-    throw OutputError(path_.string() + ": is " + what + ", not a regular file; drivevqa does not replace it");
+    throw OutputError(path_.string() + ": " + what + ", not a regular file; drivevqa does not replace it");
   }
   std::string pattern = path_.string() + ".partial-XXXXXX";
   fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);  // O_CREAT | O_EXCL: never an existing file or link
@@ -77,7 +77,9 @@ void AtomicFile::write(const void* data, size_t size) {
 }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) fail("fsync");
+  while (::fsync(fd_) != 0) {
+    if (errno != EINTR) fail("fsync");
+  }
   if (::close(fd_) != 0) {
     fd_ = -1;
     ::unlink(tmp_.c_str());
@@ -87,7 +89,7 @@ void AtomicFile::commit() {
   // Checked again: something may have appeared at the path while the file was written.
   if (const std::string what = unreplaceable(path_); !what.empty()) {
     ::unlink(tmp_.c_str());
-    throw OutputError(path_.string() + ": is " + what + ", not a regular file; drivevqa does not replace it");
+    throw OutputError(path_.string() + ": " + what + ", not a regular file; drivevqa does not replace it");
   }
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
@@ -106,7 +108,7 @@ void write_file_atomic(const std::filesystem::path& path, const void* data, size
 void require_writable_file_path(const std::filesystem::path& path, const std::string& label) {
   const std::string name = path.string() + (label.empty() ? "" : " (" + label + ")");
   if (const std::string what = unreplaceable(path); !what.empty()) {
-    throw OutputError(name + ": is " + what + ", not a regular file");
+    throw OutputError(name + ": " + what + ", not a regular file");
   }
   const std::filesystem::path parent = folder_of(path);
   struct stat st {};

@@ -22,14 +22,7 @@ constexpr int kWaitSliceMs = 100;     // longest wait between two interrupt chec
 constexpr int kSpinGuardMs = 10;      // pause when a file says "ready" yet has no data
 constexpr size_t kFirstChunk = 1 << 16;
 
-// What a file that is not a regular file is, in words.
-std::string type_words(mode_t mode) {
-  if (S_ISDIR(mode)) return "is a folder";
-  if (S_ISFIFO(mode)) return "is a FIFO (named pipe)";
-  if (S_ISCHR(mode) || S_ISBLK(mode)) return "is a device";
-  if (S_ISSOCK(mode)) return "is a socket";
-  return "is not a regular file";
-}
+std::string type_words(mode_t mode) { return non_regular_words(mode); }
 
 std::string open_error_words(const std::filesystem::path& path, int error) {
   switch (error) {
@@ -135,6 +128,23 @@ std::vector<uint8_t> read_to_end(int fd, const std::filesystem::path& path, uint
 }
 
 }  // namespace
+
+std::string non_regular_words(unsigned mode) {
+  if (S_ISREG(mode)) return {};
+  if (S_ISDIR(mode)) return "is a folder";
+  if (S_ISFIFO(mode)) return "is a FIFO (named pipe)";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "is a device";
+  if (S_ISSOCK(mode)) return "is a socket";
+  return "is not a regular file";
+}
+
+std::string unreadable_reason(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return open_error_words(path, errno);
+  if (!S_ISREG(st.st_mode)) return non_regular_words(st.st_mode);
+  if (::access(path.c_str(), R_OK) != 0 && errno == EACCES) return "permission denied";
+  return {};
+}
 
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path, const ReadLimits& limits) {
   throw_if_interrupted();

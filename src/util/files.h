@@ -27,6 +27,14 @@ struct ReadLimits {
   std::chrono::milliseconds no_data_timeout = kNoDataTimeout;
 };
 
+// What a file of this type (st_mode) is, for messages: "is a folder", "is a FIFO (named pipe)",
+// "is a device", "is a socket"; empty for a regular file.
+std::string non_regular_words(unsigned mode);
+// Why `path` cannot be read as a regular file, judged by its name ("not found", "permission
+// denied", "is a folder", ...); empty when it can be tried. For early skips and messages only: a
+// read decides again on the opened descriptor.
+std::string unreadable_reason(const std::filesystem::path& path);
+
 // Whole file as bytes. Throws InputError naming the path and saying what is wrong (not found,
 // permission denied, is a folder / FIFO / device / socket, too large, no data), Interrupted on
 // SIGINT / SIGTERM while it waits.

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace drivevqa {
 namespace {
@@ -19,21 +20,12 @@ std::string identity_of(const std::filesystem::path& path) {
   return "path " + canonical.string();
 }
 
-std::string file_type_words(mode_t mode) {
-  if (S_ISREG(mode)) return {};
-  if (S_ISDIR(mode)) return "a folder";
-  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
-
 }  // namespace
 
 std::string describe_non_regular(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
-  return file_type_words(st.st_mode);
+  return non_regular_words(st.st_mode);
 }
 
 void PathRoles::read(std::string flag, const std::filesystem::path& path) {
@@ -74,11 +66,11 @@ void PathRoles::check() const {
                        "(remove it or choose another path)");
     }
     if (out.role != Role::kWriteFolder && !what.empty()) {
-      throw UsageError(out.flag + " " + out.path.string() + " is " + what + ", not a regular file: drivevqa writes only "
+      throw UsageError(out.flag + " " + out.path.string() + " " + what + ", not a regular file: drivevqa writes only "
                        "regular files");
     }
-    if (out.role == Role::kWriteFolder && !what.empty() && what != "a folder") {
-      throw UsageError(out.flag + " " + out.path.string() + " is " + what + ", not a folder");
+    if (out.role == Role::kWriteFolder && !what.empty() && what != "is a folder") {
+      throw UsageError(out.flag + " " + out.path.string() + " " + what + ", not a folder");
     }
     for (size_t o = 0; o < entries_.size(); ++o) {
       if (o == w || identities[o] != identities[w]) continue;

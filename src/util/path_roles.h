@@ -40,8 +40,8 @@ class PathRoles {
   std::vector<Entry> entries_;
 };
 
-// What a path is, in words, for messages: "a folder", "a FIFO (named pipe)", "a device", ...;
-// empty for a regular file or a path that does not exist.
+// What a path is, in words, for messages: "is a folder", "is a FIFO (named pipe)", "is a device",
+// ...; empty for a regular file or a path that does not exist.
 std::string describe_non_regular(const std::filesystem::path& path);
 
 }  // namespace drivevqa
