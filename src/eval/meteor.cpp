@@ -7,14 +7,13 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "eval/text_tokens.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace drivevqa {
 namespace {
@@ -65,14 +64,12 @@ const std::array<std::vector<Detachment>, kPosCount> kDetachments{{
 }};
 
 std::string read_wordnet_file(const std::filesystem::path& dir, const std::string& name) {
-  std::ifstream in(dir / name, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || in.bad()) {
-    throw InputError("WordNet folder " + dir.string() + ": cannot read " + name +
+  try {
+    return read_text_file(dir / name);  // a FIFO or device planted there is refused, never waited on
+  } catch (const InputError& e) {
+    throw InputError("WordNet folder " + dir.string() + ": cannot read " + name + ": " + e.what() +
                      " (install the Debian package wordnet-base)");
   }
-  return std::move(text).str();
 }
 
 std::vector<std::string_view> split_spaces(std::string_view line) {
