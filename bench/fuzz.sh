@@ -19,7 +19,7 @@ fi
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDRIVEVQA_FUZZ=ON \
   -DDRIVEVQA_SANITIZE=ON -DDRIVEVQA_BUILD_TESTS=OFF >/dev/null
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(question_file kb_file safetensors_header model_configs journal image classifier)
+[ ${#targets[@]} -gt 0 ] || targets=(question_file kb_file safetensors_header model_configs journal image classifier gguf_check)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/#/fuzz_}" >/dev/null
 mkdir -p "$build/artifacts" "$build/logs"
 run_one() {

@@ -49,6 +49,68 @@ T get_or(const Json& j, const char* key, T fallback) {
 // Added tokens whose text looks like <|...|> are control tokens even when not marked special.
 bool looks_special(const std::string& t) { return t.size() > 4 && t.rfind("<|", 0) == 0 && t.substr(t.size() - 2) == "|>"; }
 
+void require_positive(int value, const std::string& key, const std::string& file) {
+  if (value <= 0) throw InputError(file + ": " + key + " is " + std::to_string(value) + ", expected at least 1");
+}
+
+void require_divides(int divisor, const std::string& divisor_key, int value, const std::string& value_key, const std::string& file) {
+  if (value % divisor != 0) {
+    throw InputError(file + ": " + divisor_key + " " + std::to_string(divisor) + " does not divide " + value_key + " " + std::to_string(value));
+  }
+}
+
+// Numbers the engine can run (the rules engine/gguf_check.h applies to the GGUF written from
+// them): llama.cpp asserts or divides by these, so no file is written from a config that breaks one.
+void check_text_numbers(const TextShape& t, const std::string& file) {
+  require_positive(t.hidden, "hidden_size", file);
+  require_positive(t.layers, "num_hidden_layers", file);
+  require_positive(t.heads, "num_attention_heads", file);
+  require_positive(t.kv_heads, "num_key_value_heads", file);
+  require_positive(t.ffn, "intermediate_size", file);
+  require_positive(t.vocab, "vocab_size", file);
+  require_positive(t.context_length, "max_position_embeddings", file);
+  if (t.layers > 512) throw InputError(file + ": num_hidden_layers is " + std::to_string(t.layers) + ", expected at most 512 (llama.cpp's limit)");
+  require_divides(t.heads, "num_attention_heads", t.hidden, "hidden_size", file);
+  require_divides(t.kv_heads, "num_key_value_heads", t.heads, "num_attention_heads", file);
+  int64_t section_sum = 0;
+  for (int s : t.rope_sections) {
+    if (s < 0) throw InputError(file + ": rope_scaling.mrope_section holds " + std::to_string(s) + ", expected sections of 0 or more");
+    section_sum += s;
+  }
+  if (t.rope_sections[0] + t.rope_sections[1] + t.rope_sections[2] == 0) {
+    throw InputError(file + ": rope_scaling.mrope_section has no t, h or w section");
+  }
+  if (section_sum * 2 != t.head_dim()) {
+    throw InputError(file + ": rope_scaling.mrope_section sums to " + std::to_string(section_sum) + ", expected half the head dimension " +
+                     std::to_string(t.head_dim()) + " (hidden_size / num_attention_heads)");
+  }
+  if (!(t.rope_theta > 0)) throw InputError(file + ": rope_theta is " + std::to_string(t.rope_theta) + ", expected more than 0");
+  if (!(t.rms_eps >= 0)) throw InputError(file + ": rms_norm_eps is " + std::to_string(t.rms_eps) + ", expected 0 or more");
+}
+
+void check_vision_numbers(const VisionShape& v, const HfVisionExtras& extras, const std::string& file) {
+  require_positive(v.hidden, "vision_config.hidden_size", file);
+  require_positive(v.blocks, "vision_config.depth", file);
+  require_positive(v.heads, "vision_config.num_heads", file);
+  require_positive(v.ffn, "vision_config.intermediate_size", file);
+  require_positive(v.patch, "vision_config.patch_size", file);
+  require_divides(v.heads, "vision_config.num_heads", v.hidden, "vision_config.hidden_size", file);
+  // The vision M-RoPE rotates head_dim/2 values in four equal sections.
+  if ((v.hidden / v.heads) % 4 != 0) {
+    throw InputError(file + ": the vision head dimension " + std::to_string(v.hidden / v.heads) +
+                     " (vision_config.hidden_size / num_heads) is not a multiple of 4");
+  }
+  // llama.cpp's clip swaps up/down projections whose widths look like an old export's.
+  if (v.ffn == v.hidden) throw InputError(file + ": vision_config.intermediate_size equals hidden_size; they must differ");
+  if (v.patch > 56) {
+    throw InputError(file + ": vision_config.patch_size is " + std::to_string(v.patch) +
+                     ", expected at most 56 (the engine's 112-pixel attention window holds 2x2 patches)");
+  }
+  if (extras.spatial_merge != 2) {
+    throw InputError(file + ": vision_config.spatial_merge_size is " + std::to_string(extras.spatial_merge) + ", expected 2");
+  }
+}
+
 }  // namespace
 
 bool is_hf_model_dir(const std::filesystem::path& dir) {
@@ -90,15 +152,7 @@ HfModelConfig read_hf_config(const std::filesystem::path& dir) {
   const auto sections = get_or<std::vector<int>>(scaling, "mrope_section", {});
   if (sections.empty() || sections.size() > 4) throw InputError(file.string() + ": rope_scaling.mrope_section is missing");
   for (size_t i = 0; i < sections.size(); ++i) c.text.rope_sections[i] = sections[i];
-  if (c.text.hidden <= 0 || c.text.heads <= 0 || c.text.hidden % c.text.heads != 0 || c.text.kv_heads <= 0 ||
-      c.text.heads % c.text.kv_heads != 0) {
-    throw InputError(file.string() + ": inconsistent hidden_size / attention heads");
-  }
-  int section_sum = 0;
-  for (int s : c.text.rope_sections) section_sum += s;
-  if (section_sum * 2 != c.text.hidden / c.text.heads) {
-    throw InputError(file.string() + ": mrope_section must sum to half the head dimension");
-  }
+  check_text_numbers(c.text, file.string());
 
   if (!root.contains("vision_config") || !root["vision_config"].is_object()) throw InputError(file.string() + ": missing vision_config");
   const Json& v = root["vision_config"];
@@ -114,6 +168,8 @@ HfModelConfig read_hf_config(const std::filesystem::path& dir) {
   if (!full.empty()) {
     // Evenly spaced k-1, 2k-1, ...: the engine only knows a period.
     const int period = full[0] + 1;
+    // Full attention in every block would be n_wa_pattern 1, on which llama.cpp's clip aborts.
+    if (period < 2) throw InputError(file.string() + ": vision_config.fullatt_block_indexes must start at block 1 or later");
     for (size_t i = 0; i < full.size(); ++i) {
       if (full[i] != static_cast<int>(i + 1) * period - 1) {
         throw InputError(file.string() + ": fullatt_block_indexes are not evenly spaced");
@@ -122,6 +178,7 @@ HfModelConfig read_hf_config(const std::filesystem::path& dir) {
     c.vision.full_attention_every = period;
   }
   if (c.vision_extras.temporal_patch != 2) throw InputError(file.string() + ": temporal_patch_size must be 2");
+  check_vision_numbers(c.vision, c.vision_extras, file.string());
   const auto pre = dir / "preprocessor_config.json";
   std::error_code ec;
   if (std::filesystem::exists(pre, ec)) {
@@ -130,6 +187,9 @@ HfModelConfig read_hf_config(const std::filesystem::path& dir) {
     const auto std = get_or<std::vector<float>>(p, "image_std", {});
     if (mean.size() == 3) std::copy(mean.begin(), mean.end(), c.vision_extras.image_mean.begin());
     if (std.size() == 3) std::copy(std.begin(), std.end(), c.vision_extras.image_std.begin());
+    for (float v : c.vision_extras.image_std) {
+      if (v == 0) throw InputError(pre.string() + ": image_std holds 0 (pixels are divided by it)");
+    }
   }
   return c;
 }

@@ -3,44 +3,13 @@
 #include <gguf.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <thread>
 
+#include "engine/gguf_check.h"
 #include "util/error.h"
 
 namespace drivevqa {
 namespace {
-
-std::string read_gguf_string(const gguf_context* gguf, const char* key) {
-  const int64_t id = gguf_find_key(gguf, key);
-  if (id < 0 || gguf_get_kv_type(gguf, id) != GGUF_TYPE_STRING) return {};
-  return gguf_get_val_str(gguf, id);
-}
-
-// Checks the container and the architecture keys ourselves: llama.cpp's own messages can be lost
-// when the process exits right after a failed load, and some bad files abort inside it.
-void check_gguf(const std::filesystem::path& path, const char* role, const char* architecture,
-                const char* projector) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    throw ModelError(path.string() + ": " + role + " file not found");
-  }
-  char magic[4] = {};
-  std::ifstream(path, std::ios::binary).read(magic, 4);
-  if (std::string(magic, 4) != "GGUF") throw ModelError(path.string() + ": not a GGUF file");
-  gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
-  gguf_context* gguf = gguf_init_from_file(path.c_str(), params);
-  if (!gguf) throw ModelError(path.string() + ": GGUF file is truncated or corrupt");
-  const std::string arch = read_gguf_string(gguf, "general.architecture");
-  const std::string proj = projector ? read_gguf_string(gguf, "clip.projector_type") : "";
-  gguf_free(gguf);
-  if (arch != architecture) {
-    throw ModelError(path.string() + ": " + role + " has architecture '" + arch + "', expected '" + architecture + "'");
-  }
-  if (projector && proj != projector) {
-    throw ModelError(path.string() + ": vision projector is '" + proj + "', expected '" + projector + "'");
-  }
-}
 
 void forward_engine_log(ggml_log_level level, const char* text, void*) {
   thread_local std::string line;
@@ -100,8 +69,10 @@ void install_engine_logging() {
 
 std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions& options) {
   install_engine_logging();
-  check_gguf(files.text, "text model", "qwen2vl", nullptr);
-  check_gguf(files.vision, "vision model (mmproj)", "clip", "qwen2.5vl_merger");
+  // All files are checked before the engine sees any: llama.cpp and clip.cpp abort on many bad ones.
+  const TextModelFacts text = check_text_model_file(files.text);
+  if (files.lora) check_lora_file(*files.lora, text);
+  check_vision_model_file(files.vision, text.embedding_width);
 
   std::unique_ptr<Model> model(new Model());
   model->files_ = files;
@@ -112,7 +83,6 @@ std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions&
   model->text_.reset(llama_model_load_from_file(files.text.c_str(), mparams));
   if (!model->text_) throw ModelError(files.text.string() + ": the engine could not load this text model");
   if (files.lora) {
-    check_gguf(*files.lora, "LoRA adapter", "qwen2vl", nullptr);
     model->lora_.reset(llama_adapter_lora_init(model->text_.get(), files.lora->c_str()));
     if (!model->lora_) throw ModelError(files.lora->string() + ": the engine refused this LoRA adapter for " + files.text.string());
   }

@@ -1,0 +1,172 @@
+// The vision model (clip, qwen2.5vl_merger) checks of engine/gguf_check.h: the facts are from
+// clip.cpp (clip_model_loader: its key getters assert the key's type; load_tensors checks no shape),
+// tools/mtmd/models/qwen2vl.cpp (the graph) and mtmd.cpp (projection width vs text width).
+#include <cmath>
+
+#include "engine/gguf_check.h"
+#include "engine/gguf_check_reader.h"
+
+namespace drivevqa {
+namespace {
+
+using gguf_check::GgufReader;
+using gguf_check::printable;
+using gguf_check::Shape;
+using gguf_check::TensorUse;
+
+// clip.cpp's window for qwen2.5vl is 112 pixels of 2x2 merged patches; it is not read from the
+// file. A larger patch makes the window 0 merged tokens wide and its loop never ends.
+constexpr uint32_t kMaxPatchSize = 112 / 2;
+constexpr uint32_t kMaxImageSize = 8192;  // clip.cpp refuses larger
+constexpr uint32_t kMergeSize = 2;        // the qwen2.5vl graph merges 2x2 patches whatever the file says
+
+struct VisionHparams {
+  int64_t width = 0, heads = 0, ffn = 0, blocks = 0, patch = 0, projection = 0;
+};
+
+std::string n(int64_t v) { return std::to_string(v); }
+
+// Keys clip.cpp reads with getters that assert the key's GGUF type (a wrong type aborts).
+void check_key_types(const GgufReader& r) {
+  for (const char* key : {"general.name", "general.description", "clip.vision.mm_patch_merge_type"}) r.string(key);
+  for (const char* key : {"clip.has_audio_encoder", "clip.has_gen_audio_encoder", "clip.use_gelu", "clip.use_silu"}) r.boolean(key);
+  r.expect_type("clip.minicpmv_version", GGUF_TYPE_INT32);
+  r.u32("clip.minicpmv_query_num");
+}
+
+void check_identity(const GgufReader& r) {
+  const std::string arch = r.string("general.architecture").value_or("");
+  if (arch != "clip") r.fail("vision model (mmproj) has architecture '" + printable(arch) + "', expected 'clip'");
+  const std::string projector = r.string("clip.projector_type").value_or("");
+  if (projector != "qwen2.5vl_merger") r.fail("vision projector is '" + printable(projector) + "', expected 'qwen2.5vl_merger'");
+  if (r.boolean("clip.has_vision_encoder") != true) r.fail("clip.has_vision_encoder is not true: there is no vision encoder to load");
+  check_key_types(r);
+}
+
+void check_attention(const GgufReader& r, const VisionHparams& h) {
+  if (h.width % h.heads != 0) {
+    r.fail("clip.vision.attention.head_count " + n(h.heads) + " does not divide clip.vision.embedding_length " + n(h.width));
+  }
+  // The vision M-RoPE rotates head_dim/2 values in four equal sections (ggml asserts each is set).
+  const int64_t head_dim = h.width / h.heads;
+  if (head_dim % 4 != 0) {
+    r.fail("the vision head dimension " + n(head_dim) + " (embedding_length / head_count) is not a multiple of 4");
+  }
+  const auto given_dim = r.u32("clip.vision.attention.head_dim");
+  if (given_dim && *given_dim != head_dim) {
+    r.fail("clip.vision.attention.head_dim is " + n(*given_dim) + ", expected " + n(head_dim) + " (embedding_length / head_count)");
+  }
+  const auto kv_heads = r.u32("clip.vision.attention.head_count_kv");
+  if (kv_heads && *kv_heads != h.heads) {
+    r.fail("clip.vision.attention.head_count_kv is " + n(*kv_heads) + ", expected head_count " + n(h.heads) + " (no grouped heads)");
+  }
+}
+
+void check_image_keys(const GgufReader& r, uint32_t window_pattern) {
+  if (r.required_u32("clip.vision.image_size") > kMaxImageSize) {
+    r.fail("clip.vision.image_size is more than " + n(kMaxImageSize));
+  }
+  // 1 marks every block full attention yet asks for the window inputs, which the graph then lacks.
+  if (window_pattern == 1) r.fail("clip.vision.n_wa_pattern is 1, expected 0 (no window attention) or at least 2");
+  const auto merge = r.u32("clip.vision.spatial_merge_size");
+  if (merge && *merge != kMergeSize) r.fail("clip.vision.spatial_merge_size is " + n(*merge) + ", expected 2 (the graph merges 2x2 patches)");
+  const float eps = r.non_negative_f32("clip.vision.attention.layer_norm_epsilon").value_or(-1);
+  if (eps < 0) r.fail("clip.vision.attention.layer_norm_epsilon is missing (a FLOAT32)");
+  for (const std::string key : {"clip.vision.image_mean", "clip.vision.image_std"}) {
+    const std::vector<float> values = r.f32_array(key);
+    if (values.size() < 3) r.fail(key + " has " + n(static_cast<int64_t>(values.size())) + " values, expected 3");
+    const bool divisor = key.back() == 'd';  // pixels are divided by the std
+    for (size_t i = 0; i < 3; ++i) {
+      if (!std::isfinite(values[i]) || (divisor && values[i] == 0)) {
+        r.fail(key + "[" + n(static_cast<int64_t>(i)) + "] is " + std::to_string(values[i]));
+      }
+    }
+  }
+}
+
+VisionHparams read_hparams(const GgufReader& r, std::optional<int64_t> text_width) {
+  VisionHparams h;
+  h.width = r.positive_u32("clip.vision.embedding_length");
+  h.heads = r.positive_u32("clip.vision.attention.head_count");
+  check_attention(r, h);
+  h.ffn = r.positive_u32("clip.vision.feed_forward_length");
+  // clip.cpp swaps ffn_up and ffn_down when ffn_down's input is the width (a fix for old files):
+  // with equal widths it would swap a correct file and compute a wrong MLP.
+  if (h.ffn == h.width) r.fail("clip.vision.feed_forward_length equals embedding_length " + n(h.width) + "; they must differ");
+  h.blocks = r.positive_u32("clip.vision.block_count");
+  h.projection = r.positive_u32("clip.vision.projection_dim");
+  if (text_width && h.projection != *text_width) {
+    r.fail("clip.vision.projection_dim is " + n(h.projection) + " but the text model's embedding width is " + n(*text_width) +
+           " (an mmproj for another model?)");
+  }
+  const uint32_t window_pattern = r.required_u32("clip.vision.n_wa_pattern");
+  h.patch = r.required_u32("clip.vision.patch_size");
+  if (h.patch == 0 || h.patch > kMaxPatchSize) {
+    r.fail("clip.vision.patch_size is " + n(h.patch) + ", expected 1.." + n(kMaxPatchSize) +
+           " (clip.cpp's 112-pixel attention window holds 2x2 patches)");
+  }
+  check_image_keys(r, window_pattern);
+  return h;
+}
+
+void check_block(const GgufReader& r, const VisionHparams& h, int64_t i) {
+  const int64_t w = h.width, f = h.ffn;
+  const std::string b = "v.blk." + n(i) + ".";
+  const std::string width = "embedding_length " + n(w), ffn = "feed_forward_length " + n(f);
+  for (const char* norm : {"ln1", "ln2"}) {
+    r.expect_tensor(b + norm + ".weight", {w, 1, 1, 1}, TensorUse::kVector, width);
+    r.optional_tensor(b + norm + ".bias", {w, 1, 1, 1}, TensorUse::kVector, width);
+  }
+  for (const char* qkv : {"attn_q", "attn_k", "attn_v"}) {  // the graph adds all three biases
+    r.expect_tensor(b + qkv + ".weight", {w, w, 1, 1}, TensorUse::kMatrix, width + " x " + width);
+    r.expect_tensor(b + qkv + ".bias", {w, 1, 1, 1}, TensorUse::kVector, width);
+  }
+  r.expect_tensor(b + "attn_out.weight", {w, w, 1, 1}, TensorUse::kMatrix, width + " x " + width);
+  r.optional_tensor(b + "attn_out.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
+  for (const char* in : {"ffn_gate", "ffn_up"}) {
+    r.expect_tensor(b + in + ".weight", {w, f, 1, 1}, TensorUse::kMatrix, width + " x " + ffn);
+    r.optional_tensor(b + in + ".bias", {f, 1, 1, 1}, TensorUse::kVector, ffn);
+  }
+  r.expect_tensor(b + "ffn_down.weight", {f, w, 1, 1}, TensorUse::kMatrix, ffn + " x " + width);
+  r.optional_tensor(b + "ffn_down.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
+}
+
+// mm.0 takes the 2x2-merged patches (4 x width); mm.2 gives projection_dim, the text width.
+void check_merger(const GgufReader& r, const VisionHparams& h) {
+  const int64_t merged = 4 * h.width;
+  const auto* first = r.tensor("mm.0.weight");
+  const int64_t hidden = first ? first->ne[1] : merged;
+  const std::string merger = "merger width " + n(hidden), out = "projection_dim " + n(h.projection);
+  r.expect_tensor("mm.0.weight", {merged, hidden, 1, 1}, TensorUse::kMatrix, "4 x embedding_length " + n(h.width) + " x " + merger);
+  r.expect_tensor("mm.0.bias", {hidden, 1, 1, 1}, TensorUse::kVector, merger);
+  r.expect_tensor("mm.2.weight", {hidden, h.projection, 1, 1}, TensorUse::kMatrix, merger + " x " + out);
+  r.expect_tensor("mm.2.bias", {h.projection, 1, 1, 1}, TensorUse::kVector, out);
+}
+
+void check_vision_tensors(const GgufReader& r, const VisionHparams& h) {
+  const int64_t w = h.width, p = h.patch;
+  const std::string width = "embedding_length " + n(w);
+  for (const char* absent : {"v.patch_embd.bias", "v.class_embd"}) {
+    if (r.tensor(absent)) r.fail(std::string("has tensor ") + absent + ", which the qwen2.5vl graph asserts is absent");
+  }
+  const std::string kernel = "patch_size " + n(p) + " x patch_size x 3 x " + width;
+  r.expect_tensor("v.patch_embd.weight", {p, p, 3, w}, TensorUse::kConv, kernel);
+  r.expect_tensor("v.patch_embd.weight.1", {p, p, 3, w}, TensorUse::kConv, kernel);
+  r.optional_tensor("v.pre_ln.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
+  r.optional_tensor("v.pre_ln.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
+  for (int64_t i = 0; i < h.blocks; ++i) check_block(r, h, i);
+  r.expect_tensor("v.post_ln.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
+  r.optional_tensor("v.post_ln.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
+  check_merger(r, h);
+}
+
+}  // namespace
+
+void check_vision_model(const gguf_context* gguf, const std::string& file, std::optional<int64_t> text_width) {
+  const GgufReader r(gguf, file);
+  check_identity(r);
+  r.expect_sane_tensors();
+  check_vision_tensors(r, read_hparams(r, text_width));
+}
+
+}  // namespace drivevqa
