@@ -438,7 +438,7 @@ TEST(GgufCheckHfConfig, ConvertWritesNothingFromImpossibleNumbers) {
   config["num_key_value_heads"] = 3;
   const auto dir = write_hf_config("hf-convert", config);
   const auto r = test::run_process({test::drivevqa_binary(), "convert", "--model", dir.string(), "--out", (dir / "out").string()});
-  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.exit_code, 4) << r.err;  // README "Exit codes": a model that cannot work
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find("num_key_value_heads 3 does not divide num_attention_heads 4"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "model.gguf"));

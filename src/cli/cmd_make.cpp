@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "util/error.h"
 #include "convert/hf_to_gguf.h"
 #include "convert/model_source.h"
 #include "convert/quantize.h"
@@ -61,7 +62,8 @@ CommandAction add_convert_command(CLI::App& app) {
                   "q5_k_m or q6_k (the vision tower keeps --outtype)");
   return [a] {
     if (!a->quantize.empty()) quantize_ftype(a->quantize);  // a bad name fails before the conversion
-    const ConvertReport r = convert_hf_model(a->model, a->out, parse_weight_type(a->outtype));
+    // A model folder that cannot be converted is a model error (exit 4), as in run and ask.
+    const ConvertReport r = as_model_error([&] { return convert_hf_model(a->model, a->out, parse_weight_type(a->outtype)); });
     spdlog::info("converted {} tensors ({} MB) in {:.1f} s ({:.0f} MB/s) into {}", r.tensors, r.bytes_read >> 20,
                  r.seconds, (r.bytes_read / 1048576.0) / std::max(r.seconds, 1e-9), a->out);
     if (!a->quantize.empty()) {
@@ -84,9 +86,11 @@ CommandAction add_convert_lora_command(CLI::App& app) {
   return [a] {
     ModelSourceOptions sources;
     sources.cache_dir = a->cache_dir;
-    const PeftAdapter adapter(a->lora);
-    const LoraFiles f = convert_lora(adapter, resolve_model(a->base, sources), a->out);
-    spdlog::info("adapter {}: {} language-model pairs -> {}, {} vision pairs merged -> {}", adapter.dir().string(),
+    const LoraFiles f = as_model_error([&] {
+      const PeftAdapter adapter(a->lora);
+      return convert_lora(adapter, resolve_model(a->base, sources), a->out);
+    });
+    spdlog::info("adapter {}: {} language-model pairs -> {}, {} vision pairs merged -> {}", a->lora,
                  f.text_pairs, f.text_adapter ? f.text_adapter->string() : "(none)", f.vision_pairs, f.vision.string());
   };
 }
