@@ -53,6 +53,21 @@ class PathSafety : public ::testing::Test {
     return args;
   }
 
+  // Runs the 6 items once; returns the results and leaves the journal's lines in `lines`.
+  std::string answered_once(const fs::path& out, std::vector<std::string>& lines) const {
+    EXPECT_EQ(test::run_process(run_args(out)).exit_code, 0);
+    lines = test::journal_lines(out.string() + ".journal");
+    EXPECT_EQ(lines.size(), 7u);
+    return test::read_text(out);
+  }
+  // Runs again with --stats_json; returns the stats.
+  nlohmann::json run_again(const fs::path& out) const {
+    const fs::path stats = dir_ / "stats.json";
+    const auto again = test::run_process(run_args(out, {"--stats_json", stats.string()}));
+    EXPECT_EQ(again.exit_code, 0) << again.err;
+    return nlohmann::json::parse(test::read_text(stats));
+  }
+
   fs::path dir_;
 };
 
@@ -215,12 +230,10 @@ TEST_F(PathSafety, ASecondRunOnTheSameOutputExitsAtOnce) {
 
 TEST_F(PathSafety, AJournalEntryNamingAnotherItemIsNotReused) {
   const fs::path out = dir_ / "out.json";
-  const fs::path journal = out.string() + ".journal";
-  ASSERT_EQ(test::run_process(run_args(out)).exit_code, 0);
-  const std::string reference = test::read_text(out);
-  // A hand edit: entry 2 now claims another item's identity, with a forged answer.
-  auto lines = test::journal_lines(journal);
+  std::vector<std::string> lines;
+  const std::string reference = answered_once(out, lines);
   ASSERT_EQ(lines.size(), 7u);
+  // A hand edit: entry 2 now claims another item's identity, with a forged answer.
   nlohmann::json entry = nlohmann::json::parse(lines[3]);
   ASSERT_EQ(entry.at("index"), 2);
   entry["item"] = "0000000000000000-1";
@@ -228,15 +241,25 @@ TEST_F(PathSafety, AJournalEntryNamingAnotherItemIsNotReused) {
   lines[3] = entry.dump();
   std::string text;
   for (const auto& line : lines) text += line + "\n";
-  write_bytes(journal, text);
-  const fs::path stats = dir_ / "stats.json";
-  const auto again = test::run_process(run_args(out, {"--stats_json", stats.string()}));
-  ASSERT_EQ(again.exit_code, 0) << again.err;
+  write_bytes(out.string() + ".journal", text);
+  const nlohmann::json stats = run_again(out);
   EXPECT_EQ(test::read_text(out).find("FORGED"), std::string::npos);
   EXPECT_EQ(test::read_text(out), reference) << "the item was answered again, as in the first run";
-  const auto s = nlohmann::json::parse(test::read_text(stats));
-  EXPECT_EQ(s.at("journal_mismatches"), 1);
-  EXPECT_EQ(s.at("from_journal"), 5);
+  EXPECT_EQ(stats.at("journal_mismatches"), 1);
+  EXPECT_EQ(stats.at("from_journal"), 5);
+}
+
+TEST_F(PathSafety, AHundredThousandDeepJournalLineEndsTheTrustedPrefix) {
+  const fs::path out = dir_ / "out.json";
+  std::vector<std::string> lines;
+  const std::string reference = answered_once(out, lines);
+  ASSERT_EQ(lines.size(), 7u);
+  std::string text = lines[0] + "\n" + lines[1] + "\n" + std::string(100'000, '[') + std::string(100'000, ']') + "\n";
+  for (size_t i = 2; i < lines.size(); ++i) text += lines[i] + "\n";  // never trusted: after the bad line
+  write_bytes(out.string() + ".journal", text);
+  const nlohmann::json stats = run_again(out);
+  EXPECT_EQ(test::read_text(out), reference);
+  EXPECT_EQ(stats.at("from_journal"), 1);
 }
 
 TEST_F(PathSafety, NumericFlagsThatCouldCrashOrPoisonTheEngineAreRefused) {

@@ -7,6 +7,7 @@
 
 #include "engine/gguf_check.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 namespace {
@@ -34,7 +35,7 @@ ModelFiles find_model_files(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir, ec)) {
     throw ModelError(dir.string() + ": model folder not found (expected a folder holding model.gguf and mmproj.gguf)");
   }
-  ModelFiles files{dir / "model.gguf", dir / "mmproj.gguf"};
+  ModelFiles files{dir / "model.gguf", dir / "mmproj.gguf", std::nullopt};
   for (const auto& f : {files.text, files.vision}) {
     if (!std::filesystem::exists(f, ec)) {
       throw ModelError(f.string() + ": not found (a model folder holds model.gguf and mmproj.gguf; "
@@ -80,7 +81,10 @@ std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions&
 
   llama_model_params mparams = llama_model_default_params();
   mparams.n_gpu_layers = options.n_gpu_layers;
+  // Loading a large model takes minutes: the first Ctrl-C / SIGTERM stops it (util/interrupt.h).
+  mparams.progress_callback = [](float, void*) { return !interrupt_requested(); };
   model->text_.reset(llama_model_load_from_file(files.text.c_str(), mparams));
+  throw_if_interrupted();
   if (!model->text_) throw ModelError(files.text.string() + ": the engine could not load this text model");
   if (files.lora) {
     model->lora_.reset(llama_adapter_lora_init(model->text_.get(), files.lora->c_str()));
