@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 
+#include "convert/finite_check.h"
 #include "convert/hf_config.h"
 #include "convert/safetensors.h"
 #include "modelgen/qwen_gguf_keys.h"
@@ -143,7 +144,10 @@ void write_gguf(const std::filesystem::path& path, GgufStreamWriter& writer, con
   auto last_log = std::chrono::steady_clock::now();
   writer.write(path, [&](size_t i, const ggml_tensor&) {
     const TensorView& view = *tensors.at(sources[i].hf);
-    std::vector<uint8_t> data = convert_f32(source_values(sources[i], view, src), types[i], sources[i].ne[0]);
+    const std::vector<float> values = source_values(sources[i], view, src);
+    // The values are in hand anyway: a NaN/Inf or an fp16 overflow is refused before anything is kept.
+    check_weight_values(values.data(), values.size(), types[i], src + ": tensor " + view.name);
+    std::vector<uint8_t> data = convert_f32(values, types[i], sources[i].ne[0]);
     report.bytes_read += sources[i].rows > 0 ? view.bytes / 3 : sources[i].temporal_tap >= 0 ? view.bytes / 2 : view.bytes;
     ++report.tensors;
     if (std::chrono::steady_clock::now() - last_log > std::chrono::seconds(5)) {

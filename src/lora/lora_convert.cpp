@@ -7,6 +7,7 @@
 #include <map>
 #include <regex>
 
+#include "convert/finite_check.h"
 #include "modelgen/gguf_stream_writer.h"
 #include "util/error.h"
 
@@ -161,6 +162,7 @@ LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const
   for (const LoraModule& m : adapter.modules()) {
     const std::vector<Target> targets = targets_of(m.module);
     if (targets.empty()) throw InputError(where + ": LoRA on " + m.module + " cannot be mapped onto the Qwen2.5-VL engine");
+    for (const TensorView* v : {m.a, m.b}) require_finite(*v, where + ": tensor " + v->name);  // before anything is written
     for (const Target& t : targets) check_fits(m, t, m.vision() ? vision_shapes : text_shapes, where);
     (m.vision() ? vision : text).push_back(&m);
   }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <regex>
 
 #include "util/error.h"
@@ -62,14 +63,31 @@ std::filesystem::path select_adapter_dir(const std::filesystem::path& dir) {
 float peft_scale(const PeftConfig& c, const std::string& module, int* rank_out) {
   int r = c.r;
   float alpha = c.alpha;
+  std::string alpha_key = "lora_alpha";
   for (const auto& [key, value] : c.rank_pattern) {
     if (pattern_matches(key, module)) r = value;
   }
   for (const auto& [key, value] : c.alpha_pattern) {
-    if (pattern_matches(key, module)) alpha = value;
+    if (pattern_matches(key, module)) {
+      alpha = value;
+      alpha_key = "alpha_pattern." + key;
+    }
   }
   if (rank_out) *rank_out = r;
-  return c.use_rslora ? alpha / std::sqrt(static_cast<float>(r)) : alpha / static_cast<float>(r);
+  const float scale = c.use_rslora ? alpha / std::sqrt(static_cast<float>(r)) : alpha / static_cast<float>(r);
+  // A trained adapter's scale is a small factor (alpha / r, typically 0.5 to a few hundred); one far
+  // beyond (lora_alpha 3e38) or non-finite turns every weight it touches into Inf or noise.
+  constexpr float kMaxScale = 1e4f;
+  if (!std::isfinite(scale) || std::fabs(scale) > kMaxScale) {
+    const auto g = [](float x) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", static_cast<double>(x));
+      return std::string(buf);
+    };
+    throw InputError("adapter_config.json: " + alpha_key + " " + g(alpha) + " with r " + std::to_string(r) + " gives " +
+                     module + " a LoRA scale of " + g(scale) + " (usable: |scale| <= " + g(kMaxScale) + ")");
+  }
+  return scale;
 }
 
 PeftAdapter::PeftAdapter(const std::filesystem::path& dir) : dir_(select_adapter_dir(dir)) {
