@@ -4,7 +4,7 @@
 # (same binary, same flags, --device_map cpu vs auto) and prints a table: time, questions per
 # second, and how many greedy answers agree. Build output stays in BUILD_DIR, so a second call on
 # the same machine resumes the build. Full logs and results go to OUT_DIR.
-# Usage: [PRESETS="tiny small"] [DTYPES="fp16 bf16"] [CUDA_ARCH=90] [CUDA_FA=ON]
+# Usage: [PRESETS="tiny small"] [DTYPES="fp16 bf16"] [CUDA_ARCH=90] [CUDA_FA=ON] [ASK_PARITY=0] [DEMO_RUNS=1]
 #        bench/gpu_check.sh [BUNDLE=.gpu] [BUILD_DIR=.gpubuild] [OUT_DIR=$OUT or /tmp/gpu-check]
 # CUDA_FA=OFF skips llama.cpp's flash-attention kernels: a much shorter build, attention unfused.
 set -euo pipefail
@@ -44,6 +44,39 @@ run_one() {  # preset device dtype
     -t "$jobs" --overwrite >"$out/$name.log" 2>&1 || { echo "run $name failed:"; tail -5 "$out/$name.log"; return 1; }
   echo "$name $(awk "BEGIN {print $(date +%s.%N) - $t0}")" >>"$out/times.txt"
 }
+# ASK_PARITY=1: one question per model and camera count, greedy, free text, on the CPU and the GPU:
+# the generated token ids side by side and where they first differ (0: the first token).
+if [ "${ASK_PARITY:-0}" = 1 ]; then
+  imgs=$(ls "$data"/demo/samples/CAM_FRONT/*.jpg | head -1)
+  six=$(for c in CAM_FRONT CAM_FRONT_RIGHT CAM_FRONT_LEFT CAM_BACK CAM_BACK_RIGHT CAM_BACK_LEFT; do ls "$data"/demo/samples/$c/*.jpg | head -1; done | paste -sd,)
+  echo "| model | images | kv | flash | first difference at token | CPU tokens | GPU tokens |"
+  echo "|---|---|---|---|---|---|---|"
+  for preset in ${PRESETS:-tiny small}; do
+    for images in "$imgs" "$six"; do
+      for fa in ${FLASH:-off on}; do
+        for dev in 0 -1; do
+          "$bin" ask --model "$data/$preset" --images "$images" --answer_format free --max_new_tokens 24 \
+            --n_gpu_layers "$dev" --flash_attn "$fa" -t "$jobs" --show_tokens "Describe the scene ahead." \
+            >"$out/ask-$preset-$dev.out" 2>"$out/ask-$preset-$dev.err" || true
+        done
+        python3 - "$out/ask-$preset-0.err" "$out/ask-$preset--1.err" "$preset" "$(echo "$images" | tr ',' '\n' | wc -l)" "$fa" <<'PY'
+import sys
+def toks(p):
+    for line in open(p, errors="replace"):
+        if line.startswith("tokens:"): return line.split()[1:]
+    return None
+a, b = toks(sys.argv[1]), toks(sys.argv[2])
+if a is None or b is None:
+    print(f"| {sys.argv[3]} | {sys.argv[4]} | default | {sys.argv[5]} | failed | {open(sys.argv[1]).read()[-200:]!r} | {open(sys.argv[2]).read()[-200:]!r} |")
+else:
+    diff = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    print(f"| {sys.argv[3]} | {sys.argv[4]} | default | {sys.argv[5]} | {'none' if diff is None else diff} | {' '.join(a[:8])} | {' '.join(b[:8])} |")
+PY
+      done
+    done
+  done
+fi
+[ "${DEMO_RUNS:-1}" = 1 ] || exit 0
 : >"$out/times.txt"
 for preset in ${PRESETS:-tiny small}; do
   for dtype in ${DTYPES:-fp16 bf16}; do
