@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "util/error.h"
 #include "convert/hf_to_gguf.h"
+#include "convert/model_manifest.h"
 #include "convert/model_source.h"
 #include "convert/quantize.h"
 #include "demo/demo_dataset.h"
@@ -11,6 +12,8 @@
 #include "modelgen/lora_writer.h"
 #include "modelgen/hf_model_writer.h"
 #include "modelgen/random_model.h"
+#include "util/cache_publish.h"
+#include "util/interrupt.h"
 
 namespace drivevqa {
 
@@ -48,28 +51,78 @@ CommandAction add_make_model_command(CLI::App& app) {
   };
 }
 
+namespace {
+
+struct ConvertArgs {
+  std::string model, out, outtype = "f16", quantize;
+  bool overwrite = false;
+};
+
+// The --out folder as given, without a trailing slash (so that its parent is its real parent).
+std::filesystem::path out_folder(const std::string& out) {
+  std::filesystem::path p = std::filesystem::path(out).lexically_normal();
+  if (p.filename().empty() && p.has_parent_path()) p = p.parent_path();
+  return p;
+}
+
+// True when `out` holds something that --overwrite must allow replacing.
+bool out_folder_in_use(const std::filesystem::path& out, bool overwrite) {
+  std::error_code ec;
+  const auto st = std::filesystem::symlink_status(out, ec);
+  if (!std::filesystem::exists(st)) return false;
+  if (!std::filesystem::is_directory(st)) throw OutputError(out.string() + ": exists and is not a folder");
+  if (std::filesystem::is_empty(out, ec)) return false;
+  if (!overwrite) {
+    throw OutputError(out.string() + ": not empty; pass --overwrite to replace it (the old folder stays until the "
+                      "new one is complete)");
+  }
+  return true;
+}
+
+// The whole output is built in a temporary sibling folder and renamed into place at the end, so
+// a failure, a signal or a kill leaves --out as it was.
+void convert_into_folder(const ConvertArgs& a) {
+  const std::filesystem::path out = out_folder(a.out);
+  const bool replace = out_folder_in_use(out, a.overwrite);
+  const std::filesystem::path parent = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  remove_abandoned_builds(parent);
+  BuildFolder tmp(parent, out.filename().string());
+  const ggml_type type = parse_weight_type(a.outtype);
+  // A model folder that cannot be converted is a model error (exit 4), as in run and ask.
+  const ConvertReport r = as_model_error([&] { return convert_hf_model(a.model, tmp.path(), type); });
+  spdlog::info("converted {} tensors ({} MB) in {:.1f} s ({:.0f} MB/s)", r.tensors, r.bytes_read >> 20, r.seconds,
+               (r.bytes_read / 1048576.0) / std::max(r.seconds, 1e-9));
+  if (!a.quantize.empty()) {
+    quantize_text_model(tmp.path() / "model.gguf", a.quantize, 0);
+    spdlog::info("quantized model.gguf to {}", a.quantize);
+  }
+  const std::filesystem::path src = std::filesystem::absolute(a.model, ec);
+  write_model_manifest(tmp.path(), {src.string(), files_fingerprint({a.model}, a.outtype + " " + a.quantize), a.outtype,
+                                    a.quantize});
+  throw_if_interrupted();  // the quantizer does not stop on a signal: nothing is published after one
+  if (replace) tmp.replace(out);
+  else tmp.publish(out);
+  spdlog::info("wrote {}", out.string());
+}
+
+}  // namespace
+
 CommandAction add_convert_command(CLI::App& app) {
-  struct Args {
-    std::string model, out, outtype = "f16", quantize;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<ConvertArgs>();
   CLI::App* cmd = app.add_subcommand("convert", "Convert a Hugging Face Qwen2.5-VL folder into model.gguf + mmproj.gguf");
   cmd->add_option("--model", a->model, "Hugging Face model folder")->required();
-  cmd->add_option("--out", a->out, "Output folder")->required();
+  cmd->add_option("--out", a->out, "Output folder (made complete or not at all)")->required();
   cmd->add_option("--outtype", a->outtype, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
   cmd->add_option("--quantize", a->quantize, "Then quantize the text model: q4_0, q5_0, q8_0, q4_k_s, q4_k_m, q5_k_s, "
                   "q5_k_m or q6_k (the vision tower keeps --outtype)");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace a non-empty --out folder, once the new one is complete");
   return [a] {
+    install_interrupt_handlers();  // SIGINT / SIGTERM: stop between tensors, leave --out as it was
     if (!a->quantize.empty()) quantize_ftype(a->quantize);  // a bad name fails before the conversion
-    // A model folder that cannot be converted is a model error (exit 4), as in run and ask.
-    const ConvertReport r = as_model_error([&] { return convert_hf_model(a->model, a->out, parse_weight_type(a->outtype)); });
-    spdlog::info("converted {} tensors ({} MB) in {:.1f} s ({:.0f} MB/s) into {}", r.tensors, r.bytes_read >> 20,
-                 r.seconds, (r.bytes_read / 1048576.0) / std::max(r.seconds, 1e-9), a->out);
-    if (!a->quantize.empty()) {
-      quantize_text_model(std::filesystem::path(a->out) / "model.gguf", a->quantize, 0);
-      spdlog::info("quantized {}/model.gguf to {}", a->out, a->quantize);
-    }
+    convert_into_folder(*a);
   };
 }
 

@@ -11,6 +11,7 @@
 #include "convert/safetensors.h"
 #include "modelgen/qwen_gguf_keys.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/stopwatch.h"
 
 namespace drivevqa {
@@ -143,6 +144,7 @@ void write_gguf(const std::filesystem::path& path, GgufStreamWriter& writer, con
   }
   auto last_log = std::chrono::steady_clock::now();
   writer.write(path, [&](size_t i, const ggml_tensor&) {
+    throw_if_interrupted();  // SIGINT / SIGTERM stop between tensors; the caller's build folder goes
     const TensorView& view = *tensors.at(sources[i].hf);
     const std::vector<float> values = source_values(sources[i], view, src);
     // The values are in hand anyway: a NaN/Inf or an fp16 overflow is refused before anything is kept.

@@ -2,18 +2,16 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <signal.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <vector>
 
 #include "convert/hf_config.h"
 #include "convert/hf_to_gguf.h"
+#include "convert/model_manifest.h"
+#include "util/cache_publish.h"
+#include "util/files.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -23,19 +21,54 @@ namespace {
 // Bump when the converter's output changes, so old cache entries are not reused.
 constexpr char kConverterVersion[] = "drivevqa-convert-1";
 
-std::filesystem::path newest_snapshot(const std::filesystem::path& root) {
+// A snapshot is complete when it has config.json and every shard its index names (a download in
+// progress links each file in only once it has arrived).
+bool complete_snapshot(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!is_hf_model_dir(dir)) return false;
+  const auto index = dir / "model.safetensors.index.json";
+  if (!std::filesystem::exists(index, ec)) return true;
+  try {
+    const std::string text = read_text_file(index, {.max_bytes = 64 << 20});
+    if (json_too_deep_at(text) != 0) return false;
+    const nlohmann::json j = nlohmann::json::parse(text);
+    for (const auto& [tensor, file] : j.at("weight_map").items()) {
+      if (!std::filesystem::is_regular_file(dir / file.get<std::string>(), ec)) return false;
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// The snapshot of a Hugging Face cache root: the one refs/main names, else the newest complete one.
+std::filesystem::path hf_cache_snapshot(const std::filesystem::path& root) {
+  std::error_code ec;
+  std::string ref;
+  if (std::filesystem::is_regular_file(root / "refs" / "main", ec)) {
+    try {
+      ref = std::string(trim_spaces(read_text_file(root / "refs" / "main", {.max_bytes = 4096})));
+    } catch (const InputError& e) {
+      spdlog::warn("{}", e.what());
+    }
+  }
+  const bool ref_ok = !ref.empty() && ref.find('/') == std::string::npos && ref != "." && ref != "..";
+  if (ref_ok && complete_snapshot(root / "snapshots" / ref)) return root / "snapshots" / ref;
   std::filesystem::path best;
   std::filesystem::file_time_type best_time{};
-  std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(root / "snapshots", ec)) {
-    if (!e.is_directory(ec)) continue;
+    if (!e.is_directory(ec) || !complete_snapshot(e.path())) continue;
     const auto t = std::filesystem::last_write_time(e.path(), ec);
     if (best.empty() || t > best_time) {
       best = e.path();
       best_time = t;
     }
   }
-  if (best.empty()) throw ModelError(root.string() + ": snapshots/ holds no snapshot folder");
+  if (best.empty()) throw ModelError(root.string() + ": snapshots/ holds no complete snapshot (config.json and every shard)");
+  spdlog::warn("{}: {}; using the newest complete snapshot {}", root.string(),
+               ref.empty() ? std::string("no refs/main")
+                           : "refs/main names " + ref + ", which is not a complete snapshot",
+               best.filename().string());
   return best;
 }
 
@@ -66,25 +99,6 @@ std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, c
   return hex64(fnv1a64(text));
 }
 
-namespace {
-
-// Leftovers of killed conversions (their process is gone) only take disk space.
-void remove_abandoned_conversions(const std::filesystem::path& cache) {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(cache, ec)) {
-    const std::string name = e.path().filename().string();
-    const size_t at = name.rfind(".partial-");
-    if (at == std::string::npos) continue;
-    const long pid = std::strtol(name.c_str() + at + 9, nullptr, 10);
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-      spdlog::info("removing {}, left by an interrupted conversion", e.path().string());
-      std::filesystem::remove_all(e.path(), ec);
-    }
-  }
-}
-
-}  // namespace
-
 std::filesystem::path default_cache_dir() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   if (xdg && *xdg) return std::filesystem::path(xdg) / "drivevqa" / "models";
@@ -96,21 +110,27 @@ std::filesystem::path default_cache_dir() {
 static ModelFiles resolve_model_files(const std::filesystem::path& source, const ModelSourceOptions& options) {
   std::error_code ec;
   if (std::filesystem::exists(source / "model.gguf", ec) || std::filesystem::exists(source / "mmproj.gguf", ec)) {
-    return find_model_files(source);
+    ModelFiles files = find_model_files(source);
+    check_model_manifest(source);
+    return files;
   }
   std::filesystem::path hf = source;
-  if (std::filesystem::is_directory(source / "snapshots", ec)) hf = newest_snapshot(source);
+  if (std::filesystem::is_directory(source / "snapshots", ec)) hf = hf_cache_snapshot(source);
   if (!is_hf_model_dir(hf)) {
     throw ModelError(source.string() + ": not a model folder (expected model.gguf + mmproj.gguf, a Hugging Face "
                      "folder with config.json and *.safetensors, or a Hugging Face cache root with snapshots/)");
   }
-  const std::string key = hf.filename().string() + "-" + files_fingerprint({hf}, ggml_type_name(options.outtype));
+  const std::string fingerprint = files_fingerprint({hf}, ggml_type_name(options.outtype));
+  const std::string key = hf.filename().string() + "-" + fingerprint;
   const std::filesystem::path dir = build_cached(cache_root(options), key, "conversion of " + hf.string(),
                                                  [&](const std::filesystem::path& partial) {
     const ConvertReport r = convert_hf_model(hf, partial, options.outtype);
     spdlog::info("converted {} tensors ({} MB) in {:.1f} s", r.tensors, r.bytes_read >> 20, r.seconds);
+    write_model_manifest(partial, {hf.string(), fingerprint, ggml_type_name(options.outtype), ""});
   });
-  return find_model_files(dir);
+  ModelFiles files = find_model_files(dir);
+  check_model_manifest(dir);
+  return files;
 }
 
 ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceOptions& options) {
@@ -123,34 +143,7 @@ std::filesystem::path cache_root(const ModelSourceOptions& options) {
 
 std::filesystem::path build_cached(const std::filesystem::path& cache, const std::string& key, const std::string& what,
                                    const std::function<void(const std::filesystem::path&)>& build) {
-  std::error_code ec;
-  const std::filesystem::path target = cache / key;
-  if (std::filesystem::exists(target / ".complete", ec)) {
-    spdlog::info("using the cached {} ({})", what, target.string());
-    return target;
-  }
-  spdlog::info("making the {} in {} (once; later runs reuse it)", what, target.string());
-  std::filesystem::create_directories(cache, ec);
-  if (ec) throw OutputError(cache.string() + ": cannot create the model cache (" + ec.message() + ")");
-  remove_abandoned_conversions(cache);
-  const std::filesystem::path partial = cache / (key + ".partial-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(partial, ec);
-  std::filesystem::create_directories(partial, ec);
-  try {
-    build(partial);
-    std::ofstream(partial / ".complete") << key << "\n";
-  } catch (...) {
-    std::filesystem::remove_all(partial, ec);
-    throw;
-  }
-  std::filesystem::remove_all(target, ec);  // an incomplete entry from an older layout
-  std::filesystem::rename(partial, target, ec);
-  if (ec) {
-    // Another process may have finished the same entry first; its result is as good.
-    std::filesystem::remove_all(partial, ec);
-    if (!std::filesystem::exists(target / ".complete", ec)) throw OutputError(target.string() + ": cannot finish the " + what);
-  }
-  return target;
+  return publish_cached_folder(cache, key, what, build);
 }
 
 }  // namespace drivevqa

@@ -1,9 +1,10 @@
-// Where a model comes from: a folder with model.gguf + mmproj.gguf is used as it is; a Hugging Face
-// model folder, or a Hugging Face cache root (snapshots/<rev>/, newest wins), is converted once
-// into a cache folder keyed by a fingerprint of its files and the conversion type.
+// Where a model comes from: a folder with model.gguf + mmproj.gguf is used as it is (checked against
+// its drivevqa-manifest.json when it has one); a Hugging Face model folder, or a Hugging Face cache
+// root (the snapshot refs/main names, else the newest complete one, with a warning), is converted
+// once into a cache folder keyed by a fingerprint of its files and the conversion type.
 //
-// What must hold: a cache entry is used only if it was completed (conversion writes a temporary
-// folder and renames it into place), so a killed conversion is never mistaken for a finished one.
+// What must hold: a cache entry is used only if it was completed, and concurrent runs share one
+// entry (util/cache_publish.h), so a killed conversion is never mistaken for a finished one.
 #pragma once
 
 #include <filesystem>
@@ -30,13 +31,14 @@ ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceO
 
 std::filesystem::path cache_root(const ModelSourceOptions& options);
 
-// A cache entry cache/key made once by `build` (which fills the folder it is given). The entry is
-// trusted only when complete: it is built in a temporary folder and renamed into place.
+// A cache entry cache/key made once by `build` (which fills the folder it is given); concurrent
+// callers wait for the first and reuse its entry (publish_cached_folder in util/cache_publish.h).
 std::filesystem::path build_cached(const std::filesystem::path& cache, const std::string& key, const std::string& what,
                                    const std::function<void(const std::filesystem::path&)>& build);
 
 // Names, sizes and modification times of the files (and of the files in the folders) given, plus
-// `settings`: the cache key of anything converted from them. Contents are not hashed.
+// `settings`: the cache key of anything converted from them (the one place keys are computed).
+// Contents are not hashed.
 std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, const std::string& settings);
 
 }  // namespace drivevqa

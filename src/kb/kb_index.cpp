@@ -10,6 +10,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "util/cache_publish.h"
 #include "util/error.h"
 #include "util/sqlite_statement.h"
 #include "util/stopwatch.h"
@@ -262,18 +263,12 @@ std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, con
   index->path_ = index_path.empty() ? cache_dir / "kb" / (kb.content_hash + ".sqlite") : index_path;
   std::error_code ec;
   std::filesystem::create_directories(index->path_.parent_path(), ec);
-  if (recorded_hash(index->path_) != kb.content_hash) {
-    const auto start = std::chrono::steady_clock::now();
-    const std::filesystem::path tmp = index->path_.string() + ".building-" + std::to_string(::getpid());
-    std::filesystem::remove(tmp, ec);
-    try {
-      build(kb, tmp);
-    } catch (...) {
-      std::filesystem::remove(tmp, ec);
-      throw;
-    }
-    std::filesystem::rename(tmp, index->path_, ec);
-    if (ec) throw OutputError(index->path_.string() + ": cannot move the built index into place (" + ec.message() + ")");
+  const auto start = std::chrono::steady_clock::now();
+  // Built in a temporary folder and renamed into place once; concurrent runs wait and reuse it.
+  const bool built = publish_cached_file(index->path_, [&](const std::filesystem::path& p) {
+    return recorded_hash(p) == kb.content_hash;
+  }, [&](const std::filesystem::path& tmp) { build(kb, tmp); });
+  if (built) {
     index->rebuilt_ = true;
     index->build_seconds_ = seconds_since(start);
     spdlog::info("built the knowledge base index {} ({} notes, {} skipped) in {:.2f} s", index->path_.string(),
