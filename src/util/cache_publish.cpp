@@ -70,6 +70,12 @@ CacheLock::CacheLock(const std::filesystem::path& path, const std::string& what)
   if (fd_ < 0) throw OutputError(path.string() + ": cannot create the lock file (" + errno_text() + ")");
   bool said = false;
   while (!try_flock(fd_)) {
+    if (errno == ENOLCK || errno == EOPNOTSUPP || errno == ENOSYS) {
+      // A file system without flock (some network mounts): publishing stays atomic, builders of
+      // one key may just both build.
+      spdlog::warn("{}: this file system cannot lock files; concurrent runs may build the same entry twice", path.string());
+      return;
+    }
     if (errno != EWOULDBLOCK) {
       const std::string reason = errno_text();
       ::close(fd_);
@@ -97,7 +103,8 @@ BuildFolder::BuildFolder(const std::filesystem::path& parent, const std::string&
   // The owner file appears under its name only once locked, so a cleaner never sees it unlocked.
   const std::filesystem::path fresh = path_ / ".owner-new";
   owner_fd_ = ::open(fresh.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (owner_fd_ < 0 || !try_flock(owner_fd_)) {
+  // Without flock support nobody can lock it either, so no cleaner will ever take it for abandoned.
+  if (owner_fd_ < 0 || (!try_flock(owner_fd_) && errno != ENOLCK && errno != EOPNOTSUPP && errno != ENOSYS)) {
     const std::string reason = errno_text();
     std::filesystem::remove_all(path_, ec);
     if (owner_fd_ >= 0) ::close(owner_fd_);
