@@ -28,6 +28,7 @@ std::vector<Target> targets_of(const std::string& module) {
   static const std::map<std::string, std::string> text_names = {{"q", "attn_q"},       {"k", "attn_k"},     {"v", "attn_v"},
                                                                 {"o", "attn_output"},  {"gate", "ffn_gate"}, {"up", "ffn_up"},
                                                                 {"down", "ffn_down"}};
+  if (module.size() > 200) return {};  // std::regex recurses per character: no long input reaches it
   std::smatch m;
   if (std::regex_match(module, m, text)) return {{"blk." + m[1].str() + "." + text_names.at(m[3].str()) + ".weight"}};
   if (module == "lm_head") return {{"output.weight"}};

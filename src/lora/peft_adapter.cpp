@@ -2,9 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <regex>
 
 #include "util/error.h"
 #include "util/files.h"
@@ -22,17 +24,75 @@ std::string hub_module_name(std::string name) {
   return name;
 }
 
-// PEFT matches pattern keys against the end of the module path (or as a full regex).
+// rank_pattern / alpha_pattern keys: PEFT's get_pattern_key, re.match("(.*\\.)?(key)$", module).
 bool pattern_matches(const std::string& key, const std::string& module) {
   if (module == key) return true;
   if (module.size() > key.size() && module.compare(module.size() - key.size(), key.size(), key) == 0 &&
       module[module.size() - key.size() - 1] == '.') {
     return true;
   }
-  try {
-    return std::regex_match(module, std::regex("(.*\\.)?" + key));
-  } catch (const std::regex_error&) {
-    return false;
+  return PeftRegex("(?:.*\\.)?(?:" + key + ")", "adapter_config.json: pattern key " + key).full_match(module);
+}
+
+bool ends_with_segment(const std::string& module, const std::string& entry) {
+  return module == entry || (module.size() > entry.size() && module[module.size() - entry.size() - 1] == '.' &&
+                             module.compare(module.size() - entry.size(), entry.size(), entry) == 0);
+}
+
+// The layer index PEFT reads for layers_to_transform: the first numeric segment followed by a dot,
+// after a segment (re.match(r".*?\.[^.]*\.(\d+)\.")) or after layers_pattern. Empty: none.
+std::string layer_index(const PeftTargets& t, const std::string& module) {
+  size_t seg_start = 0;
+  for (size_t dot = module.find('.'); dot != std::string::npos; seg_start = dot + 1, dot = module.find('.', dot + 1)) {
+    const std::string seg = module.substr(seg_start, dot - seg_start);
+    if (seg.empty() || seg.find_first_not_of("0123456789") != std::string::npos || seg_start < 2) continue;
+    const std::string prefix = module.substr(0, seg_start - 1);
+    bool ok = t.layers_patterns.empty() ? prefix.find('.') != std::string::npos : false;
+    for (const auto& p : t.layers_patterns) ok = ok || p->full_match(prefix);
+    if (!ok) continue;
+    const size_t nz = seg.find_first_not_of('0');
+    return nz == std::string::npos ? "0" : seg.substr(nz);
+  }
+  return "";
+}
+
+// "<key>.lora_A.weight" or "<key>.lora_A.default.weight" (PEFT's own adapter name): key, A or B.
+bool split_lora_name(const std::string& name, std::string& key, bool& is_a) {
+  for (const char* tail : {".weight", ".default.weight"}) {
+    for (const char* ab : {".lora_A", ".lora_B"}) {
+      const std::string suffix = std::string(ab) + tail;
+      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        key = name.substr(0, name.size() - suffix.size());
+        if (key.rfind("base_model.model.", 0) == 0) key = key.substr(17);
+        is_a = ab[6] == 'A';
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string shorten(const std::string& s) { return s.size() > 120 ? s.substr(0, 120) + "...(" + std::to_string(s.size()) + " chars)" : s; }
+
+std::string first_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) out += (i ? ", " : "") + shorten(names[i]);
+  if (names.size() > 5) out += " and " + std::to_string(names.size() - 5) + " more";
+  return out;
+}
+
+// Two tensors whose data overlap would be one buffer read as two weights: refused.
+void check_no_overlap(const SafetensorsFile& file, const std::string& where) {
+  std::vector<const TensorView*> views;
+  for (const auto& [name, view] : file.tensors()) {
+    if (view.bytes > 0) views.push_back(&view);
+  }
+  std::sort(views.begin(), views.end(), [](const TensorView* a, const TensorView* b) { return a->data < b->data; });
+  for (size_t i = 1; i < views.size(); ++i) {
+    if (views[i - 1]->data + views[i - 1]->bytes > views[i]->data) {
+      throw InputError(where + ": tensors " + shorten(views[i - 1]->name) + " and " + shorten(views[i]->name) +
+                       " share bytes (overlapping data_offsets)");
+    }
   }
 }
 
@@ -42,15 +102,20 @@ std::filesystem::path select_adapter_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   if (std::filesystem::exists(dir / "adapter_config.json", ec)) return dir;
   if (!std::filesystem::is_directory(dir, ec)) throw InputError(dir.string() + ": LoRA folder not found");
-  long best = -1;
+  // Numbers of any length: the longest digit string (leading zeros aside) is the largest, then the
+  // lexicographically largest; an equal number keeps the first name in sorted order.
+  std::string best;
   std::filesystem::path chosen;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind("checkpoint-", 0) != 0 || !std::filesystem::exists(e.path() / "adapter_config.json", ec)) continue;
-    char* end = nullptr;
-    const long n = std::strtol(name.c_str() + 11, &end, 10);
-    if (end && *end == '\0' && n > best) {
-      best = n;
+    if (name.rfind("checkpoint-", 0) != 0 || name.size() == 11 || !std::filesystem::exists(e.path() / "adapter_config.json", ec)) continue;
+    std::string digits = name.substr(11);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    digits = digits.substr(std::min(digits.find_first_not_of('0'), digits.size() - 1));
+    const bool larger = chosen.empty() || digits.size() > best.size() ||
+                        (digits.size() == best.size() && (digits > best || (digits == best && e.path() < chosen)));
+    if (larger) {
+      best = digits;
       chosen = e.path();
     }
   }
@@ -99,9 +164,11 @@ PeftAdapter::PeftAdapter(const std::filesystem::path& dir) : dir_(select_adapter
   const std::string where = config_path.string();
   try {
     read_config(j, where);
+    read_targets(j, where);
   } catch (const nlohmann::json::exception&) {
     throw InputError(where + ": a setting has the wrong type (peft_type, use_dora, modules_to_save, r, lora_alpha, "
-                     "use_rslora, rank_pattern or alpha_pattern)");
+                     "use_rslora, rank_pattern, alpha_pattern, target_modules, exclude_modules, layers_to_transform "
+                     "or layers_pattern)");
   }
   if (config_.r <= 0) throw InputError(where + ": r must be positive");
   load_weights();
@@ -129,6 +196,70 @@ void PeftAdapter::read_config(const nlohmann::json& j, const std::string& where)
   }
 }
 
+bool PeftTargets::targets(const std::string& module) const {
+  if (exclude_regex ? exclude_regex->full_match(module)
+                    : std::any_of(exclude_names.begin(), exclude_names.end(),
+                                  [&](const std::string& e) { return ends_with_segment(module, e); })) {
+    return false;
+  }
+  if (any) return true;
+  if (all_linear) return module != "lm_head";
+  if (regex) return regex->full_match(module);
+  if (std::find(names.begin(), names.end(), module) != names.end()) return true;  // PEFT: no layer filter here
+  if (!std::any_of(names.begin(), names.end(), [&](const std::string& n) { return ends_with_segment(module, n); })) return false;
+  if (!has_layers) return true;
+  const std::string index = layer_index(*this, module);
+  return !index.empty() && std::find(layers.begin(), layers.end(), index) != layers.end();
+}
+
+void PeftAdapter::read_targets(const nlohmann::json& j, const std::string& where) {
+  PeftTargets& t = config_.targets;
+  const auto strings = [&](const nlohmann::json& v, const std::string& key) {
+    std::vector<std::string> out;
+    if (!v.is_array()) throw InputError(where + ": " + key + " must be a string, a list of strings or null");
+    for (const auto& e : v) out.push_back(e.get<std::string>());
+    return out;
+  };
+  const nlohmann::json none;
+  const nlohmann::json& target = j.contains("target_modules") ? j["target_modules"] : none;
+  const nlohmann::json& exclude = j.contains("exclude_modules") ? j["exclude_modules"] : none;
+  const nlohmann::json& layers = j.contains("layers_to_transform") ? j["layers_to_transform"] : none;
+  const nlohmann::json& pattern = j.contains("layers_pattern") ? j["layers_pattern"] : none;
+  if (j.contains("target_parameters") && !j["target_parameters"].is_null() && !j["target_parameters"].empty()) {
+    throw InputError(where + ": target_parameters (LoRA on raw parameters) is not supported");
+  }
+  t.description = "target_modules " + target.dump() + (exclude.is_null() ? "" : ", exclude_modules " + exclude.dump()) +
+                  (layers.is_null() ? "" : ", layers_to_transform " + layers.dump()) +
+                  (pattern.is_null() ? "" : ", layers_pattern " + pattern.dump());
+  if (t.description.size() > 300) t.description = t.description.substr(0, 300) + "...";
+  t.any = target.is_null();
+  if (target.is_string()) {
+    std::string lower = target.get<std::string>();
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    t.all_linear = lower == "all-linear";
+    if (!t.all_linear) t.regex = std::make_shared<PeftRegex>(target.get<std::string>(), where + ": target_modules");
+  } else if (!target.is_null()) {
+    t.names = strings(target, "target_modules");
+  }
+  if (exclude.is_string()) t.exclude_regex = std::make_shared<PeftRegex>(exclude.get<std::string>(), where + ": exclude_modules");
+  else if (!exclude.is_null()) t.exclude_names = strings(exclude, "exclude_modules");
+  // As PEFT's LoraConfig: the layer filter belongs to a list of target names.
+  if (!layers.is_null() && !(layers.is_array() && layers.empty())) {
+    if (!t.names.empty() || t.any) t.has_layers = true;
+    else throw InputError(where + ": layers_to_transform cannot be used when target_modules is a string");
+    for (const auto& e : layers.is_array() ? layers : nlohmann::json::array({layers})) {
+      if (!e.is_number_integer()) throw InputError(where + ": layers_to_transform must hold integers");
+      t.layers.push_back(e.is_number_unsigned() ? std::to_string(e.get<uint64_t>()) : std::to_string(e.get<int64_t>()));
+    }
+  }
+  if (!pattern.is_null()) {
+    for (const std::string& p : pattern.is_string() ? std::vector<std::string>{pattern.get<std::string>()} : strings(pattern, "layers_pattern")) {
+      if (!p.empty()) t.layers_patterns.push_back(std::make_shared<PeftRegex>(".*\\.(?:" + p + ")", where + ": layers_pattern"));
+    }
+  }
+  if (t.any && t.has_layers) throw InputError(where + ": layers_to_transform needs target_modules");
+}
+
 void PeftAdapter::load_weights() {
   const auto weights = dir_ / "adapter_model.safetensors";
   std::error_code ec;
@@ -136,31 +267,56 @@ void PeftAdapter::load_weights() {
     throw InputError(dir_.string() + ": no adapter_model.safetensors (adapter_model.bin is not supported; save with safe_serialization)");
   }
   file_ = std::make_unique<SafetensorsFile>(weights);
-  std::map<std::string, LoraModule> by_module;
+  check_no_overlap(*file_, weights.string());
+  std::map<std::string, LoraModule> by_module;  // hub-layout name: one module under two layouts is caught
+  std::map<std::string, std::string> a_names, b_names;
   for (const auto& [name, view] : file_->tensors()) {
-    const std::string tensor = weights.string() + ": " + name;
+    const std::string tensor = weights.string() + ": " + shorten(name);
+    // Real names are under 200 characters; the bound also keeps matching cheap.
+    if (name.size() > 1024) throw InputError(tensor + ": tensor name too long for a module of this model");
     if (name.find("lora_magnitude_vector") != std::string::npos) throw InputError(tensor + ": DoRA magnitude vectors cannot be applied");
     if (name.find("modules_to_save") != std::string::npos) throw InputError(tensor + ": modules_to_save weights are not supported");
     if (name.find("lora_embedding_") != std::string::npos) throw InputError(tensor + ": LoRA on embeddings is not supported");
-    const bool is_a = name.size() > 14 && name.compare(name.size() - 14, 14, ".lora_A.weight") == 0;
-    const bool is_b = name.size() > 14 && name.compare(name.size() - 14, 14, ".lora_B.weight") == 0;
-    if (!is_a && !is_b) throw InputError(tensor + ": not a LoRA A/B weight (biases and other tensors are not supported)");
-    const std::string module = hub_module_name(name.substr(0, name.size() - 14));
+    std::string key;
+    bool is_a = false;
+    if (!split_lora_name(name, key, is_a)) throw InputError(tensor + ": not a LoRA A/B weight (biases and other tensors are not supported)");
+    const std::string module = hub_module_name(key);
     if (view.shape.size() != 2) throw InputError(tensor + ": LoRA weights must be 2-D");
+    auto [seen, fresh] = (is_a ? a_names : b_names).emplace(module, name);
+    if (!fresh) {
+      throw InputError(weights.string() + ": " + shorten(seen->second) + " and " + shorten(name) +
+                       " are the same LoRA weight under two names (checkpoint layouts or adapter names)");
+    }
     LoraModule& m = by_module[module];
     m.module = module;
+    m.peft_name = key;
     (is_a ? m.a : m.b) = &view;
   }
   for (auto& [module, m] : by_module) {
     if (!m.a || !m.b) throw InputError(weights.string() + ": " + module + " lacks its lora_" + (m.a ? "B" : "A") + " weight");
-    m.scale = peft_scale(config_, module, &m.rank);
+    if (!config_.targets.targets(m.peft_name)) {
+      untargeted_.push_back(m.peft_name);
+      continue;
+    }
+    m.scale = peft_scale(config_, m.peft_name, &m.rank);
     if (m.a->shape[0] != m.rank || m.b->shape[1] != m.rank) {
       throw InputError(weights.string() + ": " + module + " has rank " + std::to_string(m.a->shape[0]) +
                        ", the config says " + std::to_string(m.rank));
     }
     modules_.push_back(m);
   }
-  if (modules_.empty()) throw InputError(weights.string() + ": holds no LoRA weights");
+  if (by_module.empty()) throw InputError(weights.string() + ": holds no LoRA weights");
+  if (modules_.empty()) {
+    throw InputError(dir_.string() + ": the config (" + config_.targets.description + ") targets none of the " +
+                     std::to_string(by_module.size()) + " LoRA pairs in adapter_model.safetensors, e.g. " +
+                     first_names(untargeted_));
+  }
+  // PEFT creates LoRA layers only on targeted modules; other pairs in the file are unexpected keys
+  // it does not load. Left out the same way, but said.
+  if (!untargeted_.empty()) {
+    spdlog::warn("adapter {}: {} LoRA pair(s) in the file are not targeted by its config ({}) and are not applied: {}",
+                 dir_.string(), untargeted_.size(), config_.targets.description, first_names(untargeted_));
+  }
 }
 
 }  // namespace drivevqa

@@ -15,20 +15,43 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/safetensors.h"
+#include "lora/peft_regex.h"
 
 namespace drivevqa {
 
 // The adapter folder to use: `dir` itself when it holds adapter_config.json, else its
-// checkpoint-N sub-folder with the largest N (numeric order). Throws InputError otherwise.
+// checkpoint-N sub-folder with the largest N (numeric order, any number of digits). Throws
+// InputError otherwise.
 std::filesystem::path select_adapter_dir(const std::filesystem::path& dir);
 
 struct LoraModule {
   std::string module;         // module path in the hub layout, e.g. "model.layers.3.self_attn.q_proj"
+  std::string peft_name;      // as the file names it (the key PEFT matched), e.g. "model.language_model.layers.3..."
   const TensorView* a = nullptr;  // [r, in]
   const TensorView* b = nullptr;  // [out, r]
   int rank = 0;
   float scale = 0;            // the PEFT scale applied to B·A
   bool vision() const { return module.rfind("visual.", 0) == 0; }
+};
+
+// Which modules the config puts LoRA layers on, decided as PEFT's check_target_module_exists
+// (peft/tuners/tuners_utils.py) does, on the full module name in the base model: exclude_modules
+// first, then target_modules as a string (re.fullmatch; "all-linear": every linear layer but the
+// output head lm_head) or a list (equal, or ends with "." + entry; only then layers_to_transform
+// limits the layer index, found after layers_pattern or as the first numeric segment).
+struct PeftTargets {
+  bool any = true;  // the config has no target_modules: every pair in the file
+  bool all_linear = false;
+  std::vector<std::string> names;
+  std::shared_ptr<const PeftRegex> regex;
+  std::vector<std::string> exclude_names;
+  std::shared_ptr<const PeftRegex> exclude_regex;
+  bool has_layers = false;  // layers_to_transform given
+  std::vector<std::string> layers;  // layer indices as canonical decimal strings (no leading zeros)
+  std::vector<std::shared_ptr<const PeftRegex>> layers_patterns;  // ".*\\.(?:pattern)"
+  std::string description;  // for messages, e.g. target_modules ["q_proj"]
+
+  bool targets(const std::string& module) const;
 };
 
 struct PeftConfig {
@@ -37,6 +60,7 @@ struct PeftConfig {
   bool use_rslora = false;
   std::map<std::string, int> rank_pattern;
   std::map<std::string, float> alpha_pattern;
+  PeftTargets targets;
 };
 
 // The PEFT scale of `module` under `config` (exposed for tests).
@@ -44,21 +68,27 @@ float peft_scale(const PeftConfig& config, const std::string& module, int* rank_
 
 class PeftAdapter {
  public:
-  // Throws InputError naming the folder, file or tensor for anything it cannot apply.
+  // Throws InputError naming the folder, file or tensor for anything it cannot apply: tensors that
+  // are not LoRA pairs, the same module twice (both naming layouts, with and without ".default"),
+  // tensors sharing bytes, a config that targets none of the file's pairs. Pairs the config does
+  // not target are left out with a warning naming them, as PEFT leaves them unloaded.
   explicit PeftAdapter(const std::filesystem::path& dir);
 
   const std::filesystem::path& dir() const { return dir_; }
   const PeftConfig& config() const { return config_; }
   const std::vector<LoraModule>& modules() const { return modules_; }
+  const std::vector<std::string>& untargeted() const { return untargeted_; }  // file names, left out
 
  private:
   void read_config(const nlohmann::json& j, const std::string& where);
+  void read_targets(const nlohmann::json& j, const std::string& where);
   void load_weights();
 
   std::filesystem::path dir_;
   PeftConfig config_;
   std::unique_ptr<SafetensorsFile> file_;
   std::vector<LoraModule> modules_;
+  std::vector<std::string> untargeted_;
 };
 
 }  // namespace drivevqa
