@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "convert/content_key.h"
 #include "convert/hf_config.h"
 #include "convert/hf_to_gguf.h"
 #include "convert/model_manifest.h"
@@ -120,8 +121,8 @@ static ModelFiles resolve_model_files(const std::filesystem::path& source, const
     throw ModelError(source.string() + ": not a model folder (expected model.gguf + mmproj.gguf, a Hugging Face "
                      "folder with config.json and *.safetensors, or a Hugging Face cache root with snapshots/)");
   }
-  const std::string fingerprint = files_fingerprint({hf}, ggml_type_name(options.outtype));
-  const std::string key = hf.filename().string() + "-" + fingerprint;
+  const std::string fingerprint = content_key({hf}, std::string(kConverterVersion) + " " + ggml_type_name(options.outtype));
+  const std::string key = content_label(hf) + "-" + fingerprint;  // the same for every spelling of the folder
   const std::filesystem::path dir = build_cached(cache_root(options), key, "conversion of " + hf.string(),
                                                  [&](const std::filesystem::path& partial) {
     const ConvertReport r = convert_hf_model(hf, partial, options.outtype);
