@@ -2,6 +2,8 @@
 // matrices), never cached; the scan itself on every dtype.
 #include <gtest/gtest.h>
 
+#include <gguf.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -181,6 +183,38 @@ TEST_F(FiniteWeights, AbsurdLoraAlphaIsRefusedNamingTheKey) {
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "lora_alpha 3e+38 with r 4");
   for (const std::string& e : finished_entries(dir_ / "cache")) EXPECT_EQ(e.rfind("lora-", 0), std::string::npos) << e;
+}
+
+// Writes `value` over element `index` of a tensor of a GGUF file (F32 data), in place.
+void patch_gguf_f32(const std::filesystem::path& file, const std::string& tensor, size_t index, float value) {
+  gguf_init_params params{true, nullptr};
+  gguf_context* g = gguf_init_from_file(file.c_str(), params);
+  ASSERT_NE(g, nullptr);
+  const int64_t id = gguf_find_tensor(g, tensor.c_str());
+  ASSERT_GE(id, 0) << tensor;
+  ASSERT_EQ(gguf_get_tensor_type(g, id), GGML_TYPE_F32);
+  const size_t at = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, id) + index * 4;
+  gguf_free(g);
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(reinterpret_cast<const char*>(&value), 4);
+  ASSERT_TRUE(f.good());
+}
+
+// A GGUF folder handed in directly is not converted: a sample of each float tensor is looked at.
+TEST_F(FiniteWeights, NanInASampleOfAGgufHandedInIsRefusedByName) {
+  std::filesystem::copy(test::tiny_model_dir(), dir_ / "gguf");
+  patch_gguf_f32(dir_ / "gguf" / "model.gguf", "output_norm.weight", 5, std::nanf(""));
+  const auto ask = test::run_process(ask_args(dir_ / "gguf", dir_ / "cache", "f32"));
+  EXPECT_EQ(ask.exit_code, 4) << ask.err;
+  expect_has(ask.err, "tensor output_norm.weight: element 5 of");
+  std::filesystem::copy_file(test::tiny_model_dir() / "model.gguf", dir_ / "gguf" / "model.gguf",
+                             std::filesystem::copy_options::overwrite_existing);
+  patch_gguf_f32(dir_ / "gguf" / "mmproj.gguf", "v.blk.0.attn_q.weight", 0, INFINITY);
+  const auto vision = test::run_process(ask_args(dir_ / "gguf", dir_ / "cache", "f32"));
+  EXPECT_EQ(vision.exit_code, 4) << vision.err;
+  expect_has(vision.err, "tensor v.blk.0.attn_q.weight: element 0 of");
+  expect_has(vision.err, "+Inf");
 }
 
 }  // namespace

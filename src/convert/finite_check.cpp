@@ -5,6 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
 
 #include "util/error.h"
 
@@ -77,6 +84,36 @@ float element_of(const TensorView& view, size_t i) {
                    value_words(value) + " (NaN or Inf weights make every answer garbage; the checkpoint is broken)");
 }
 
+struct SampledBad {
+  uint64_t index = 0;
+  float value = 0;
+};
+
+// Up to four 64 KB blocks (first, last, two between) of the `bytes` at `offset` of `fd`.
+std::optional<SampledBad> sample_non_finite(int fd, uint64_t offset, uint64_t bytes, ggml_type type) {
+  if (type != GGML_TYPE_F32 && type != GGML_TYPE_F16 && type != GGML_TYPE_BF16) return std::nullopt;
+  const uint64_t width = type == GGML_TYPE_F32 ? 4 : 2;
+  constexpr uint64_t kSample = 64 << 10, kBlocks = 4;
+  std::vector<uint8_t> buf(static_cast<size_t>(std::min(bytes, kSample)));
+  const uint64_t last = bytes > kSample ? bytes - kSample : 0;
+  for (uint64_t b = 0; b < kBlocks; ++b) {
+    // Element-aligned starts (tensor data is whole elements); the last block ends the data.
+    const uint64_t from = b + 1 == kBlocks ? last / width * width : last / (kBlocks - 1) * b / width * width;
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes - from)) / width * width;
+    ssize_t got;
+    do got = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + from)); while (got < 0 && errno == EINTR);
+    if (got != static_cast<ssize_t>(want)) return std::nullopt;
+    TensorView v;
+    v.dtype = type == GGML_TYPE_F32 ? StDtype::kF32 : type == GGML_TYPE_F16 ? StDtype::kF16 : StDtype::kBF16;
+    v.shape = {static_cast<int64_t>(want / width)};
+    v.data = buf.data();
+    const ValueScan s = scan_tensor(v);
+    if (!s.finite()) return SampledBad{from / width + s.first_non_finite, element_of(v, s.first_non_finite)};
+    if (bytes <= kSample) break;  // one block held it all
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 ValueScan scan_f32(const float* values, size_t n) {
@@ -126,6 +163,29 @@ void check_weight_values(const float* values, size_t n, ggml_type type, const st
   const ValueScan s = scan_f32(values, n);
   if (!s.finite()) refuse_non_finite(what, s.first_non_finite, n, values[s.first_non_finite]);
   require_representable(s.max_abs, type, what);
+}
+
+void check_gguf_sampled_values(const gguf_context* gguf, const std::string& file) {
+  // O_NONBLOCK: never wait on a FIFO; the engine's own open reports what is wrong with the file.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;
+  const uint64_t data = gguf_get_data_offset(gguf);
+  try {
+    for (int64_t i = 0; i < gguf_get_n_tensors(gguf); ++i) {
+      const auto bad = sample_non_finite(fd, data + gguf_get_tensor_offset(gguf, i), gguf_get_tensor_size(gguf, i),
+                                         gguf_get_tensor_type(gguf, i));
+      if (!bad) continue;
+      const ggml_type type = gguf_get_tensor_type(gguf, i);
+      const uint64_t n = gguf_get_tensor_size(gguf, i) / (type == GGML_TYPE_F32 ? 4 : 2);
+      throw ModelError(file + ": tensor " + gguf_get_tensor_name(gguf, i) + ": element " + std::to_string(bad->index) +
+                       " of " + std::to_string(n) + " is " + value_words(bad->value) +
+                       " (NaN or Inf weights make every answer garbage; the model file is broken)");
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
 }
 
 }  // namespace drivevqa

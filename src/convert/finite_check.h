@@ -12,6 +12,7 @@
 #include <string>
 
 #include <ggml.h>
+#include <gguf.h>
 
 #include "convert/safetensors.h"
 
@@ -36,6 +37,12 @@ void require_finite(const TensorView& view, const std::string& what);
 // Throws InputError naming `what` when values of magnitude `max_abs` cannot be stored as `type`
 // (F16: beyond 65504; Q8_0: its fp16 block scale amax/127 overflows). F32/BF16 hold any finite f32.
 void require_representable(float max_abs, ggml_type type, const std::string& what);
+
+// A GGUF handed in directly, looked at cheaply: each F32/F16/BF16 tensor's first and last 64 KB
+// and two blocks between (at most 256 KB a tensor, never the whole file; quantized tensors are
+// not looked at). Throws ModelError "<file>: tensor <name>: element i of n is NaN ..." for a
+// NaN/Inf found; a file that cannot be read is left to the engine. Tensor bounds must be checked.
+void check_gguf_sampled_values(const gguf_context* gguf, const std::string& file);
 
 // Both checks for values about to be written as `type`.
 void check_weight_values(const float* values, size_t n, ggml_type type, const std::string& what);
