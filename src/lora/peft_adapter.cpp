@@ -273,7 +273,7 @@ void PeftAdapter::load_weights() {
   for (const auto& [name, view] : file_->tensors()) {
     const std::string tensor = weights.string() + ": " + shorten(name);
     // Real names are under 200 characters; the bound also keeps matching cheap.
-    if (name.size() > 1024) throw InputError(tensor + ": tensor name too long for a module of this model");
+    if (name.size() > 512) throw InputError(tensor + ": tensor name too long for a module of this model");
     if (name.find("lora_magnitude_vector") != std::string::npos) throw InputError(tensor + ": DoRA magnitude vectors cannot be applied");
     if (name.find("modules_to_save") != std::string::npos) throw InputError(tensor + ": modules_to_save weights are not supported");
     if (name.find("lora_embedding_") != std::string::npos) throw InputError(tensor + ": LoRA on embeddings is not supported");

@@ -51,7 +51,7 @@ class PeftRegex {
   }
 
  private:
-  static constexpr size_t kMaxPattern = 2000, kMaxDepth = 50, kMaxProgram = 20000;
+  static constexpr size_t kMaxPattern = 2000, kMaxDepth = 50, kMaxProgram = 10000;
   using Set = std::bitset<256>;
   enum class Op { kSet, kSplit, kJmp, kBol, kEol, kMatch };
   struct Inst {
