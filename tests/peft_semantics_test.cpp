@@ -128,6 +128,12 @@ TEST(PeftSemantics, ConfigThatTargetsNothingIsRefused) {
                        "look-around"));
 }
 
+TEST(PeftSemantics, ZeroAlphaIsRefused) {
+  // The GGUF adapter's one alpha would silence every pair and divide the folded per-module scales.
+  const std::string e = input_error([] { PeftAdapter a(adapter_with("zero-alpha", {{"lora_alpha", 0}})); });
+  EXPECT_TRUE(contains(e, "lora_alpha is 0")) << e;
+}
+
 TEST(PeftSemantics, ExcludeModulesAndAllLinear) {
   const PeftAdapter no_k(adapter_with("exclude-list", {{"exclude_modules", nlohmann::json::array({"k_proj"})}}));
   EXPECT_EQ(count_ending(names_of(no_k), ".k_proj"), 0u);

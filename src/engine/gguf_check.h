@@ -2,7 +2,8 @@
 // (GGML_ASSERT, division by zero, ggml_mul_mat shape asserts) on many malformed files instead of
 // failing; these checks turn every such case into a ModelError (exit code 4).
 //
-// Read: metadata and tensor infos only (gguf_init_from_file with no_alloc), never tensor data.
+// Read: metadata and tensor infos (gguf_init_from_file with no_alloc), and of tensor data only a
+// sample of each float tensor for NaN/Inf (at most 256 KB a tensor; quantized tensors unchecked).
 // Thrown: ModelError "<file>: <problem>", naming the key or tensor and what was expected vs found.
 //
 //   text model  (general.architecture qwen2vl): hparams present, typed and nonzero; heads divide the

@@ -7,6 +7,7 @@
 #include <map>
 #include <regex>
 
+#include "convert/content_key.h"
 #include "convert/finite_check.h"
 #include "modelgen/gguf_stream_writer.h"
 #include "util/error.h"
@@ -189,8 +190,8 @@ LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const
 static ModelFiles with_lora_files(const ModelFiles& base, const std::filesystem::path& lora_dir,
                                   const ModelSourceOptions& options) {
   const std::filesystem::path adapter_dir = select_adapter_dir(lora_dir);
-  const std::string key = "lora-" + adapter_dir.filename().string() + "-" +
-                          files_fingerprint({adapter_dir, base.text, base.vision}, "lora");
+  const std::string key = "lora-" + content_label(adapter_dir) + "-" +
+                          content_key({adapter_dir, base.text, base.vision}, "lora");
   const std::filesystem::path dir = build_cached(cache_root(options), key, "adapter " + adapter_dir.string(),
                                                  [&](const std::filesystem::path& partial) {
     const LoraFiles f = convert_lora(PeftAdapter(adapter_dir), base, partial);

@@ -187,6 +187,9 @@ void PeftAdapter::read_config(const nlohmann::json& j, const std::string& where)
   };
   config_.r = number(j.value("r", nlohmann::json()), "r", 8);
   config_.alpha = number(j.value("lora_alpha", nlohmann::json()), "lora_alpha", static_cast<float>(config_.r));
+  // The GGUF adapter carries this one alpha: 0 would silence every pair, and the per-module scales
+  // folded into B would divide by it.
+  if (config_.alpha == 0.0f) throw InputError(where + ": lora_alpha is 0, so the adapter would change nothing");
   config_.use_rslora = j.value("use_rslora", false);
   if (j.contains("rank_pattern") && j["rank_pattern"].is_object()) {
     for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern[k] = number(v, "rank_pattern." + k, 0);
