@@ -193,6 +193,18 @@ TEST_F(ConvertOut, KilledOrStoppedConvertLeavesTheFolderWhole) {
       }
     }
   }
+  // Killed during --quantize (or just before or after): the folder is absent or complete and quantized.
+  for (const int delay : {300, 700, 1100}) {
+    const auto q = dir_ / "quantized";
+    std::filesystem::remove_all(q);
+    const int pid = test::spawn_process(convert_args(dir_ / "hf2", q, {"--quantize", "q8_0"}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    ::kill(pid, SIGKILL);
+    test::wait_process(pid);
+    if (!std::filesystem::exists(q)) continue;
+    EXPECT_NE(test::read_text(q / "drivevqa-manifest.json").find("\"quantization\": \"q8_0\""), std::string::npos);
+    EXPECT_TRUE(std::filesystem::exists(q / "model.gguf") && std::filesystem::exists(q / "mmproj.gguf"));
+  }
   // The next convert removes what the killed ones left.
   std::filesystem::remove_all(out);
   ASSERT_EQ(test::run_process(convert_args(dir_ / "hf1", out)).exit_code, 0);
