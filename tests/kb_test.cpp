@@ -2,6 +2,10 @@
 // off / hint / override modes of `drivevqa run`.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <set>
+#include <thread>
+#include <signal.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -83,6 +87,87 @@ TEST(Kb, IndexIsReusedAndRebuiltWhenTheFileChanges) {
   // A file at the index path that is not a complete index (a killed build, anything else) is rebuilt.
   std::ofstream(index_path, std::ios::trunc) << "SQLite format 3 but cut short";
   EXPECT_TRUE(KbIndex::open(dir / "kb.json", index_path, dir)->rebuilt());
+}
+
+TEST(Kb, ADamagedIndexIsRebuiltNotTrusted) {
+  const auto dir = test::scratch_dir("kb-damaged");
+  Json notes = Json::array();
+  for (int i = 0; i < 3000; ++i) notes.push_back(note("s", "f" + std::to_string(i), "question " + std::to_string(i), "a"));
+  write_kb(dir / "kb.json", notes);
+  const auto index_path = dir / "kb.sqlite";
+  ASSERT_TRUE(KbIndex::open(dir / "kb.json", index_path, dir)->rebuilt());
+  // Pages in the middle overwritten (a bad disk, a copy cut short): the meta table still says complete.
+  const auto size = std::filesystem::file_size(index_path);
+  ASSERT_GT(size, 64u * 1024);
+  {
+    std::fstream f(index_path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    const std::string garbage(8192, '\x5a');
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  const auto reopened = KbIndex::open(dir / "kb.json", index_path, dir);
+  EXPECT_TRUE(reopened->rebuilt());
+  EXPECT_EQ(reopened->retrieve("s", "f7", "question 7", 1).at(0).entry.question, "question 7");
+}
+
+TEST(Kb, DuplicatesAreCountedAndAKbWithoutNotesIsRefused) {
+  const auto dir = test::scratch_dir("kb-duplicates");
+  write_kb(dir / "kb.json", Json::array({note("s", "f", "Is it safe?", "Yes."), note("s", "f", "Is  it safe?", "No."),
+                                         note("s", "g", "Is it safe?", "Yes.")}));
+  const auto index = KbIndex::open(dir / "kb.json", dir / "kb.sqlite", dir);
+  EXPECT_EQ(index->duplicates(), 1u);
+  EXPECT_EQ(index->exact("s", "f", "Is it safe?")->answer, "Yes.") << "the first note of a key answers";
+  write_kb(dir / "empty.json", Json::array({Json{{"scene_token", "s"}, {"answer", "no question"}}}));
+  try {
+    KbIndex::open(dir / "empty.json", dir / "empty.sqlite", dir);
+    ADD_FAILURE() << "a KB without notes was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no usable notes"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Kb, TheDefaultIndexPlaceIsTheSameForEverySpellingOfTheCacheFolder) {
+  const auto dir = test::scratch_dir("kb-place");
+  write_kb(dir / "kb.json", Json::array({note("s", "f", "q", "a")}));
+  std::set<std::string> places;
+  for (const std::string& cache : {(dir / "c" / "models").string(), (dir / "c" / "models").string() + "/",
+                                   (dir / "c" / "." / "models" / "").string(), (dir / "c" / "x" / ".." / "models").string()}) {
+    std::filesystem::create_directories(dir / "c" / "x");
+    const auto r = test::run_process({test::drivevqa_binary(), "kb", "--kb_file", (dir / "kb.json").string(), "--cache_dir", cache});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const size_t at = r.out.find("index ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    places.insert(r.out.substr(at, r.out.find_first_of(" \n", at + 6) - at));
+  }
+  EXPECT_EQ(places.size(), 1u);
+  EXPECT_NE(places.begin()->find((dir / "c" / "kb").string()), std::string::npos) << *places.begin();
+}
+
+TEST(Kb, SigtermDuringTheIndexBuildLeavesNothingBehind) {
+  const auto dir = test::scratch_dir("kb-sigterm");
+  Json notes = Json::array();
+  for (int i = 0; i < 60000; ++i) {
+    notes.push_back(note("scene-" + std::to_string(i % 97), "frame-" + std::to_string(i),
+                         "What is object number " + std::to_string(i) + " doing near lane " + std::to_string(i % 13) + "?",
+                         "Moving " + std::to_string(i)));
+  }
+  write_kb(dir / "kb.json", notes);
+  const std::vector<std::string> argv = {test::drivevqa_binary(), "kb", "--kb_file", (dir / "kb.json").string(),
+                                         "--kb_index", (dir / "idx" / "kb.sqlite").string()};
+  std::filesystem::create_directory(dir / "idx");
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(test::run_process(argv).exit_code, 0);
+  const auto build = std::chrono::steady_clock::now() - start;
+  std::filesystem::remove_all(dir / "idx");
+  std::filesystem::create_directory(dir / "idx");
+  const int pid = test::spawn_process(argv);
+  std::this_thread::sleep_for(build / 2);
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(test::wait_process(pid), 130);
+  size_t left = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "idx")) left += e.path().filename() == "kb.sqlite.lock" ? 0 : 1;
+  EXPECT_EQ(left, 0u) << "no index and no temporary folder after a stopped build";
+  EXPECT_EQ(test::run_process(argv).exit_code, 0) << "the next run builds it";
 }
 
 class KbRun : public ::testing::Test {

@@ -215,7 +215,7 @@ void run(RunArgs& a) {
   check_paths(a, job.items);
   if (!a.stats_json.empty()) require_writable_file_path(a.stats_json, "--stats_json");
   if (!a.kb_file.empty() && options.rag_mode != RagMode::kOff) {
-    options.kb = KbIndex::open(a.kb_file, a.kb_index, cache_root(options.sources).parent_path());
+    options.kb = KbIndex::open(a.kb_file, a.kb_index, cache_home(options.sources));
   }
   if (!a.dump_prompts.empty()) {
     options.dump_prompts_dir = a.dump_prompts;
@@ -364,14 +364,17 @@ CommandAction add_kb_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("kb", "Build or check the knowledge base index and show what retrieval returns");
   cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON")->required();
   cmd->add_option("--kb_index,--kb-index", a->kb_index, "Index path (default: the cache)");
-  cmd->add_option("--cache_dir,--cache-dir", a->cache_dir, "Cache folder (default ~/.cache/drivevqa)");
+  cmd->add_option("--cache_dir,--cache-dir", a->cache_dir, "As in run: the converted-model cache (default "
+                  "~/.cache/drivevqa/models); the index goes in kb/ beside it");
   cmd->add_option("--query", a->query, "A question to retrieve notes for");
   cmd->add_option("--scene", a->scene, "Its scene token");
   cmd->add_option("--frame", a->frame, "Its frame token");
   cmd->add_option("--kb_topk,--kb-topk", a->topk, "Notes to show")->capture_default_str();
   return [a] {
+    install_interrupt_handlers();  // Ctrl-C / SIGTERM stop a long index build and leave nothing behind
     ModelSourceOptions sources;
-    const std::filesystem::path cache = a->cache_dir.empty() ? cache_root(sources).parent_path() : std::filesystem::path(a->cache_dir);
+    sources.cache_dir = a->cache_dir;
+    const std::filesystem::path cache = cache_home(sources);
     PathRoles paths;
     paths.read("--kb_file", a->kb_file);
     paths.write("--kb_index", a->kb_index);

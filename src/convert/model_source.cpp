@@ -142,6 +142,13 @@ std::filesystem::path cache_root(const ModelSourceOptions& options) {
   return options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
 }
 
+std::filesystem::path cache_home(const ModelSourceOptions& options) {
+  std::error_code ec;
+  std::filesystem::path root = std::filesystem::absolute(cache_root(options), ec).lexically_normal();
+  if (root.filename().empty()) root = root.parent_path();  // "models/" names the folder "models"
+  return root.parent_path();
+}
+
 std::filesystem::path build_cached(const std::filesystem::path& cache, const std::string& key, const std::string& what,
                                    const std::function<void(const std::filesystem::path&)>& build) {
   return publish_cached_folder(cache, key, what, build);

@@ -30,6 +30,9 @@ std::filesystem::path default_cache_dir();
 ModelFiles resolve_model(const std::filesystem::path& source, const ModelSourceOptions& options);
 
 std::filesystem::path cache_root(const ModelSourceOptions& options);
+// The folder of drivevqa's other caches (the KB index): cache_root()'s parent, the same for every
+// spelling of --cache_dir (relative or absolute, a trailing slash, dot components).
+std::filesystem::path cache_home(const ModelSourceOptions& options);
 
 // A cache entry cache/key made once by `build` (which fills the folder it is given); concurrent
 // callers wait for the first and reuse its entry (publish_cached_folder in util/cache_publish.h).

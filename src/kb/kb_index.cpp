@@ -12,6 +12,7 @@
 
 #include "util/cache_publish.h"
 #include "util/error.h"
+#include "util/interrupt.h"
 #include "util/sqlite_statement.h"
 #include "util/stopwatch.h"
 
@@ -46,6 +47,24 @@ sqlite3* open_db(const std::filesystem::path& path, int flags) {
 }
 
 // The content hash recorded in a complete index, or "" when the file is not one.
+// SQLite's own page check: a damaged index (a bad disk, a copy cut short) is rebuilt, not trusted
+// because its meta table still says it is complete.
+bool pages_intact(const std::filesystem::path& path) {
+  sqlite3* db = nullptr;
+  bool ok = false;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      ok = text && std::string(reinterpret_cast<const char*>(text)) == "ok";
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  if (!ok) spdlog::warn("the knowledge base index {} is damaged: building it again", path.string());
+  return ok;
+}
+
 std::string recorded_hash(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return "";
@@ -161,7 +180,7 @@ void build(const KbFile& kb, const std::filesystem::path& path) {
     Statement insert_text(db, "INSERT INTO notes(rowid, question, question_answer) VALUES(?, ?, ?)");
     int64_t id = 0;
     for (const KbEntry& e : kb.entries) {
-      ++id;
+      if (++id % 1024 == 0) throw_if_interrupted();  // a big KB takes minutes: Ctrl-C stops it, nothing published
       insert.bind(1, id).bind(2, e.scene_token).bind(3, e.frame_token).bind(4, e.question).bind(5, e.answer)
           .bind(6, e.category).bind(7, normalise_question(e.question));
       insert.step();
@@ -254,19 +273,38 @@ KbEntry row_entry(const Statement& s, int first) {
   return {s.text(first), s.text(first + 1), s.text(first + 2), s.text(first + 3), s.text(first + 4)};
 }
 
+// Notes whose (scene, frame, normalised question) an earlier note already has.
+size_t count_duplicate_keys(const KbFile& kb) {
+  std::set<std::tuple<std::string, std::string, std::string>> seen;
+  size_t duplicates = 0;
+  for (const KbEntry& e : kb.entries) {
+    if (!seen.emplace(e.scene_token, e.frame_token, normalise_question(e.question)).second) ++duplicates;
+  }
+  return duplicates;
+}
+
 }  // namespace
 
 std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, const std::filesystem::path& index_path,
                                        const std::filesystem::path& cache_dir) {
   const KbFile kb = read_kb_file(kb_file);
+  if (kb.entries.empty()) {
+    throw InputError(kb_file.string() + ": no usable notes (" + std::to_string(kb.skipped) +
+                     " entries skipped: no question); fix the file or run with --rag_mode off");
+  }
   std::unique_ptr<KbIndex> index(new KbIndex());
+  index->duplicates_ = count_duplicate_keys(kb);
+  if (index->duplicates_ > 0) {
+    spdlog::warn("{}: {} notes repeat the scene, frame and question of an earlier one; exact answers take the first",
+                 kb_file.string(), index->duplicates_);
+  }
   index->path_ = index_path.empty() ? cache_dir / "kb" / (kb.content_hash + ".sqlite") : index_path;
   std::error_code ec;
   std::filesystem::create_directories(index->path_.parent_path(), ec);
   const auto start = std::chrono::steady_clock::now();
   // Built in a temporary folder and renamed into place once; concurrent runs wait and reuse it.
   const bool built = publish_cached_file(index->path_, [&](const std::filesystem::path& p) {
-    return recorded_hash(p) == kb.content_hash;
+    return recorded_hash(p) == kb.content_hash && pages_intact(p);
   }, [&](const std::filesystem::path& tmp) { build(kb, tmp); });
   if (built) {
     index->rebuilt_ = true;

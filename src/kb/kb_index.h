@@ -6,8 +6,9 @@
 // its terms' lists is not found, the price of a search that does not grow with the KB.
 //
 // What must hold: an index is used only if it was built completely from a KB file with the same
-// content hash (it is built in a temporary file in one transaction, then renamed into place);
-// any other file at the index path is rebuilt, never trusted.
+// content hash (built in a temporary folder in one transaction, then renamed into place, see
+// util/cache_publish.h) and SQLite's quick_check finds its pages intact; any other file at the
+// index path is rebuilt, never trusted. A KB without one usable note is refused (InputError).
 #pragma once
 
 #include <sqlite3.h>
@@ -49,6 +50,7 @@ class KbIndex {
   double build_seconds() const { return build_seconds_; }
   size_t entries() const { return entries_; }
   size_t skipped() const { return skipped_; }
+  size_t duplicates() const { return duplicates_; }  // notes repeating an earlier note's key
   const std::filesystem::path& path() const { return path_; }
   const std::string& content_hash() const { return content_hash_; }
 
@@ -57,6 +59,7 @@ class KbIndex {
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;
   bool rebuilt_ = false;
+  size_t duplicates_ = 0;
   double build_seconds_ = 0;
   size_t entries_ = 0;
   size_t skipped_ = 0;
