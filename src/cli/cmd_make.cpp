@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "convert/content_key.h"
 #include "util/error.h"
 #include "convert/hf_to_gguf.h"
 #include "convert/model_manifest.h"
@@ -99,7 +100,7 @@ void convert_into_folder(const ConvertArgs& a) {
     spdlog::info("quantized model.gguf to {}", a.quantize);
   }
   const std::filesystem::path src = std::filesystem::absolute(a.model, ec);
-  write_model_manifest(tmp.path(), {src.string(), files_fingerprint({a.model}, a.outtype + " " + a.quantize), a.outtype,
+  write_model_manifest(tmp.path(), {src.string(), content_key({a.model}, a.outtype + " " + a.quantize), a.outtype,
                                     a.quantize});
   throw_if_interrupted();  // the quantizer does not stop on a signal: nothing is published after one
   if (replace) tmp.replace(out);

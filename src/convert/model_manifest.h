@@ -17,7 +17,7 @@ inline constexpr char kModelManifestName[] = "drivevqa-manifest.json";
 
 struct ModelManifest {
   std::string source;              // where the weights came from (a label: the folder's path)
-  std::string source_fingerprint;  // files_fingerprint of the source
+  std::string source_fingerprint;  // content_key of the source (convert/content_key.h)
   std::string outtype;             // weight type of the conversion
   std::string quantization;        // empty: not quantized
 };

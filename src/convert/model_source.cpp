@@ -73,32 +73,7 @@ std::filesystem::path hf_cache_snapshot(const std::filesystem::path& root) {
   return best;
 }
 
-std::string file_line(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
-  return path.string() + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
-         std::to_string(st.st_mtim.tv_nsec);
-}
-
 }  // namespace
-
-std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, const std::string& settings) {
-  std::vector<std::string> lines;
-  std::error_code ec;
-  for (const auto& p : paths) {
-    if (std::filesystem::is_directory(p, ec)) {
-      for (const auto& e : std::filesystem::directory_iterator(p, ec)) {
-        if (std::string line = file_line(e.path()); !line.empty()) lines.push_back(std::move(line));
-      }
-    } else if (std::string line = file_line(p); !line.empty()) {
-      lines.push_back(std::move(line));
-    }
-  }
-  std::sort(lines.begin(), lines.end());
-  std::string text = std::string(kConverterVersion) + " " + settings + "\n";
-  for (const auto& l : lines) text += l + "\n";
-  return hex64(fnv1a64(text));
-}
 
 std::filesystem::path default_cache_dir() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");

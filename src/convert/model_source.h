@@ -39,9 +39,4 @@ std::filesystem::path cache_home(const ModelSourceOptions& options);
 std::filesystem::path build_cached(const std::filesystem::path& cache, const std::string& key, const std::string& what,
                                    const std::function<void(const std::filesystem::path&)>& build);
 
-// Names, sizes and modification times of the files (and of the files in the folders) given, plus
-// `settings`: the cache key of anything converted from them (the one place keys are computed).
-// Contents are not hashed.
-std::string files_fingerprint(const std::vector<std::filesystem::path>& paths, const std::string& settings);
-
 }  // namespace drivevqa
