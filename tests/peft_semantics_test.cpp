@@ -256,7 +256,9 @@ TEST(PeftSemantics, CatastrophicRegexesFinishFast) {
   EXPECT_THROW(PeftRegex(std::string(3000, '('), "test"), InputError);
   const PeftAdapter a(adapter_with("catastrophic", {{"target_modules", "(.*a*)*(a*)*.*(_proj|qkv)"}}));
   EXPECT_EQ(a.untargeted().size(), 0u);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2.0);
+  // Backtracking would take longer than the universe on these; linear time is well under a second
+  // here (3.4 s under the sanitizers), so the bound only tells the two apart.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 60.0);
 }
 
 }  // namespace
