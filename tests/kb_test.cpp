@@ -155,13 +155,18 @@ TEST(Kb, SigtermDuringTheIndexBuildLeavesNothingBehind) {
   const std::vector<std::string> argv = {test::drivevqa_binary(), "kb", "--kb_file", (dir / "kb.json").string(),
                                          "--kb_index", (dir / "idx" / "kb.sqlite").string()};
   std::filesystem::create_directory(dir / "idx");
-  const auto start = std::chrono::steady_clock::now();
-  ASSERT_EQ(test::run_process(argv).exit_code, 0);
-  const auto build = std::chrono::steady_clock::now() - start;
-  std::filesystem::remove_all(dir / "idx");
-  std::filesystem::create_directory(dir / "idx");
+  // The build is under way once its hidden temporary folder exists (it is made after the KB is read);
+  // the signal goes then, not after a guessed delay that a loaded machine can outrun.
   const int pid = test::spawn_process(argv);
-  std::this_thread::sleep_for(build / 2);
+  const auto building = [&] {
+    for (const auto& e : std::filesystem::directory_iterator(dir / "idx")) {
+      if (e.path().filename().string().rfind(".", 0) == 0) return true;
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (!building() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(building()) << "the index build never started";
   ::kill(pid, SIGTERM);
   EXPECT_EQ(test::wait_process(pid), 130);
   size_t left = 0;
