@@ -217,6 +217,22 @@ TEST(PeftSemantics, TensorsTheModelCannotPlaceAreRefused) {
   EXPECT_TRUE(contains(e, "too long")) << e.substr(0, 300);
 }
 
+// Two alpha_pattern keys match layer 0's q_proj: as PEFT's get_pattern_key, the first in the
+// file wins (not the last, nor the first in sorted order).
+TEST(PeftSemantics, PatternKeysAreTriedInTheFilesOrder) {
+  for (const bool specific_first : {true, false}) {
+    const auto dir = adapter_of(specific_first ? "pattern-order-a" : "pattern-order-b",
+                                {{"base_model.model.model.layers.0.self_attn.q_proj", {128, 128}}});
+    const std::string patterns = specific_first ? R"("layers.0.self_attn.q_proj": 8, "q_proj": 16)"
+                                                : R"("q_proj": 16, "layers.0.self_attn.q_proj": 8)";
+    test::write_bytes(dir / "adapter_config.json", R"({"peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"],
+                        "rank_pattern": {"q_proj": 2, "layers.0.self_attn.q_proj": 2}, "alpha_pattern": {)" + patterns + "}}");
+    const PeftAdapter adapter(dir);
+    ASSERT_EQ(adapter.modules().size(), 1u);
+    EXPECT_FLOAT_EQ(adapter.modules()[0].scale, (specific_first ? 8.0f : 16.0f) / 2.0f) << patterns;
+  }
+}
+
 TEST(PeftSemantics, CheckpointNumbersOfAnyLength) {
   const auto dir = test::scratch_dir("peft-checkpoints");
   for (const char* n : {"checkpoint-100", "checkpoint-9223372036854775807", "checkpoint-99999999999999999999",

@@ -102,6 +102,7 @@ CommandAction add_ask_command(CLI::App& app) {
                                                          : FlashAttention::kAuto;
     ModelFiles files = resolve_model(a->model, a->sources);
     if (!a->lora.empty()) files = with_lora(files, a->lora, a->sources);
+    a->engine.planned_context = planned_answer_context(image_ptrs, a->engine, a->generation.max_new_tokens);
     const std::unique_ptr<Model> model = Model::load(files, a->engine);
     const AnswerFormat format = answer_format_from_name(a->answer_format);
     const McqFormat mcq_format = a->mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;

@@ -1,10 +1,26 @@
 #include "engine/answer.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "util/stopwatch.h"
 
 namespace drivevqa {
+namespace {
+constexpr int kTokenSide = 28;          // Qwen2.5-VL: 14-pixel patches merged 2x2
+constexpr int kDefaultImageTokens = 4096;
+constexpr int kTextRoom = 1024;         // system prompt, question, answer instruction
+}  // namespace
+
+int planned_answer_context(std::span<const RgbImage* const> images, const EngineOptions& options, int max_new_tokens) {
+  const int most = options.image_max_tokens > 0 ? options.image_max_tokens : kDefaultImageTokens;
+  int64_t cells = kTextRoom + int64_t{max_new_tokens};
+  for (const RgbImage* image : images) {
+    const int64_t tokens = int64_t{(image->width + kTokenSide - 1) / kTokenSide} * ((image->height + kTokenSide - 1) / kTokenSide);
+    cells += std::max<int64_t>(std::min<int64_t>(tokens, most), options.image_min_tokens) + 2;  // + vision start/end
+  }
+  return static_cast<int>(std::min<int64_t>((cells + 255) / 256 * 256, 1 << 30));
+}
 Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
                      const GenerationParams& params, SessionOptions options) {
   Answer answer;

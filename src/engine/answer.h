@@ -21,6 +21,11 @@ struct Answer {
   AnswerTimings timings;
 };
 
+// The largest context answer_prompt makes for `images` and a budget of `max_new_tokens`, for the
+// memory check at load time (EngineOptions::planned_context): every image at its full token count
+// (28x28 pixels a token, within the options' limits) plus room for the text.
+int planned_answer_context(std::span<const RgbImage* const> images, const EngineOptions& options, int max_new_tokens);
+
 // `prompt_text` is the full chat text with one image marker per image. The context takes
 // `session` (its n_ctx is replaced by what the prompt needs).
 Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,

@@ -3,9 +3,14 @@
 #include <gguf.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <thread>
 
 #include "engine/gguf_check.h"
+#include "engine/memory_plan.h"
+#include "util/memory_limits.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
@@ -28,7 +33,27 @@ void forward_engine_log(ggml_log_level level, const char* text, void*) {
   line.clear();
 }
 
+std::string& engine_abort_note() {
+  static std::string note;
+  return note;
+}
+
+// The engine aborts (GGML_ASSERT) where it cannot go on, most often on a failed allocation. The
+// process ends with the engine's message and an exit code instead of SIGABRT.
+void on_engine_abort(const char* message) {
+  const std::string text = message;
+  const bool memory = text.find("NULL") != std::string::npos || text.find("alloc") != std::string::npos ||
+                      text.find("buffer") != std::string::npos;
+  std::fprintf(stderr, "drivevqa: error: the engine stopped: %s%s\n", message,
+               memory ? " (an allocation failed: not enough memory)" : "");
+  if (!engine_abort_note().empty()) std::fprintf(stderr, "drivevqa: %s\n", engine_abort_note().c_str());
+  std::fflush(stderr);
+  ::_exit(static_cast<int>(memory ? ExitCode::kMemory : ExitCode::kFailure));
+}
+
 }  // namespace
+
+void set_engine_abort_note(std::string note) { engine_abort_note() = std::move(note); }
 
 ModelFiles find_model_files(const std::filesystem::path& dir) {
   std::error_code ec;
@@ -58,8 +83,14 @@ llama_flash_attn_type to_llama(FlashAttention fa) {
   }
 }
 
+FlashAttention text_flash_attention(const EngineOptions& options) {
+  const bool on_cpu = options.n_gpu_layers == 0 || !llama_supports_gpu_offload();
+  return options.flash_attention == FlashAttention::kAuto && on_cpu ? FlashAttention::kOff : options.flash_attention;
+}
+
 void install_engine_logging() {
   static const bool installed = [] {
+    ggml_set_abort_callback(on_engine_abort);
     llama_log_set(forward_engine_log, nullptr);
     mtmd_helper_log_set(forward_engine_log, nullptr);
     llama_backend_init();
@@ -68,29 +99,13 @@ void install_engine_logging() {
   (void)installed;
 }
 
-std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions& options) {
-  install_engine_logging();
-  // All files are checked before the engine sees any: llama.cpp and clip.cpp abort on many bad ones.
-  const TextModelFacts text = check_text_model_file(files.text);
-  if (files.lora) check_lora_file(*files.lora, text);
-  check_vision_model_file(files.vision, text.embedding_width);
-
-  std::unique_ptr<Model> model(new Model());
-  model->files_ = files;
-  model->options_ = options;
-
+llama_model_params text_model_params(const EngineOptions& options) {
   llama_model_params mparams = llama_model_default_params();
   mparams.n_gpu_layers = options.n_gpu_layers;
-  // Loading a large model takes minutes: the first Ctrl-C / SIGTERM stops it (util/interrupt.h).
-  mparams.progress_callback = [](float, void*) { return !interrupt_requested(); };
-  model->text_.reset(llama_model_load_from_file(files.text.c_str(), mparams));
-  throw_if_interrupted();
-  if (!model->text_) throw ModelError(files.text.string() + ": the engine could not load this text model");
-  if (files.lora) {
-    model->lora_.reset(llama_adapter_lora_init(model->text_.get(), files.lora->c_str()));
-    if (!model->lora_) throw ModelError(files.lora->string() + ": the engine refused this LoRA adapter for " + files.text.string());
-  }
+  return mparams;
+}
 
+mtmd_context_params vision_context_params(const EngineOptions& options) {
   mtmd_context_params vparams = mtmd_context_params_default();
   vparams.use_gpu = options.n_gpu_layers != 0;
   vparams.print_timings = false;
@@ -99,14 +114,72 @@ std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions&
   vparams.warmup = options.warmup;
   if (options.image_min_tokens > 0) vparams.image_min_tokens = options.image_min_tokens;
   if (options.image_max_tokens > 0) vparams.image_max_tokens = options.image_max_tokens;
-  model->vision_.reset(mtmd_init_from_file(files.vision.c_str(), model->text_.get(), vparams));
-  if (!model->vision_) {
-    throw ModelError(files.vision.string() + ": the engine could not load this vision model for " + files.text.string());
+  return vparams;
+}
+
+namespace {
+
+// The engine refused `file`: for lack of memory when a limit leaves less than the file holds.
+[[noreturn]] void throw_load_failure(const std::filesystem::path& file, const std::string& what) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(file, ec);
+  const MemoryHeadroom h = current_memory_headroom();
+  for (const auto& left : {h.address_space, h.cgroup, h.ram}) {
+    if (left && !ec && *left < size + (64u << 20)) {
+      throw MemoryError(file.string() + ": " + what + ": not enough memory (" + format_bytes(size) + " to load, " +
+                        format_bytes(*left) + " left within the limits)");
+    }
   }
+  throw ModelError(file.string() + ": " + what);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions& options) {
+  install_engine_logging();
+  // All files are checked before the engine sees any: llama.cpp and clip.cpp abort on many bad ones.
+  const TextModelFacts text = check_text_model_file(files.text);
+  if (files.lora) check_lora_file(*files.lora, text);
+  check_vision_model_file(files.vision, text.embedding_width);
+  const MemoryNeed need = measure_memory_need(files, options);
+  require_memory(files.text.string(), need, current_memory_headroom());
+
+  std::unique_ptr<Model> model(new Model());
+  model->files_ = files;
+  model->options_ = options;
+  model->vision_bytes_per_token_ = need.vision_compute_per_token;
+
+  llama_model_params mparams = text_model_params(options);
+  // Loading a large model takes minutes: the first Ctrl-C / SIGTERM stops it (util/interrupt.h).
+  mparams.progress_callback = [](float, void*) { return !interrupt_requested(); };
+  model->text_.reset(llama_model_load_from_file(files.text.c_str(), mparams));
+  throw_if_interrupted();
+  if (!model->text_) throw_load_failure(files.text, "the engine could not load this text model");
+  if (files.lora) {
+    model->lora_.reset(llama_adapter_lora_init(model->text_.get(), files.lora->c_str()));
+    if (!model->lora_) throw_load_failure(*files.lora, "the engine refused this LoRA adapter for " + files.text.string());
+  }
+
+  model->vision_.reset(mtmd_init_from_file(files.vision.c_str(), model->text_.get(), vision_context_params(options)));
+  if (!model->vision_) throw_load_failure(files.vision, "the engine could not load this vision model for " + files.text.string());
   if (!mtmd_support_vision(model->vision_.get())) {
     throw ModelError(files.vision.string() + ": this mmproj has no vision encoder");
   }
   return model;
+}
+
+void Model::require_room_to_encode(size_t image_tokens) const {
+  if (image_tokens <= vision_tokens_ready_ || vision_bytes_per_token_ == 0) return;
+  const uint64_t grow = vision_bytes_per_token_ * (image_tokens - vision_tokens_ready_);
+  const MemoryHeadroom h = current_memory_headroom();
+  for (const auto& left : {h.address_space, h.cgroup, h.ram}) {
+    if (left && *left < grow) {
+      throw MemoryError("an image of " + std::to_string(image_tokens) + " tokens needs " + format_bytes(grow) +
+                        " more for the vision tower, and the memory limits leave " + format_bytes(*left) +
+                        " (a smaller image size needs less)");
+    }
+  }
+  vision_tokens_ready_ = image_tokens;
 }
 
 }  // namespace drivevqa

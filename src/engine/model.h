@@ -7,37 +7,22 @@
 #include <optional>
 #include <string>
 
+#include "engine/engine_options.h"
 #include "engine/handles.h"
 
 namespace drivevqa {
 
-// The two GGUF files of one model, as `make-model` and `convert` write them into a folder.
-struct ModelFiles {
-  std::filesystem::path text;    // model.gguf  (arch qwen2vl)
-  std::filesystem::path vision;  // mmproj.gguf (clip, projector qwen2.5vl_merger)
-  std::optional<std::filesystem::path> lora;  // a GGUF LoRA applied to the text model in every context
-};
-
 // Finds model.gguf + mmproj.gguf in `dir`. Throws ModelError saying what is expected when not found.
 ModelFiles find_model_files(const std::filesystem::path& dir);
 
-enum class FlashAttention { kAuto, kOn, kOff };
-
-struct EngineOptions {
-  int n_threads = 0;          // 0: all hardware threads
-  int n_gpu_layers = 0;       // layers offloaded to the GPU; -1 all (needs a GPU build)
-  FlashAttention flash_attention = FlashAttention::kAuto;
-  int image_min_tokens = 0;   // 0: the mmproj's default
-  int image_max_tokens = 0;   // 0: the mmproj's default
-  bool warmup = true;         // run the engine's warm-up passes at load time
-};
-
-int resolved_thread_count(const EngineOptions& options);
-llama_flash_attn_type to_llama(FlashAttention fa);
+// The image size (in tokens) the pinned engine's Qwen2.5-VL warm-up reserves the vision tower's
+// compute buffer for (46 x 46); a larger image makes the buffer grow at its encode.
+constexpr size_t kVisionWarmupTokens = 46 * 46;
 
 class Model {
  public:
-  // Throws ModelError naming the file when either file is missing, is not GGUF, or is refused.
+  // Throws ModelError naming the file when either file is missing, is not GGUF, or is refused, and
+  // MemoryError when the model and its planned context do not fit (engine/memory_plan.h).
   static std::unique_ptr<Model> load(const ModelFiles& files, const EngineOptions& options);
 
   llama_model* text() const { return text_.get(); }
@@ -48,6 +33,11 @@ class Model {
   int embedding_width() const { return llama_model_n_embd_inp(text_.get()); }
   llama_adapter_lora* lora() const { return lora_.get(); }
 
+  // Before the vision tower encodes an image larger than any so far (its compute buffer grows, and
+  // the engine crashes when that allocation fails): throws MemoryError when the limits leave too
+  // little. Not thread-safe, like encoding itself.
+  void require_room_to_encode(size_t image_tokens) const;
+
  private:
   Model() = default;
   ModelFiles files_;
@@ -55,9 +45,19 @@ class Model {
   LlamaModelPtr text_;
   LoraAdapterPtr lora_;  // after text_: freed before the model it belongs to
   MtmdContextPtr vision_;
+  uint64_t vision_bytes_per_token_ = 0;  // 0: not measured, no check
+  mutable size_t vision_tokens_ready_ = kVisionWarmupTokens;
 };
 
-// Routes llama.cpp and mtmd log lines into drivevqa's logger (debug level unless they are errors).
+// The engine's parameters for loading the text model and the vision tower with `options`.
+llama_model_params text_model_params(const EngineOptions& options);
+mtmd_context_params vision_context_params(const EngineOptions& options);
+
+// Routes llama.cpp and mtmd log lines into drivevqa's logger (debug level unless they are errors),
+// and turns an engine abort (an assertion, most often a failed allocation) into its message and
+// exit 6 (an allocation failed) or 1, instead of SIGABRT.
 void install_engine_logging();
+// A line printed after an engine abort's message, e.g. where the work finished so far is kept.
+void set_engine_abort_note(std::string note);
 
 }  // namespace drivevqa

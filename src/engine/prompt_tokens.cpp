@@ -83,6 +83,7 @@ EncodedPrompt encode(const Model& model, TokenizedPrompt prompt, EmbeddingCache*
       }
     }
     throw_if_interrupted();  // an image takes seconds at full resolution
+    model.require_room_to_encode(mtmd_input_chunk_get_n_tokens(chunk));
     if (mtmd_encode_chunk(model.vision(), chunk) != 0) {
       throw ModelError("the vision tower failed to encode image " + std::to_string(i) + " (out of memory?)");
     }

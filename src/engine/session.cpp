@@ -6,19 +6,24 @@
 #include "util/error.h"
 
 namespace drivevqa {
-Session::Session(const Model& model, const SessionOptions& options) : model_(model), options_(options) {
+llama_context_params context_params_for(const EngineOptions& engine, const SessionOptions& options) {
   llama_context_params cparams = llama_context_default_params();
   cparams.n_ctx = static_cast<uint32_t>(options.n_ctx);
   cparams.n_batch = static_cast<uint32_t>(options.n_batch);
   cparams.n_ubatch = static_cast<uint32_t>(options.n_ubatch);
   cparams.n_seq_max = static_cast<uint32_t>(options.n_seq_max);
-  cparams.n_threads = resolved_thread_count(model.options());
+  cparams.n_threads = resolved_thread_count(engine);
   cparams.n_threads_batch = cparams.n_threads;
-  cparams.flash_attn_type = to_llama(options.flash_attention.value_or(model.options().flash_attention));
+  cparams.flash_attn_type = to_llama(options.flash_attention.value_or(engine.flash_attention));
   cparams.type_k = options.kv_type;
   cparams.type_v = options.kv_type;
   cparams.kv_unified = true;
   cparams.no_perf = true;
+  return cparams;
+}
+
+Session::Session(const Model& model, const SessionOptions& options) : model_(model), options_(options) {
+  const llama_context_params cparams = context_params_for(model.options(), options);
   ctx_.reset(llama_init_from_model(model.text(), cparams));
   if (!ctx_) {
     throw ModelError(model.files().text.string() + ": the engine could not create an inference context of " +

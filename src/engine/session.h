@@ -88,4 +88,7 @@ class Session {
 
 LlamaSamplerPtr make_sampler(const GenerationParams& params);
 
+// The engine's parameters for a context of `options` over a model run with `engine`.
+llama_context_params context_params_for(const EngineOptions& engine, const SessionOptions& options);
+
 }  // namespace drivevqa

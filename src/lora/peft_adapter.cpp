@@ -130,12 +130,16 @@ float peft_scale(const PeftConfig& c, const std::string& module, int* rank_out) 
   float alpha = c.alpha;
   std::string alpha_key = "lora_alpha";
   for (const auto& [key, value] : c.rank_pattern) {
-    if (pattern_matches(key, module)) r = value;
+    if (pattern_matches(key, module)) {
+      r = value;
+      break;
+    }
   }
   for (const auto& [key, value] : c.alpha_pattern) {
     if (pattern_matches(key, module)) {
       alpha = value;
       alpha_key = "alpha_pattern." + key;
+      break;
     }
   }
   if (rank_out) *rank_out = r;
@@ -164,6 +168,7 @@ PeftAdapter::PeftAdapter(const std::filesystem::path& dir) : dir_(select_adapter
   const std::string where = config_path.string();
   try {
     read_config(j, where);
+    read_patterns(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), where);
     read_targets(j, where);
   } catch (const nlohmann::json::exception&) {
     throw InputError(where + ": a setting has the wrong type (peft_type, use_dora, modules_to_save, r, lora_alpha, "
@@ -191,11 +196,21 @@ void PeftAdapter::read_config(const nlohmann::json& j, const std::string& where)
   // folded into B would divide by it.
   if (config_.alpha == 0.0f) throw InputError(where + ": lora_alpha is 0, so the adapter would change nothing");
   config_.use_rslora = j.value("use_rslora", false);
+}
+
+void PeftAdapter::read_patterns(std::string_view text, const std::string& where) {
+  // nlohmann::json sorts an object's keys; the file's order comes from an order-keeping parse of
+  // the same (already checked) text.
+  const auto j = nlohmann::ordered_json::parse(text);
+  const auto number = [&](const nlohmann::ordered_json& v, const std::string& key, auto type) {
+    if (auto n = json_number<decltype(type)>(nlohmann::json(v))) return *n;
+    throw InputError(where + ": " + key + " is not a number in range");
+  };
   if (j.contains("rank_pattern") && j["rank_pattern"].is_object()) {
-    for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern[k] = number(v, "rank_pattern." + k, 0);
+    for (const auto& [k, v] : j["rank_pattern"].items()) config_.rank_pattern.emplace_back(k, number(v, "rank_pattern." + k, 0));
   }
   if (j.contains("alpha_pattern") && j["alpha_pattern"].is_object()) {
-    for (const auto& [k, v] : j["alpha_pattern"].items()) config_.alpha_pattern[k] = number(v, "alpha_pattern." + k, 0.0f);
+    for (const auto& [k, v] : j["alpha_pattern"].items()) config_.alpha_pattern.emplace_back(k, number(v, "alpha_pattern." + k, 0.0f));
   }
 }
 

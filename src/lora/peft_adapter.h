@@ -58,8 +58,9 @@ struct PeftConfig {
   int r = 8;
   float alpha = 8;
   bool use_rslora = false;
-  std::map<std::string, int> rank_pattern;
-  std::map<std::string, float> alpha_pattern;
+  // In the file's order: as PEFT's get_pattern_key, the first key that matches a module wins.
+  std::vector<std::pair<std::string, int>> rank_pattern;
+  std::vector<std::pair<std::string, float>> alpha_pattern;
   PeftTargets targets;
 };
 
@@ -81,6 +82,7 @@ class PeftAdapter {
 
  private:
   void read_config(const nlohmann::json& j, const std::string& where);
+  void read_patterns(std::string_view text, const std::string& where);
   void read_targets(const nlohmann::json& j, const std::string& where);
   void load_weights();
 

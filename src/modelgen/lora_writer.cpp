@@ -61,7 +61,7 @@ void write_adapter(const HfModelConfig& config, const std::filesystem::path& dir
   write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
   PeftConfig peft;
   peft.r = o.rank;
-  peft.rank_pattern = o.rank_pattern;
+  peft.rank_pattern.assign(o.rank_pattern.begin(), o.rank_pattern.end());
   std::vector<SafetensorsEntry> entries;
   for (const Pair& p : lora_pairs(config, o.vision)) {
     int r = o.rank;

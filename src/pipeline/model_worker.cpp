@@ -28,6 +28,13 @@ size_t shared_prefix_length(const std::vector<FrameQuestion>& questions) {
 
 }  // namespace
 
+EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options) {
+  engine.planned_context = (options.max_context + 255) / 256 * 256;
+  engine.planned_sequences = std::min(options.parallel > 0 ? options.parallel : kMaxParallel, kMaxParallel) + 1;
+  engine.planned_kv_type = options.kv_type;
+  return engine;
+}
+
 ModelWorker::ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters)
     : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings : 0) {}
 
@@ -37,14 +44,7 @@ void ModelWorker::ensure_session(size_t cells, int sequences) {
   if (session_ && static_cast<size_t>(session_->options().n_ctx) >= cells && session_->options().n_seq_max >= sequences) return;
   SessionOptions o;
   o.kv_type = options_.kv_type;
-  // On the CPU, llama.cpp's flash-attention kernel rounds differently depending on which other
-  // sequences share the batch, while the plain kernel does not (measured: 11 of 69 demo answers
-  // drifted with it, none without), and it is no faster for the short question suffixes. Unless
-  // the user chose, the text context goes without it there; the vision tower keeps it (6x faster).
-  const bool on_cpu = model_->options().n_gpu_layers == 0 || !llama_supports_gpu_offload();
-  if (model_->options().flash_attention == FlashAttention::kAuto && on_cpu) {
-    o.flash_attention = FlashAttention::kOff;
-  }
+  o.flash_attention = text_flash_attention(model_->options());
   const size_t keep = session_ ? static_cast<size_t>(session_->options().n_ctx) : 0;
   o.n_ctx = static_cast<int>((std::max(cells, keep) + 255) / 256 * 256);
   o.n_seq_max = std::max(sequences, session_ ? session_->options().n_seq_max : 1);

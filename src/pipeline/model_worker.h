@@ -35,6 +35,10 @@ struct FrameQuestion {
   GenerationParams params;
 };
 
+// `engine` with the plan of the largest context a ModelWorker with `options` makes, for the memory
+// check at load time (engine/memory_plan.h).
+EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options);
+
 class ModelWorker {
  public:
   ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "engine/model.h"
 #include "pipeline/progress.h"
 #include "results/results_file.h"
 #include "util/error.h"
@@ -31,6 +32,8 @@ double peak_rss_megabytes() {
 RunSummary run_job(const RunJob& job, Runner& runner) {
   require_writable_file_path(job.output_file, "");  // before any work
   Journal journal(journal_path_for(job.output_file), job.journal_key, job.overwrite_journal);
+  set_engine_abort_note("the answers finished so far are kept in " + journal.path().string() +
+                        "; the same command goes on from there");
   RunSummary summary;
   summary.items = job.items.size();
   std::vector<std::optional<ItemResult>> results(job.items.size());

@@ -18,6 +18,7 @@ enum class ExitCode : int {
   kInput = 3,        // unreadable or malformed input data (question file, image, KB)
   kModel = 4,        // model files missing, not GGUF, or rejected by the engine
   kOutput = 5,       // results, journal or generated files could not be written
+  kMemory = 6,       // a model does not fit in the memory limits (ulimit -v, cgroup, RAM, GPU)
   kInterrupted = 130 // SIGINT / SIGTERM
 };
 
@@ -36,6 +37,14 @@ struct InputError : Error {
 };
 struct ModelError : Error {
   explicit ModelError(const std::string& m) : Error(ExitCode::kModel, m) {}
+
+ protected:
+  ModelError(ExitCode code, const std::string& m) : Error(code, m) {}
+};
+// A model that cannot be used for lack of memory: a ModelError (the 72B model's fallback acts on
+// it) with its own exit code.
+struct MemoryError : ModelError {
+  explicit MemoryError(const std::string& m) : ModelError(ExitCode::kMemory, m) {}
 };
 struct OutputError : Error {
   explicit OutputError(const std::string& m) : Error(ExitCode::kOutput, m) {}
