@@ -2,6 +2,8 @@
 // real runs under `ulimit -v`, and the limit readers on cgroup and meminfo files.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -107,6 +109,31 @@ TEST_F(MemoryLimit, AModelThatDoesNotFitIsRefusedBeforeItLoadsNamingTheLimit) {
   EXPECT_NE(run.err.find("ulimit -v"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("KV cache"), std::string::npos) << run.err;
   EXPECT_EQ(run.err.find("answered"), std::string::npos) << "refused before any work: " << run.err;
+}
+
+// A memory cgroup of its own (v1 or v2, where this machine lets a test make one) holding a run:
+// below what the model needs the run is refused (exit 6) instead of being killed by the kernel.
+TEST(MemoryCgroup, ARunInASmallCgroupIsRefusedNotKilled) {
+  const bool v2 = fs::exists("/sys/fs/cgroup/cgroup.controllers");
+  const fs::path group = v2 ? fs::path("/sys/fs/cgroup") / ("drivevqa-test-" + std::to_string(::getpid()))
+                            : fs::path("/sys/fs/cgroup/memory") / ("drivevqa-test-" + std::to_string(::getpid()));
+  std::error_code ec;
+  if (!fs::create_directory(group, ec) || ec) GTEST_SKIP() << "cannot make a memory cgroup here: " << ec.message();
+  const char* limit_file = v2 ? "memory.max" : "memory.limit_in_bytes";
+  std::ofstream(group / limit_file) << 700 * 1024 * 1024 << "\n";
+  if (test::read_text(group / limit_file).rfind("734003200", 0) != 0) {
+    fs::remove(group, ec);
+    GTEST_SKIP() << "this cgroup does not take a memory limit";
+  }
+  const auto dir = test::scratch_dir("memory-cgroup");
+  const std::string cmd = "echo $$ > '" + (group / "cgroup.procs").string() + "' && exec '" + test::drivevqa_binary() +
+                          "' run --json_file '" + (test::demo_dir() / "questions.json").string() + "' --image_base_dir '" +
+                          test::demo_dir().string() + "' --output_file '" + (dir / "out.json").string() + "' --model_7b '" +
+                          test::tiny_model_dir().string() + "' -t 2 --max_new_tokens_cap 3 --limit 4";
+  const auto r = test::run_process({"/bin/sh", "-c", cmd});
+  fs::remove(group, ec);
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("the memory cgroup's limit"), std::string::npos) << r.err;
 }
 
 void write_file(const fs::path& path, const std::string& text) {

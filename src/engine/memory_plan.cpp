@@ -146,6 +146,7 @@ void require_memory(const std::string& model, const MemoryNeed& need, const Memo
   for (const auto& [name, bytes] : need.parts) parts += (parts.empty() ? "" : ", ") + name + " " + format_bytes(bytes);
   const auto refuse = [&](uint64_t wanted, const std::string& limit, uint64_t left) {
     throw MemoryError(model + ": not enough memory: the model and a context of its planned size need " + format_bytes(wanted) +
+                      (limit.find("ulimit") != std::string::npos ? " of address space" : " of written memory (weights read through mmap aside)") +
                       " (" + parts + "), " + limit + " leaves " + format_bytes(left) +
                       " (a smaller context, fewer questions at once or smaller images need less)");
   };

@@ -329,6 +329,12 @@ void PeftAdapter::load_weights() {
                      std::to_string(by_module.size()) + " LoRA pairs in adapter_model.safetensors, e.g. " +
                      first_names(untargeted_));
   }
+  // PEFT fills in a model type's default targets for a config without any (or refuses it); a
+  // saved adapter always names them, so one without is applied as its file says, with a word.
+  if (config_.targets.any) {
+    spdlog::warn("adapter {}: its config names no target_modules; all {} LoRA pairs in the file are applied", dir_.string(),
+                 modules_.size());
+  }
   // PEFT creates LoRA layers only on targeted modules; other pairs in the file are unexpected keys
   // it does not load. Left out the same way, but said.
   if (!untargeted_.empty()) {
