@@ -4,10 +4,12 @@
 # bundle. It is fetched once into a cache folder outside the clone and built there, Release, keyed
 # by the pin and the backend, so fresh clones and CI runs on the same machine reuse the engine
 # build. DRIVEVQA_LLAMA_CPP_DIR points at any other llama.cpp checkout instead (built in this
-# build tree). The only pin is DRIVEVQA_ENGINE_NPM_VERSION below.
+# build tree). The pin is the package version plus the llama.cpp commit its bundle must hold: a
+# republished package or a damaged cache is refused, not built.
 
 set(DRIVEVQA_ENGINE_NPM_PACKAGE "node-llama-cpp")
 set(DRIVEVQA_ENGINE_NPM_VERSION "3.22.1")
+set(DRIVEVQA_ENGINE_COMMIT "de3ff815ea7d559ee917f063901b8986f038abc6")  # 2026-09-28
 
 set(DRIVEVQA_LLAMA_CPP_DIR "" CACHE PATH "Use this llama.cpp checkout instead of the pinned one")
 if(DEFINED ENV{XDG_CACHE_HOME} AND NOT "$ENV{XDG_CACHE_HOME}" STREQUAL "")
@@ -63,6 +65,20 @@ if(NOT DRIVEVQA_LLAMA_CPP_DIR AND NOT EXISTS "${ENGINE_SOURCE_DIR}/.drivevqa-fet
   file(WRITE "${ENGINE_SOURCE_DIR}/.drivevqa-fetched" "${DRIVEVQA_ENGINE_NPM_VERSION}\n")
 endif()
 
+# The fetched source (new or cached) is the pinned commit.
+if(NOT DRIVEVQA_LLAMA_CPP_DIR)
+  find_program(GIT git REQUIRED)
+  execute_process(COMMAND ${GIT} -C "${ENGINE_SOURCE_DIR}" rev-parse HEAD
+                  OUTPUT_VARIABLE _engine_commit OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc ERROR_QUIET)
+  if(NOT _rc EQUAL 0 OR NOT _engine_commit STREQUAL DRIVEVQA_ENGINE_COMMIT)
+    # The next configure fetches and builds again.
+    file(REMOVE "${ENGINE_SOURCE_DIR}/.drivevqa-fetched" "${ENGINE_BUILD_DIR}/.drivevqa-built")
+    message(FATAL_ERROR "${ENGINE_SOURCE_DIR} holds llama.cpp commit '${_engine_commit}', not the pinned "
+                        "${DRIVEVQA_ENGINE_COMMIT} of ${DRIVEVQA_ENGINE_NPM_PACKAGE}@${DRIVEVQA_ENGINE_NPM_VERSION}; "
+                        "it was removed from use: configure again to fetch it anew")
+  endif()
+endif()
+
 # The stamp is written only after a complete build, so an interrupted build is resumed, never trusted.
 set(_stamp "${ENGINE_BUILD_DIR}/.drivevqa-built")
 set(_stamp_text "${DRIVEVQA_ENGINE_NPM_VERSION};${_backend};${_engine_targets}")
@@ -87,10 +103,10 @@ endif()
 file(LOCK "${_engine_home}/.lock" RELEASE)
 
 set(ENGINE_BIN_DIR "${ENGINE_BUILD_DIR}/bin")
-add_library(drivevqa_engine INTERFACE)
-target_include_directories(drivevqa_engine SYSTEM INTERFACE
+add_library(llama_cpp_engine INTERFACE)
+target_include_directories(llama_cpp_engine SYSTEM INTERFACE
   "${ENGINE_SOURCE_DIR}/include" "${ENGINE_SOURCE_DIR}/ggml/include" "${ENGINE_SOURCE_DIR}/tools/mtmd")
-target_link_libraries(drivevqa_engine INTERFACE
+target_link_libraries(llama_cpp_engine INTERFACE
   "${ENGINE_BIN_DIR}/libmtmd.so" "${ENGINE_BIN_DIR}/libllama.so"
   "${ENGINE_BIN_DIR}/libggml.so" "${ENGINE_BIN_DIR}/libggml-base.so")
 set(ENGINE_QWEN2_VOCAB "${ENGINE_SOURCE_DIR}/models/ggml-vocab-qwen2.gguf")

@@ -6,7 +6,7 @@
 #include <map>
 #include <numeric>
 
-#include "modelgen/presets.h"
+#include "qwen25vl/presets.h"
 #include "modelgen/random_model.h"
 #include "support/test_support.h"
 

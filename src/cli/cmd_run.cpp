@@ -20,6 +20,7 @@
 #include "util/interrupt.h"
 #include "util/path_roles.h"
 #include "util/stopwatch.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "modelgen/presets.h"
-#include "modelgen/qwen_vocab.h"
+#include "qwen25vl/presets.h"
+#include "qwen25vl/qwen_vocab.h"
 
 namespace drivevqa {
 

@@ -9,7 +9,7 @@
 #include "convert/finite_check.h"
 #include "convert/hf_config.h"
 #include "convert/safetensors.h"
-#include "modelgen/qwen_gguf_keys.h"
+#include "qwen25vl/qwen_gguf_keys.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/stopwatch.h"

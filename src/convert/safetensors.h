@@ -20,7 +20,7 @@ struct TensorView {
   std::string name;
   StDtype dtype = StDtype::kF32;
   std::vector<int64_t> shape;  // PyTorch order (outermost first)
-  const uint8_t* data = nullptr;
+  const uint8_t* data = nullptr;  // into its file's mapping: valid while that SafetensorsFile lives
   size_t bytes = 0;
 
   int64_t element_count() const;
@@ -60,6 +60,7 @@ class Checkpoint {
  public:
   // Uses model.safetensors.index.json when present, else every *.safetensors in file-name order.
   explicit Checkpoint(const std::filesystem::path& dir);
+  // Views valid while this Checkpoint lives.
   const TensorView* find(const std::string& name) const;
   const TensorView& at(const std::string& name) const;  // throws InputError naming the tensor
   const std::map<std::string, const TensorView*>& all() const { return index_; }

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-#include "prompt/chat_prompt.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/text.h"

@@ -7,11 +7,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <filesystem>
+#include <string_view>
 #include <string>
 #include <vector>
 
 namespace drivevqa {
+
+// The camera order of every item's images and of every prompt (the seed's order).
+inline constexpr std::array<std::string_view, 6> kCameraOrder = {
+    "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT"};
 
 // Track 1 questions are under 1 KB; a longer one is refused (error answer) rather than evaluated.
 inline constexpr size_t kMaxQuestionBytes = 16384;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <memory>
 
-#include "convert/finite_check.h"
+#include "engine/finite_values.h"
 #include "engine/gguf_check_reader.h"
 #include "util/error.h"
 
@@ -118,7 +118,7 @@ void check_tensor_data_in_file(const gguf_context* gguf, const std::string& file
              std::to_string(file_size) + "-byte file");
     }
   }
-  check_gguf_sampled_values(gguf, file);  // convert/finite_check.h: NaN/Inf in a sample of each float tensor
+  check_gguf_sampled_values(gguf, file);  // engine/finite_values.h: NaN/Inf in a sample of each float tensor
 }
 
 TextModelFacts check_text_model_file(const std::filesystem::path& path) {

@@ -53,6 +53,7 @@ struct Generation {
 class Session {
  public:
   // Throws ModelError when the engine cannot create the context (e.g. out of memory).
+  // `model` must outlive the session (the context belongs to its llama_model).
   Session(const Model& model, const SessionOptions& options);
 
   // Appends the prompt to sequence `seq` starting at `n_past`; returns the next free position.

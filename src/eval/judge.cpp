@@ -109,34 +109,6 @@ std::string user_message(const JudgeItem& item) {
 // ---------------------------------------------------------------------------------------------
 // The reply cache: one SQLite connection, shared by the workers under a mutex.
 
-class SqliteDb {
- public:
-  explicit SqliteDb(const std::filesystem::path& path) : path_(path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
-      const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw OutputError(path.string() + ": cannot open the judge cache (" + message + ")");
-    }
-    sqlite3_busy_timeout(db_, 10000);  // another run may be writing the same cache
-  }
-  ~SqliteDb() { sqlite3_close(db_); }
-  SqliteDb(const SqliteDb&) = delete;
-  SqliteDb& operator=(const SqliteDb&) = delete;
-
-  sqlite3* get() const { return db_; }
-  const std::filesystem::path& path() const { return path_; }
-  [[noreturn]] void fail(const char* what) const {
-    throw OutputError(path_.string() + ": judge cache: " + what + " failed (" + sqlite3_errmsg(db_) + ")");
-  }
-  void exec(const char* sql) const {
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(sql);
-  }
-
- private:
-  std::filesystem::path path_;
-  sqlite3* db_ = nullptr;
-};
-
 // Statements of the cache: errors name the cache file.
 class Statement : public SqliteStatement {
  public:
@@ -154,7 +126,8 @@ class ReplyCache {
       std::error_code ec;
       std::filesystem::create_directories(path.parent_path(), ec);
     }
-    db_.emplace(path);
+    db_.emplace(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, ExitCode::kOutput, "judge cache");
+    sqlite3_busy_timeout(db_->get(), 10000);  // another run may be writing the same cache
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec("CREATE TABLE IF NOT EXISTS judge_replies (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
               "prompt TEXT NOT NULL, reply TEXT NOT NULL)");

@@ -4,7 +4,6 @@
 
 #include <cctype>
 
-#include "results/journal.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/text.h"

@@ -27,61 +27,40 @@ class Statement : public SqliteStatement {
   Statement(sqlite3* db, const char* sql) : SqliteStatement(db, sql, ExitCode::kFailure, "knowledge base index") {}
 };
 
-void exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    const std::string message = err ? err : "unknown error";
-    sqlite3_free(err);
-    throw Error(ExitCode::kFailure, "knowledge base index: " + message);
-  }
+SqliteDb open_db(const std::filesystem::path& path, int flags) {
+  return SqliteDb(path, flags, ExitCode::kOutput, "knowledge base index");
 }
 
-sqlite3* open_db(const std::filesystem::path& path, int flags) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
-    const std::string message = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    throw OutputError(path.string() + ": cannot open the knowledge base index (" + message + ")");
-  }
-  return db;
-}
-
-// The content hash recorded in a complete index, or "" when the file is not one.
 // SQLite's own page check: a damaged index (a bad disk, a copy cut short) is rebuilt, not trusted
 // because its meta table still says it is complete.
 bool pages_intact(const std::filesystem::path& path) {
-  sqlite3* db = nullptr;
   bool ok = false;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+  if (const auto db = SqliteDb::try_open(path, SQLITE_OPEN_READONLY)) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db->get(), "PRAGMA quick_check", -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
       const unsigned char* text = sqlite3_column_text(stmt, 0);
       ok = text && std::string(reinterpret_cast<const char*>(text)) == "ok";
     }
     sqlite3_finalize(stmt);
   }
-  sqlite3_close(db);
   if (!ok) spdlog::warn("the knowledge base index {} is damaged: building it again", path.string());
   return ok;
 }
 
+// The content hash recorded in a complete index, or "" when the file is not one.
 std::string recorded_hash(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return "";
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    sqlite3_close(db);
-    return "";
-  }
+  const auto db = SqliteDb::try_open(path, SQLITE_OPEN_READONLY);
+  if (!db) return "";
   std::string hash;
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'content_hash' AND "
-                             "(SELECT value FROM meta WHERE key = 'schema') = ?", -1, &stmt, nullptr) == SQLITE_OK) {
+  if (sqlite3_prepare_v2(db->get(), "SELECT value FROM meta WHERE key = 'content_hash' AND "
+                                    "(SELECT value FROM meta WHERE key = 'schema') = ?", -1, &stmt, nullptr) == SQLITE_OK) {
     sqlite3_bind_int(stmt, 1, kSchemaVersion);
     if (sqlite3_step(stmt) == SQLITE_ROW) hash = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
   }
   sqlite3_finalize(stmt);
-  sqlite3_close(db);
   return hash;
 }
 
@@ -93,7 +72,7 @@ double term_weight(int64_t df, int64_t notes, double tf_q, double q_len, double 
 
 // The whole-KB search's postings: for every term, the kImpactListLength notes it adds most BM25 to
 // (table impacts, best first), and the columns' mean lengths.
-void write_impacts(sqlite3* db, const KbFile& kb, double& avg_q, double& avg_qa) {
+void write_impacts(const SqliteDb& db, const KbFile& kb, double& avg_q, double& avg_qa) {
   struct Note {
     std::vector<uint32_t> q, qa;  // token ids
   };
@@ -154,8 +133,8 @@ void write_impacts(sqlite3* db, const KbFile& kb, double& avg_q, double& avg_qa)
       }
     }
   }
-  exec(db, "CREATE TABLE impacts(term TEXT, weight REAL, id INTEGER, PRIMARY KEY(term, weight, id)) WITHOUT ROWID;");
-  Statement insert(db, "INSERT INTO impacts VALUES(?, ?, ?)");
+  db.exec("CREATE TABLE impacts(term TEXT, weight REAL, id INTEGER, PRIMARY KEY(term, weight, id)) WITHOUT ROWID;");
+  Statement insert(db.get(), "INSERT INTO impacts VALUES(?, ?, ?)");
   for (size_t t = 0; t < best.size(); ++t) {
     for (const Posting& p : best[t]) {
       // Stored negated, so that an index range scan yields the heaviest first.
@@ -167,56 +146,50 @@ void write_impacts(sqlite3* db, const KbFile& kb, double& avg_q, double& avg_qa)
 }
 
 void build(const KbFile& kb, const std::filesystem::path& path) {
-  sqlite3* db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  try {
-    exec(db, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; BEGIN;");
-    exec(db,
-         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
-         "CREATE TABLE entries(id INTEGER PRIMARY KEY, scene TEXT, frame TEXT, question TEXT, answer TEXT, "
-         "category TEXT, norm_question TEXT);"
-         "CREATE VIRTUAL TABLE notes USING fts5(question, question_answer, tokenize = 'unicode61');"
-         "CREATE VIRTUAL TABLE notes_terms USING fts5vocab(notes, 'row');");
-    Statement insert(db, "INSERT INTO entries VALUES(?, ?, ?, ?, ?, ?, ?)");
-    Statement insert_text(db, "INSERT INTO notes(rowid, question, question_answer) VALUES(?, ?, ?)");
-    int64_t id = 0;
-    for (const KbEntry& e : kb.entries) {
-      if (++id % 1024 == 0) throw_if_interrupted();  // a big KB takes minutes: Ctrl-C stops it, nothing published
-      insert.bind(1, id).bind(2, e.scene_token).bind(3, e.frame_token).bind(4, e.question).bind(5, e.answer)
-          .bind(6, e.category).bind(7, normalise_question(e.question));
-      insert.step();
-      insert.reset();
-      const std::string q = replace_object_refs(e.question);
-      insert_text.bind(1, id).bind(2, q).bind(3, q + " " + replace_object_refs(e.answer));
-      insert_text.step();
-      insert_text.reset();
-    }
-    exec(db,
-         "CREATE INDEX entries_key ON entries(scene, frame, norm_question);"
-         "CREATE INDEX entries_frame ON entries(frame);"
-         "CREATE INDEX entries_scene ON entries(scene);");
-    // Document frequencies as a plain table (a B-tree lookup per query term) and the columns'
-    // mean lengths: what BM25 needs besides a note's own text.
-    exec(db,
-         "CREATE TABLE terms(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;"
-         "INSERT INTO terms SELECT term, doc FROM notes_terms;");
-    Statement meta(db, "INSERT INTO meta VALUES(?, ?)");
-    double avg_q = 0, avg_qa = 0;
-    write_impacts(db, kb, avg_q, avg_qa);
-    meta.bind(1, std::string("avg_question")).bind(2, std::to_string(avg_q)).step();
-    meta.reset();
-    meta.bind(1, std::string("avg_question_answer")).bind(2, std::to_string(avg_qa)).step();
-    meta.reset();
-    meta.bind(1, std::string("schema")).bind(2, std::to_string(kSchemaVersion)).step();
-    meta.reset();
-    meta.bind(1, std::string("skipped")).bind(2, std::to_string(kb.skipped)).step();
-    meta.reset();
-    meta.bind(1, std::string("content_hash")).bind(2, kb.content_hash).step();
-    exec(db, "COMMIT;");
-  } catch (...) {
-    sqlite3_close(db);
-    throw;
+  const SqliteDb db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  db.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; BEGIN;");
+  db.exec(
+      "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+      "CREATE TABLE entries(id INTEGER PRIMARY KEY, scene TEXT, frame TEXT, question TEXT, answer TEXT, "
+      "category TEXT, norm_question TEXT);"
+      "CREATE VIRTUAL TABLE notes USING fts5(question, question_answer, tokenize = 'unicode61');"
+      "CREATE VIRTUAL TABLE notes_terms USING fts5vocab(notes, 'row');");
+  Statement insert(db.get(), "INSERT INTO entries VALUES(?, ?, ?, ?, ?, ?, ?)");
+  Statement insert_text(db.get(), "INSERT INTO notes(rowid, question, question_answer) VALUES(?, ?, ?)");
+  int64_t id = 0;
+  for (const KbEntry& e : kb.entries) {
+    if (++id % 1024 == 0) throw_if_interrupted();  // a big KB takes minutes: Ctrl-C stops it, nothing published
+    insert.bind(1, id).bind(2, e.scene_token).bind(3, e.frame_token).bind(4, e.question).bind(5, e.answer)
+        .bind(6, e.category).bind(7, normalise_question(e.question));
+    insert.step();
+    insert.reset();
+    const std::string q = replace_object_refs(e.question);
+    insert_text.bind(1, id).bind(2, q).bind(3, q + " " + replace_object_refs(e.answer));
+    insert_text.step();
+    insert_text.reset();
   }
-  sqlite3_close(db);
+  db.exec(
+      "CREATE INDEX entries_key ON entries(scene, frame, norm_question);"
+      "CREATE INDEX entries_frame ON entries(frame);"
+      "CREATE INDEX entries_scene ON entries(scene);");
+  // Document frequencies as a plain table (a B-tree lookup per query term) and the columns'
+  // mean lengths: what BM25 needs besides a note's own text.
+  db.exec(
+      "CREATE TABLE terms(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;"
+      "INSERT INTO terms SELECT term, doc FROM notes_terms;");
+  Statement meta(db.get(), "INSERT INTO meta VALUES(?, ?)");
+  double avg_q = 0, avg_qa = 0;
+  write_impacts(db, kb, avg_q, avg_qa);
+  meta.bind(1, std::string("avg_question")).bind(2, std::to_string(avg_q)).step();
+  meta.reset();
+  meta.bind(1, std::string("avg_question_answer")).bind(2, std::to_string(avg_qa)).step();
+  meta.reset();
+  meta.bind(1, std::string("schema")).bind(2, std::to_string(kSchemaVersion)).step();
+  meta.reset();
+  meta.bind(1, std::string("skipped")).bind(2, std::to_string(kb.skipped)).step();
+  meta.reset();
+  meta.bind(1, std::string("content_hash")).bind(2, kb.content_hash).step();
+  db.exec("COMMIT;");
 }
 
 struct QueryTerm {
@@ -317,16 +290,16 @@ std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, con
   index->entries_ = kb.entries.size();
   index->content_hash_ = kb.content_hash;
   index->skipped_ = kb.skipped;
-  index->db_ = open_db(index->path_, SQLITE_OPEN_READONLY);
-  Statement avg(index->db_, "SELECT key, value FROM meta WHERE key IN ('avg_question', 'avg_question_answer')");
+  index->db_ = std::make_unique<SqliteDb>(index->path_, SQLITE_OPEN_READONLY, ExitCode::kOutput, "knowledge base index");
+  Statement avg(index->db_->get(), "SELECT key, value FROM meta WHERE key IN ('avg_question', 'avg_question_answer')");
   while (avg.step()) (avg.text(0) == "avg_question" ? index->avg_question_ : index->avg_question_answer_) = std::stod(avg.text(1));
   return index;
 }
 
-KbIndex::~KbIndex() { sqlite3_close(db_); }
+KbIndex::~KbIndex() = default;
 
 std::optional<KbEntry> KbIndex::exact(const std::string& scene, const std::string& frame, const std::string& question) const {
-  Statement s(db_, "SELECT scene, frame, question, answer, category FROM entries "
+  Statement s(db_->get(), "SELECT scene, frame, question, answer, category FROM entries "
                    "WHERE scene = ? AND frame = ? AND norm_question = ? ORDER BY id LIMIT 1");
   s.bind(1, scene).bind(2, frame).bind(3, normalise_question(question));
   if (!s.step()) return std::nullopt;
@@ -337,13 +310,13 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
                                      int k) const {
   std::vector<KbHit> hits;
   if (k <= 0) return hits;
-  const std::vector<QueryTerm> terms = query_terms(db_, question);
+  const std::vector<QueryTerm> terms = query_terms(db_->get(), question);
   const int64_t notes = static_cast<int64_t>(entries_);
   // The narrowest non-empty tier, as the seed's same-frame / same-scene preference. A frame or a
   // scene holds few notes: each is scored directly, with the same BM25 as the whole-KB search.
   for (const auto& [tier, column, value] : {std::tuple{"frame", "frame", &frame}, std::tuple{"scene", "scene", &scene}}) {
     if (value->empty()) continue;
-    Statement members(db_, (std::string("SELECT scene, frame, question, answer, category FROM entries WHERE ") + column +
+    Statement members(db_->get(), (std::string("SELECT scene, frame, question, answer, category FROM entries WHERE ") + column +
                             " = ? ORDER BY id").c_str());
     members.bind(1, *value);
     std::vector<KbHit> ranked;
@@ -360,7 +333,7 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
   // The whole KB: candidates from the informative terms' impact lists (the notes each term adds
   // most BM25 to), ranked by the sum of those parts; the best are rescored with the full BM25.
   std::unordered_map<int64_t, double> partial;
-  Statement postings(db_, "SELECT id, weight FROM impacts WHERE term = ? ORDER BY weight, id");
+  Statement postings(db_->get(), "SELECT id, weight FROM impacts WHERE term = ? ORDER BY weight, id");
   for (size_t i = 0; i < terms.size(); ++i) {
     if (i > 0 && terms[i].df * 10 > notes) break;  // terms in more than a tenth of the notes weigh next to nothing
     postings.bind(1, terms[i].token);
@@ -371,7 +344,7 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
   for (const auto& [id, weight] : partial) candidates.emplace_back(weight, id);
   const size_t rescored = std::min(candidates.size(), static_cast<size_t>(std::max(4 * k, 32)));
   std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(rescored), candidates.end());
-  Statement entry(db_, "SELECT scene, frame, question, answer, category FROM entries WHERE id = ?");
+  Statement entry(db_->get(), "SELECT scene, frame, question, answer, category FROM entries WHERE id = ?");
   std::vector<std::pair<int64_t, KbHit>> ranked;
   for (size_t i = 0; i < rescored; ++i) {
     entry.bind(1, candidates[i].second);

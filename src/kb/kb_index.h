@@ -11,7 +11,6 @@
 // index path is rebuilt, never trusted. A KB without one usable note is refused (InputError).
 #pragma once
 
-#include <sqlite3.h>
 
 #include <filesystem>
 #include <memory>
@@ -28,6 +27,8 @@ struct KbHit {
   double score = 0;    // BM25 (lower is better); 0 for entries taken without a text match
   std::string tier;    // "frame", "scene" or "all": where the candidates came from
 };
+
+class SqliteDb;
 
 class KbIndex {
  public:
@@ -57,7 +58,7 @@ class KbIndex {
  private:
   KbIndex() = default;
   std::filesystem::path path_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<SqliteDb> db_;  // read-only; KbIndex is not copyable
   bool rebuilt_ = false;
   size_t duplicates_ = 0;
   double build_seconds_ = 0;

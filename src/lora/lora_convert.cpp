@@ -9,7 +9,7 @@
 
 #include "convert/content_key.h"
 #include "convert/finite_check.h"
-#include "modelgen/gguf_stream_writer.h"
+#include "qwen25vl/gguf_stream_writer.h"
 #include "util/error.h"
 
 namespace drivevqa {

@@ -27,6 +27,7 @@ std::filesystem::path select_adapter_dir(const std::filesystem::path& dir);
 struct LoraModule {
   std::string module;         // module path in the hub layout, e.g. "model.layers.3.self_attn.q_proj"
   std::string peft_name;      // as the file names it (the key PEFT matched), e.g. "model.language_model.layers.3..."
+  // Into the adapter's mapped file: valid while the PeftAdapter that made them lives.
   const TensorView* a = nullptr;  // [r, in]
   const TensorView* b = nullptr;  // [out, r]
   int rank = 0;

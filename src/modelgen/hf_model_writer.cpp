@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "modelgen/qwen_vocab.h"
+#include "qwen25vl/qwen_vocab.h"
 #include "modelgen/safetensors_writer.h"
 #include "util/error.h"
 #include "util/atomic_file.h"

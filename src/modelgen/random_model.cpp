@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "modelgen/gguf_stream_writer.h"
-#include "modelgen/qwen_gguf_keys.h"
-#include "modelgen/qwen_vocab.h"
+#include "qwen25vl/gguf_stream_writer.h"
+#include "qwen25vl/qwen_gguf_keys.h"
+#include "qwen25vl/qwen_vocab.h"
 #include "util/error.h"
 #include "util/text.h"
 

@@ -12,7 +12,7 @@
 
 #include <ggml.h>
 
-#include "modelgen/presets.h"
+#include "qwen25vl/presets.h"
 
 namespace drivevqa {
 

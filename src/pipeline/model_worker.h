@@ -41,6 +41,7 @@ EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options)
 
 class ModelWorker {
  public:
+  // `counters` must outlive the worker (it adds to them as it works).
   ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters);
   ~ModelWorker();
 

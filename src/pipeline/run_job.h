@@ -43,6 +43,12 @@ struct RunSummary {
 
 std::filesystem::path journal_path_for(const std::filesystem::path& output_file);
 
+// Answers the job's items with `runner`, appending each answer to the journal
+// (journal_path_for(output_file)) as it is known, then writes the results file atomically.
+// Throws OutputError (results or journal cannot be written; the journal keeps what was
+// appended), Error(kInterrupted) after Ctrl-C / SIGTERM (the results file then holds the items
+// answered so far, the journal all of them), ModelError / MemoryError when the 7B model cannot be
+// used (the journal keeps what was answered). The journal stays locked while it runs.
 RunSummary run_job(const RunJob& job, Runner& runner);
 
 // The summary as JSON (--stats_json): counts, stage seconds, peak memory.

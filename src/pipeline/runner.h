@@ -24,21 +24,10 @@
 #include "pipeline/model_worker.h"
 #include "pipeline/run_counters.h"
 #include "prompt/task_prompts.h"
+#include "results/item_result.h"
 #include "route/route.h"
 
 namespace drivevqa {
-
-// Error answers start with this, so that users and tools can find them.
-inline constexpr std::string_view kErrorAnswerPrefix = "[drivevqa error] ";
-
-struct ItemResult {
-  Subtask subtask = Subtask::kPerceptionMcq;
-  ModelSize routed = ModelSize::k7B;
-  std::string model_used;   // "7B", "72B", "7B_fallback", "kb"; "none" for error answers
-  std::string answer;
-  size_t generated_tokens = 0;
-  bool is_error = false;
-};
 
 enum class RagMode { kOff, kHint, kOverride };
 

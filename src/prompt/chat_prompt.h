@@ -10,11 +10,9 @@
 #include <string_view>
 #include <vector>
 
-namespace drivevqa {
+#include "dataset/question_file.h"  // kCameraOrder
 
-// The camera order of every prompt (the seed's order).
-inline constexpr std::array<std::string_view, 6> kCameraOrder = {
-    "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT"};
+namespace drivevqa {
 
 // Equal to mtmd_default_marker(); the engine checks this at load time.
 inline constexpr std::string_view kImageMarker = "<__media__>";

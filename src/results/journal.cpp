@@ -76,10 +76,6 @@ int open_locked(const std::filesystem::path& path) {
 
 }  // namespace
 
-std::string fingerprint(const void* data, size_t size) {
-  return hex64(fnv1a64(data, size)) + "-" + std::to_string(size);
-}
-
 std::string journal_item_identity(const QuestionItem& item) {
   return fingerprint(item.scene_token + '\n' + item.frame_token + '\n' + item.question);
 }

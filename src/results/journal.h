@@ -15,7 +15,7 @@
 #include <string>
 
 #include "dataset/question_file.h"
-#include "pipeline/runner.h"
+#include "results/item_result.h"
 
 namespace drivevqa {
 
@@ -57,8 +57,5 @@ class Journal {
   int fd_ = -1;
   std::map<size_t, JournalEntry> entries_;
 };
-
-std::string fingerprint(const void* data, size_t size);
-inline std::string fingerprint(const std::string& text) { return fingerprint(text.data(), text.size()); }
 
 }  // namespace drivevqa

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "dataset/question_file.h"
-#include "pipeline/runner.h"
+#include "results/item_result.h"
 
 namespace drivevqa {
 

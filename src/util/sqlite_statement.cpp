@@ -2,6 +2,32 @@
 
 namespace drivevqa {
 
+SqliteDb::SqliteDb(const std::filesystem::path& path, int flags, ExitCode code, std::string what)
+    : path_(path), code_(code), what_(std::move(what)) {
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error(code_, path.string() + ": cannot open the " + what_ + " (" + message + ")");
+  }
+}
+
+std::unique_ptr<SqliteDb> SqliteDb::try_open(const std::filesystem::path& path, int flags) {
+  std::unique_ptr<SqliteDb> db(new SqliteDb());
+  db->path_ = path;
+  if (sqlite3_open_v2(path.c_str(), &db->db_, flags, nullptr) != SQLITE_OK) return nullptr;  // ~SqliteDb closes it
+  return db;
+}
+
+void SqliteDb::exec(const char* sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    const std::string message = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw Error(code_, path_.string() + ": " + what_ + ": " + message);
+  }
+}
+
 SqliteStatement::SqliteStatement(sqlite3* db, const char* sql, ExitCode code, std::string what)
     : code_(code), what_(std::move(what)) {
   if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail(db);

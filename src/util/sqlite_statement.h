@@ -1,18 +1,44 @@
-// A prepared SQLite statement that finalizes itself (RAII), shared by every SQLite user (the
-// knowledge-base index, the judge's reply cache).
+// An SQLite connection and its prepared statements, each closing itself (RAII), shared by every
+// SQLite user (the knowledge-base index, the judge's reply cache).
 //
-// What must hold: the database handle outlives the statement; a failed prepare or step throws
-// Error with the exit code and message prefix given at construction (e.g. "knowledge base index").
+// What must hold: a connection outlives its statements (declare the SqliteDb first); a failed
+// open, exec, prepare or step throws Error with the exit code and the message prefix given at
+// construction (e.g. "knowledge base index").
 #pragma once
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <string>
 
 #include "util/error.h"
 
 namespace drivevqa {
+
+class SqliteDb {
+ public:
+  // Throws Error(code, "<path>: cannot open the <what> (<reason>)").
+  SqliteDb(const std::filesystem::path& path, int flags, ExitCode code, std::string what);
+  // nullptr when the file cannot be opened: for probes that treat that as "not there".
+  static std::unique_ptr<SqliteDb> try_open(const std::filesystem::path& path, int flags);
+  ~SqliteDb() { sqlite3_close(db_); }
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
+
+  sqlite3* get() const { return db_; }
+  const std::filesystem::path& path() const { return path_; }
+  // Runs `sql` (statements without results); throws Error(code, "<what>: <reason>").
+  void exec(const char* sql) const;
+
+ private:
+  SqliteDb() = default;
+  std::filesystem::path path_;
+  sqlite3* db_ = nullptr;
+  ExitCode code_ = ExitCode::kFailure;
+  std::string what_;
+};
 
 class SqliteStatement {
  public:

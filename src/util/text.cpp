@@ -33,6 +33,10 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
+std::string fingerprint(const void* data, size_t size) {
+  return hex64(fnv1a64(data, size)) + "-" + std::to_string(size);
+}
+
 std::string to_lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

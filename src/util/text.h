@@ -25,6 +25,10 @@ inline uint64_t fnv1a64(std::string_view s) { return fnv1a64(s.data(), s.size())
 // 16 lower-case hex digits.
 std::string hex64(uint64_t v);
 
+// Content id of bytes: FNV-1a as hex64, a dash, the size ("0123...cdef-42").
+std::string fingerprint(const void* data, size_t size);
+inline std::string fingerprint(const std::string& text) { return fingerprint(text.data(), text.size()); }
+
 std::string to_lower(std::string_view s);
 
 // `s` without leading and trailing white space (ASCII isspace).

@@ -1,4 +1,4 @@
-#include "modelgen/gguf_stream_writer.h"
+#include "qwen25vl/gguf_stream_writer.h"
 
 #include <cstdio>
 #include <cstring>

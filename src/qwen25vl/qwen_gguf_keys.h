@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 
-#include "modelgen/gguf_stream_writer.h"
-#include "modelgen/presets.h"
-#include "modelgen/qwen_vocab.h"
+#include "qwen25vl/gguf_stream_writer.h"
+#include "qwen25vl/presets.h"
+#include "qwen25vl/qwen_vocab.h"
 
 namespace drivevqa {
 

@@ -1,4 +1,4 @@
-#include "modelgen/qwen_vocab.h"
+#include "qwen25vl/qwen_vocab.h"
 
 #include <gguf.h>
 

@@ -1,4 +1,4 @@
-#include "modelgen/qwen_gguf_keys.h"
+#include "qwen25vl/qwen_gguf_keys.h"
 
 #include "util/error.h"
 

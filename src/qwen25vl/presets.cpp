@@ -1,4 +1,4 @@
-#include "modelgen/presets.h"
+#include "qwen25vl/presets.h"
 
 #include "util/error.h"
 

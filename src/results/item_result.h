@@ -1,0 +1,24 @@
+// What answering one item produced: the unit the journal stores and the results file lists.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "route/route.h"
+
+namespace drivevqa {
+
+// Error answers start with this, so that users and tools can find them.
+inline constexpr std::string_view kErrorAnswerPrefix = "[drivevqa error] ";
+
+struct ItemResult {
+  Subtask subtask = Subtask::kPerceptionMcq;
+  ModelSize routed = ModelSize::k7B;
+  std::string model_used;   // "7B", "72B", "7B_fallback", "kb"; "none" for error answers
+  std::string answer;
+  size_t generated_tokens = 0;
+  bool is_error = false;
+};
+
+}  // namespace drivevqa
