@@ -144,27 +144,28 @@ void require_memory(const std::string& model, const MemoryNeed& need, const Memo
   if (!need.measured) return;
   std::string parts;
   for (const auto& [name, bytes] : need.parts) parts += (parts.empty() ? "" : ", ") + name + " " + format_bytes(bytes);
-  const auto refuse = [&](uint64_t wanted, const std::string& limit, uint64_t left) {
+  // `kind`: what `wanted` counts ("of address space" or "of written memory ...").
+  const auto refuse = [&](uint64_t wanted, const char* kind, const std::string& limit, uint64_t left) {
     throw MemoryError(model + ": not enough memory: the model and a context of its planned size need " + format_bytes(wanted) +
-                      (limit.find("ulimit") != std::string::npos ? " of address space" : " of written memory (weights read through mmap aside)") +
-                      " (" + parts + "), " + limit + " leaves " + format_bytes(left) +
+                      " " + kind + " (" + parts + "), " + limit + " leaves " + format_bytes(left) +
                       " (a smaller context, fewer questions at once or smaller images need less)");
   };
+  const char* kWritten = "of written memory (weights read through mmap aside)";
   const uint64_t address_space = need.mapped + need.host;
   spdlog::debug("{}: memory need {} of address space, {} written ({}); {} mapped now", model, format_bytes(address_space),
                 format_bytes(need.host), parts, format_bytes(mapped_address_space()));
   if (headroom.address_space && address_space > *headroom.address_space) {
-    refuse(address_space, "the address-space limit (ulimit -v)", *headroom.address_space);
+    refuse(address_space, "of address space", "the address-space limit (ulimit -v)", *headroom.address_space);
   }
-  if (headroom.cgroup && need.host > *headroom.cgroup) refuse(need.host, "the memory cgroup's limit", *headroom.cgroup);
-  if (headroom.ram && need.host > *headroom.ram) refuse(need.host, "the machine's available memory", *headroom.ram);
+  if (headroom.cgroup && need.host > *headroom.cgroup) refuse(need.host, kWritten, "the memory cgroup's limit", *headroom.cgroup);
+  if (headroom.ram && need.host > *headroom.ram) refuse(need.host, kWritten, "the machine's available memory", *headroom.ram);
   for (const auto& [device, bytes] : need.devices) {
     for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
       ggml_backend_dev_t dev = ggml_backend_dev_get(i);
       if (device != ggml_backend_dev_name(dev)) continue;
       size_t free = 0, total = 0;
       ggml_backend_dev_memory(dev, &free, &total);
-      if (bytes > free) refuse(bytes, device + "'s free memory", free);
+      if (bytes > free) refuse(bytes, "of GPU memory", device + "'s free memory", free);
     }
   }
 }

@@ -123,12 +123,10 @@ namespace {
 [[noreturn]] void throw_load_failure(const std::filesystem::path& file, const std::string& what) {
   std::error_code ec;
   const uint64_t size = std::filesystem::file_size(file, ec);
-  const MemoryHeadroom h = current_memory_headroom();
-  for (const auto& left : {h.address_space, h.cgroup, h.ram}) {
-    if (left && !ec && *left < size + (64u << 20)) {
-      throw MemoryError(file.string() + ": " + what + ": not enough memory (" + format_bytes(size) + " to load, " +
-                        format_bytes(*left) + " left within the limits)");
-    }
+  const auto left = current_memory_headroom().least();
+  if (left && !ec && *left < size + (64u << 20)) {
+    throw MemoryError(file.string() + ": " + what + ": not enough memory (" + format_bytes(size) + " to load, " +
+                      format_bytes(*left) + " left within the limits)");
   }
   throw ModelError(file.string() + ": " + what);
 }
@@ -171,13 +169,10 @@ std::unique_ptr<Model> Model::load(const ModelFiles& files, const EngineOptions&
 void Model::require_room_to_encode(size_t image_tokens) const {
   if (image_tokens <= vision_tokens_ready_ || vision_bytes_per_token_ == 0) return;
   const uint64_t grow = vision_bytes_per_token_ * (image_tokens - vision_tokens_ready_);
-  const MemoryHeadroom h = current_memory_headroom();
-  for (const auto& left : {h.address_space, h.cgroup, h.ram}) {
-    if (left && *left < grow) {
-      throw MemoryError("an image of " + std::to_string(image_tokens) + " tokens needs " + format_bytes(grow) +
-                        " more for the vision tower, and the memory limits leave " + format_bytes(*left) +
-                        " (a smaller image size needs less)");
-    }
+  if (const auto left = current_memory_headroom().least(); left && *left < grow) {
+    throw MemoryError("an image of " + std::to_string(image_tokens) + " tokens needs " + format_bytes(grow) +
+                      " more for the vision tower, and the memory limits leave " + format_bytes(*left) +
+                      " (a smaller image size needs less)");
   }
   vision_tokens_ready_ = image_tokens;
 }

@@ -60,6 +60,14 @@ std::optional<std::string> own_cgroup(bool v2) {
 
 }  // namespace
 
+std::optional<uint64_t> MemoryHeadroom::least() const {
+  std::optional<uint64_t> least;
+  for (const auto& left : {address_space, cgroup, ram}) {
+    if (left) least = std::min(least.value_or(*left), *left);
+  }
+  return least;
+}
+
 uint64_t mapped_address_space() {
   uint64_t pages = 0;
   if (std::sscanf(read_small_file("/proc/self/statm").c_str(), "%lu", &pages) != 1) return 0;

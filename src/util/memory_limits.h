@@ -22,6 +22,9 @@ struct MemoryHeadroom {
   std::optional<uint64_t> cgroup;
   // MemAvailable + SwapFree from /proc/meminfo.
   std::optional<uint64_t> ram;
+
+  // The smallest of the limits that apply; nullopt when none does.
+  std::optional<uint64_t> least() const;
 };
 
 MemoryHeadroom current_memory_headroom();
