@@ -59,8 +59,9 @@ bool unshare_works() {
 }
 
 // Two processes (each optionally behind `prefix`) ask through one fresh cache at the same time,
-// as often as fits in `budget`: both succeed, one conversion is made, one entry is left.
-void race_conversions(const std::string& name, const std::vector<std::string>& prefix, int max_rounds,
+// `min_rounds` times and then as often as fits in `budget`: both succeed, one conversion is made,
+// one entry is left.
+void race_conversions(const std::string& name, const std::vector<std::string>& prefix, int min_rounds, int max_rounds,
                       std::chrono::seconds budget) {
   const fs::path dir = test::scratch_dir(name);
   write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
@@ -68,7 +69,7 @@ void race_conversions(const std::string& name, const std::vector<std::string>& p
   ASSERT_EQ(reference.exit_code, 0) << reference.err;
   const auto end = Clock::now() + budget;
   int rounds = 0;
-  for (; rounds < max_rounds && (rounds < 3 || Clock::now() < end); ++rounds) {
+  for (; rounds < max_rounds && (rounds < min_rounds || Clock::now() < end); ++rounds) {
     const fs::path cache = dir / ("cache-" + std::to_string(rounds));
     int pids[2];
     for (int k = 0; k < 2; ++k) {
@@ -92,16 +93,20 @@ void race_conversions(const std::string& name, const std::vector<std::string>& p
 }
 
 // 20 rounds as the issue asks where they fit; a round takes ~3 s on the 2-core test machine, so
-// there it is at least 3 rounds and as many as fit in 15 s (the suite's time budget).
+// there it is at least 3 rounds and as many as fit in 15 s (the suite's time budget). Under the
+// sanitizers a round takes ~10 s: 2 rounds there.
 TEST(CachePublish, TwoRunsConvertingOneFolderShareOneEntry) {
-  race_conversions("race", {}, 20, std::chrono::seconds(15));
+  race_conversions("race", {}, test::normal_or_sanitized(3, 2), test::normal_or_sanitized(20, 2),
+                   std::chrono::seconds(test::normal_or_sanitized(15, 0)));
 }
 
 // Both processes are PID 1 of their own namespace: their temporary folders must still differ.
-// Three rounds (the 20 of the issue run without namespaces above, time permitting).
+// Three rounds (the 20 of the issue run without namespaces above, time permitting); 2 under the
+// sanitizers.
 TEST(CachePublish, TwoRunsInSeparatePidNamespacesShareOneEntry) {
   if (!unshare_works()) GTEST_SKIP() << "unshare --pid --fork is not allowed here";
-  race_conversions("race-pidns", {"/usr/bin/unshare", "--pid", "--fork"}, 3, std::chrono::seconds(0));
+  const int rounds = test::normal_or_sanitized(3, 2);
+  race_conversions("race-pidns", {"/usr/bin/unshare", "--pid", "--fork"}, rounds, rounds, std::chrono::seconds(0));
 }
 
 // A stale build folder (its owner file not locked: the process is gone) is removed; a live one
@@ -179,10 +184,14 @@ TEST(CachePublish, KilledConversionAndAdapterMergeAreNeverUsed) {
   const auto ref_lora = test::run_process(ask_args(dir / "hf", dir / "ref", {"--lora", (dir / "adapter").string()}));
   ASSERT_EQ(ref_plain.exit_code, 0) << ref_plain.err;
   ASSERT_EQ(ref_lora.exit_code, 0) << ref_lora.err;
-  EXPECT_GE(kill_then_rerun(dir, plain, dir / "cache", ref_plain.out, {20, 300, 700}), 1) << "no kill landed mid-conversion";
+  // Fewer kills under the sanitizers, where each run is several times slower: the earliest (20 ms,
+  // during start-up) is dropped and the later ones kept.
+  const std::vector<int> conversion_kills_ms = test::normal_or_sanitized<std::vector<int>>({20, 300, 700}, {300, 700});
+  const std::vector<int> merge_kills_ms = test::normal_or_sanitized<std::vector<int>>({20, 80, 200, 400}, {80, 400});
+  EXPECT_GE(kill_then_rerun(dir, plain, dir / "cache", ref_plain.out, conversion_kills_ms), 1) << "no kill landed mid-conversion";
   // The base conversion is in place; the kills land in the adapter merge (or just after it).
   ASSERT_EQ(test::run_process(plain).exit_code, 0);
-  for (const int delay : {20, 80, 200, 400}) {
+  for (const int delay : merge_kills_ms) {
     const int pid = test::spawn_process(with_lora);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     ::kill(pid, SIGKILL);
@@ -239,7 +248,8 @@ TEST(CachePublish, KilledKbIndexBuildIsNeverUsed) {
     fs::remove(dir / "out.json.journal");
   };
   int mid_build = 0;
-  for (const double at : {0.1, 0.3, 0.5, 0.7, 0.9}) {
+  // Three kill points under the sanitizers, each run being several times slower there.
+  for (const double at : test::normal_or_sanitized<std::vector<double>>({0.1, 0.3, 0.5, 0.7, 0.9}, {0.3, 0.5, 0.7})) {
     fs::remove_all(dir / "kb");
     fresh_output();
     const int pid = test::spawn_process(argv);

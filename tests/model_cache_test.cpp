@@ -174,11 +174,15 @@ TEST_F(ConvertOut, NonEmptyFolderNeedsOverwriteAndIsReplacedWhole) {
 }
 
 // Killed (-9) or stopped (SIGTERM) at several moments, convert --overwrite leaves the folder whole:
-// the old pair or, once finished, the new one, never a mix; SIGTERM leaves no build folder.
+// the old pair or, once finished, the new one, never a mix; SIGTERM leaves no build folder. Under
+// the sanitizers, where each run is several times slower, two moments per signal and one kill
+// during --quantize.
 TEST_F(ConvertOut, KilledOrStoppedConvertLeavesTheFolderWhole) {
   const auto out = dir_ / "out";
+  const std::vector<int> signal_delays_ms = test::normal_or_sanitized<std::vector<int>>({40, 200, 400}, {40, 400});
+  const std::vector<int> quantize_kills_ms = test::normal_or_sanitized<std::vector<int>>({300, 700, 1100}, {700});
   for (const int signal : {SIGTERM, SIGKILL}) {
-    for (const int delay : {40, 200, 400}) {
+    for (const int delay : signal_delays_ms) {
       std::filesystem::remove_all(out);
       std::filesystem::copy(dir_ / "ref1", out);
       const int pid = test::spawn_process(convert_args(dir_ / "hf2", out, {"--overwrite"}));
@@ -194,7 +198,7 @@ TEST_F(ConvertOut, KilledOrStoppedConvertLeavesTheFolderWhole) {
     }
   }
   // Killed during --quantize (or just before or after): the folder is absent or complete and quantized.
-  for (const int delay : {300, 700, 1100}) {
+  for (const int delay : quantize_kills_ms) {
     const auto q = dir_ / "quantized";
     std::filesystem::remove_all(q);
     const int pid = test::spawn_process(convert_args(dir_ / "hf2", q, {"--quantize", "q8_0"}));

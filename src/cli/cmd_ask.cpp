@@ -16,27 +16,84 @@
 #include "util/error.h"
 
 namespace drivevqa {
+namespace {
+
+struct AskArgs {
+  std::string model;
+  std::vector<std::string> images;
+  std::vector<std::string> cameras;
+  std::string question;
+  std::string system;  // when not given: the built-in prompt for the answer format ("" given: no system turn)
+  CLI::Option* system_given = nullptr;
+  std::string category;
+  std::string answer_format = "structured", mcq_format = "letter";
+  EngineOptions engine;
+  ModelSourceOptions sources;
+  std::string outtype = "bf16";
+  std::string lora;
+  GenerationParams generation;
+  std::string flash_attn = "auto";
+  bool show_prompt = false;
+  bool show_tokens = false;
+};
+
+// --cameras, or the Track 1 order (then IMAGE_<n>) when not given; one name per image.
+std::vector<std::string> camera_names(const AskArgs& a) {
+  std::vector<std::string> cameras = a.cameras;
+  if (cameras.empty()) {
+    for (size_t i = 0; i < a.images.size(); ++i) {
+      cameras.push_back(i < kCameraOrder.size() ? std::string(kCameraOrder[i]) : "IMAGE_" + std::to_string(i + 1));
+    }
+  }
+  if (cameras.size() != a.images.size()) {
+    throw UsageError("--cameras names " + std::to_string(cameras.size()) + " cameras for " +
+                     std::to_string(a.images.size()) + " images");
+  }
+  return cameras;
+}
+
+void ask(AskArgs& a) {
+  const std::vector<std::string> cameras = camera_names(a);
+  std::vector<RgbImage> images;
+  for (const std::string& path : a.images) images.push_back(load_image_file(path));
+  std::vector<const RgbImage*> image_ptrs;
+  for (const RgbImage& image : images) image_ptrs.push_back(&image);
+
+  a.sources.outtype = parse_weight_type(a.outtype);
+  a.engine.flash_attention = a.flash_attn == "on"    ? FlashAttention::kOn
+                             : a.flash_attn == "off" ? FlashAttention::kOff
+                                                     : FlashAttention::kAuto;
+  ModelFiles files = resolve_model(a.model, a.sources);
+  if (!a.lora.empty()) files = with_lora(files, a.lora, a.sources);
+  a.engine.planned_context = planned_answer_context(image_ptrs, a.engine, a.generation.max_new_tokens);
+  const std::unique_ptr<Model> model = Model::load(files, a.engine);
+  const AnswerFormat format = answer_format_from_name(a.answer_format);
+  const McqFormat mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
+  const PromptSet prompts = default_prompts(a.generation.max_new_tokens, format);
+  std::string user = image_block(cameras) + a.question;
+  if (format != AnswerFormat::kFree) {
+    const AnswerShape shape = answer_shape(classify(a.category, a.question), a.question);
+    if (const std::string& line = answer_instruction(prompts, shape, mcq_format); !line.empty()) user += "\n" + line;
+    if (format == AnswerFormat::kStructured) a.generation.grammar = answer_grammar(shape, mcq_format);
+  }
+  const std::string text = render_chatml({a.system_given->count() > 0 ? a.system : prompts.system, user});
+  if (a.show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
+  const Answer answer = answer_prompt(*model, text, image_ptrs, a.generation);
+  std::printf("%s\n", answer.generation.text.c_str());
+  if (a.show_tokens) {
+    std::string ids;
+    for (llama_token t : answer.generation.tokens) ids += std::to_string(t) + " ";
+    std::fprintf(stderr, "tokens: %s\n", ids.c_str());
+  }
+  spdlog::info("{} prompt tokens, {} generated; encode {:.2f} s, prompt {:.2f} s, generate {:.2f} s",
+               answer.prompt_tokens, answer.generation.tokens.size(), answer.timings.encode_seconds,
+               answer.timings.prompt_seconds, answer.timings.generate_seconds);
+}
+
+}  // namespace
 
 CommandAction add_ask_command(CLI::App& app) {
-  struct Args {
-    std::string model;
-    std::vector<std::string> images;
-    std::vector<std::string> cameras;
-    std::string question;
-    std::string system;  // when not given: the built-in prompt for the answer format ("" given: no system turn)
-    CLI::Option* system_given = nullptr;
-    std::string category;
-    std::string answer_format = "structured", mcq_format = "letter";
-    EngineOptions engine;
-    ModelSourceOptions sources;
-    std::string outtype = "bf16";
-    std::string lora;
-    GenerationParams generation;
-    std::string flash_attn = "auto";
-    bool show_prompt = false;
-    bool show_tokens = false;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<AskArgs>();
   CLI::App* cmd = app.add_subcommand("ask", "Answer one question about camera images");
   cmd->add_option("--model", a->model,
                   "Model: a folder with model.gguf + mmproj.gguf, a Hugging Face folder, or a Hugging Face cache root")
@@ -80,52 +137,7 @@ CommandAction add_ask_command(CLI::App& app) {
                   "Fewest LLM tokens per image (0: the model's default)");
   cmd->add_flag("--show_prompt,--show-prompt", a->show_prompt, "Print the chat text sent to the model on stderr");
   cmd->add_flag("--show_tokens,--show-tokens", a->show_tokens, "Print the generated token ids on stderr");
-  return [a] {
-    std::vector<std::string> cameras = a->cameras;
-    if (cameras.empty()) {
-      for (size_t i = 0; i < a->images.size(); ++i) {
-        cameras.push_back(i < kCameraOrder.size() ? std::string(kCameraOrder[i]) : "IMAGE_" + std::to_string(i + 1));
-      }
-    }
-    if (cameras.size() != a->images.size()) {
-      throw UsageError("--cameras names " + std::to_string(cameras.size()) + " cameras for " +
-                       std::to_string(a->images.size()) + " images");
-    }
-    std::vector<RgbImage> images;
-    for (const std::string& path : a->images) images.push_back(load_image_file(path));
-    std::vector<const RgbImage*> image_ptrs;
-    for (const RgbImage& image : images) image_ptrs.push_back(&image);
-
-    a->sources.outtype = parse_weight_type(a->outtype);
-    a->engine.flash_attention = a->flash_attn == "on" ? FlashAttention::kOn
-                                : a->flash_attn == "off" ? FlashAttention::kOff
-                                                         : FlashAttention::kAuto;
-    ModelFiles files = resolve_model(a->model, a->sources);
-    if (!a->lora.empty()) files = with_lora(files, a->lora, a->sources);
-    a->engine.planned_context = planned_answer_context(image_ptrs, a->engine, a->generation.max_new_tokens);
-    const std::unique_ptr<Model> model = Model::load(files, a->engine);
-    const AnswerFormat format = answer_format_from_name(a->answer_format);
-    const McqFormat mcq_format = a->mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
-    const PromptSet prompts = default_prompts(a->generation.max_new_tokens, format);
-    std::string user = image_block(cameras) + a->question;
-    if (format != AnswerFormat::kFree) {
-      const AnswerShape shape = answer_shape(classify(a->category, a->question), a->question);
-      if (const std::string& line = answer_instruction(prompts, shape, mcq_format); !line.empty()) user += "\n" + line;
-      if (format == AnswerFormat::kStructured) a->generation.grammar = answer_grammar(shape, mcq_format);
-    }
-    const std::string text = render_chatml({a->system_given->count() > 0 ? a->system : prompts.system, user});
-    if (a->show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
-    const Answer answer = answer_prompt(*model, text, image_ptrs, a->generation);
-    std::printf("%s\n", answer.generation.text.c_str());
-    if (a->show_tokens) {
-      std::string ids;
-      for (llama_token t : answer.generation.tokens) ids += std::to_string(t) + " ";
-      std::fprintf(stderr, "tokens: %s\n", ids.c_str());
-    }
-    spdlog::info("{} prompt tokens, {} generated; encode {:.2f} s, prompt {:.2f} s, generate {:.2f} s",
-                 answer.prompt_tokens, answer.generation.tokens.size(), answer.timings.encode_seconds,
-                 answer.timings.prompt_seconds, answer.timings.generate_seconds);
-  };
+  return [a] { ask(*a); };
 }
 
 }  // namespace drivevqa

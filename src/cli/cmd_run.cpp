@@ -6,9 +6,8 @@
 #include <map>
 #include <set>
 
-#include "cli/bool_flag.h"
 #include "cli/commands.h"
-#include "cli/flag_limits.h"
+#include "cli/run_flags.h"
 #include "dataset/question_file.h"
 #include "kb/kb_index.h"
 #include "pipeline/run_job.h"
@@ -24,23 +23,6 @@
 
 namespace drivevqa {
 namespace {
-
-struct RunArgs {
-  std::string json_file, output_file, image_base_dir, model_7b, model_72b, lora_7b_dir, lora_72b_dir;
-  std::string dtype = "bf16", device_map = "auto", kb_file, rag_mode = "hint";
-  int max_images = 6, max_new_tokens_default = 512, max_new_tokens_cap = 0, kb_topk = 4, threads = 0;
-  int image_max_tokens = 0, parallel = 0, max_context = 32768;
-  int64_t max_pixels = ImageSizing{}.max_pixels, min_pixels = ImageSizing{}.min_pixels;
-  uint32_t seed = 888;
-  size_t limit = 0;
-  float temperature = 1.0f, top_p = 1.0f;
-  int top_k = 50;
-  std::vector<std::string> routes;
-  std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared", stats_json;
-  std::string answer_format = "structured", mcq_format = "letter";
-  bool print_answers = false, overwrite = false, show_config = false, keep_models_loaded = false;
-  std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample, frame_reuse;
-};
 
 int gpu_layers_for(const std::string& device_map) {
   if (device_map == "auto" || device_map == "cuda" || device_map == "gpu") return -1;
@@ -83,70 +65,6 @@ void check_paths(const RunArgs& a, const std::vector<QuestionItem>& items) {
   paths.write_folder("--dump_prompts", a.dump_prompts);
   paths.write_folder("--cache_dir", a.cache_dir);
   paths.check();
-}
-
-// Everything that changes answers, for the journal's key (thread count excluded: resuming on
-// another machine is allowed).
-std::string settings_text(const RunArgs& a, const RunOptions& o) {
-  std::string t;
-  const auto add = [&](const std::string& k, const std::string& v) { t += k + "=" + v + "\n"; };
-  add("model_7b", a.model_7b);
-  add("model_72b", a.model_72b);
-  add("cache_dir", a.cache_dir);
-  add("lora_7b", o.lora_7b ? o.lora_7b->string() : "");
-  add("lora_72b", o.lora_72b ? o.lora_72b->string() : "");
-  add("image_base_dir", a.image_base_dir);
-  add("dtype", a.dtype);
-  add("device_map", a.device_map);
-  add("flash", std::to_string(static_cast<int>(o.engine.flash_attention)));
-  add("image_pixels", std::to_string(o.sizing.min_pixels) + ".." + std::to_string(o.sizing.max_pixels));
-  add("max_images", std::to_string(a.max_images));
-  add("cap", std::to_string(a.max_new_tokens_cap));
-  add("layout", a.prompt_layout);
-  add("answer_format", a.answer_format + "/" + a.mcq_format);
-  add("fallback", std::to_string(o.fallback_72b_to_7b));
-  add("sample", std::to_string(o.generation.do_sample) + "/" + std::to_string(o.generation.seed) + "/" +
-                    std::to_string(o.generation.temperature) + "/" + std::to_string(o.generation.top_p) + "/" +
-                    std::to_string(o.generation.top_k));
-  // Sampled answers are reproduced only with the same batches (README "Reproducibility"): a sampled
-  // run resumes only with the same parallelism and context size.
-  if (o.generation.do_sample) add("batches", std::to_string(a.parallel) + "/" + std::to_string(a.max_context));
-  for (Subtask s : all_subtasks()) add(std::string(subtask_name(s)), std::string(model_size_name(o.routes.model_for(s))));
-  add("kb", a.kb_file.empty() || a.rag_mode == "off" ? "off" : a.rag_mode + " " + std::to_string(a.kb_topk) + " " +
-                                                                 (o.kb ? o.kb->content_hash() : ""));
-  add("prompts", prompts_to_json(o.prompts) + std::to_string(o.prompts.default_budget));
-  return t;
-}
-
-// The resolved command line, for --show_config (and the tests that check the seed's defaults).
-nlohmann::ordered_json config_json(const RunArgs& a) {
-  nlohmann::ordered_json j;
-  j["json_file"] = a.json_file;
-  j["output_file"] = a.output_file;
-  j["image_base_dir"] = a.image_base_dir;
-  j["model_7b"] = a.model_7b;
-  j["model_72b"] = a.model_72b;
-  j["use_lora_7b"] = a.use_lora_7b->value();
-  j["lora_7b_dir"] = a.lora_7b_dir;
-  j["use_lora_72b"] = a.use_lora_72b->value();
-  j["lora_72b_dir"] = a.lora_72b_dir;
-  j["dtype"] = a.dtype;
-  j["device_map"] = a.device_map;
-  j["use_flash_attn"] = a.use_flash_attn->value();
-  j["enable_fallback_72b_to_7b"] = a.fallback->value();
-  j["max_images_per_prompt"] = a.max_images;
-  j["max_new_tokens_default"] = a.max_new_tokens_default;
-  j["do_sample"] = a.do_sample->value();
-  j["seed"] = a.seed;
-  j["limit"] = a.limit;
-  j["kb_file"] = a.kb_file;
-  j["rag_mode"] = a.rag_mode;
-  j["kb_topk"] = a.kb_topk;
-  j["route"] = a.routes;
-  j["max_new_tokens_cap"] = a.max_new_tokens_cap;
-  j["answer_format"] = a.answer_format;
-  j["mcq_format"] = a.mcq_format;
-  return j;
 }
 
 // The pipeline's options from the command line; reads only the --prompts file.
@@ -198,9 +116,10 @@ RunOptions run_options(const RunArgs& a) {
   return options;
 }
 
-void run(RunArgs& a) {
+// `settings` are run_settings(a): what --show_config prints and the journal key holds.
+void run(const RunArgs& a, std::span<const RunSetting> settings) {
   if (a.show_config) {
-    std::printf("%s\n", config_json(a).dump(2).c_str());
+    std::printf("%s\n", settings_json(settings).dump(2).c_str());
     return;
   }
   refuse_unbuilt_features(a);
@@ -226,7 +145,7 @@ void run(RunArgs& a) {
   }
 
   job.output_file = a.output_file;
-  job.journal_key = {fingerprint(input.data(), input.size()), fingerprint(settings_text(a, options))};
+  job.journal_key = {fingerprint(input.data(), input.size()), fingerprint(journal_key_text(settings, options))};
   job.overwrite_journal = a.overwrite;
   job.print_answers = a.print_answers;
   spdlog::info("{} items from {}", job.items.size(), a.json_file);
@@ -270,90 +189,12 @@ void route_only(const std::string& json_file, const std::string& output_file, co
 CommandAction add_run_command(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "Answer a converted Track 1 question file (the seed script's flags)");
-  cmd->add_option("--json_file,--json-file", a->json_file, "Input question list (converted Track 1 JSON)")->required();
-  cmd->add_option("--output_file,--output-file", a->output_file, "Results file to write")->required();
-  cmd->add_option("--image_base_dir,--image-base-dir", a->image_base_dir, "Folder the image paths are relative to");
-  cmd->add_option("--model_7b,--model-7b", a->model_7b,
-                  "7B model: a folder with model.gguf + mmproj.gguf, a Hugging Face folder, or a Hugging Face cache root");
-  cmd->add_option("--model_72b,--model-72b", a->model_72b, "72B model, as --model_7b");
-  a->use_lora_7b = std::make_unique<BoolFlag>(*cmd, "--use_lora_7b,--use-lora-7b", false, "Apply the 7B LoRA adapter");
-  cmd->add_option("--lora_7b_dir,--lora-7b-dir", a->lora_7b_dir, "7B LoRA adapter folder");
-  a->use_lora_72b = std::make_unique<BoolFlag>(*cmd, "--use_lora_72b,--use-lora-72b", false, "Apply the 72B LoRA adapter");
-  cmd->add_option("--lora_72b_dir,--lora-72b-dir", a->lora_72b_dir, "72B LoRA adapter folder");
-  cmd->add_option("--cache_dir,--cache-dir", a->cache_dir, "Where converted Hugging Face models are kept "
-                  "(default ~/.cache/drivevqa/models)");
-  cmd->add_option("--dtype", a->dtype, "bf16 or fp16: the KV cache type, and the weight type when a Hugging Face "
-                  "folder is converted (GGUF weights keep their own type)")
-      ->capture_default_str()->check(CLI::IsMember({"bf16", "fp16"}));
-  cmd->add_option("--device_map,--device-map", a->device_map,
-                  "auto (all layers on the GPU when built with one), cpu, or a number of GPU layers")
-      ->capture_default_str();
-  a->use_flash_attn = std::make_unique<BoolFlag>(*cmd, "--use_flash_attn,--use-flash-attn", false,
-                                                 "Flash attention on (False: off; not given: the engine decides)");
-  a->fallback = std::make_unique<BoolFlag>(*cmd, "--enable_fallback_72b_to_7b,--enable-fallback-72b-to-7b", true,
-                                           "Answer with the 7B model when the 72B model cannot load");
-  cmd->add_option("--max_images_per_prompt,--max-images-per-prompt", a->max_images, "Most images per prompt")
-      ->capture_default_str()->check(CLI::Range(1, 64));
-  cmd->add_option("--max_new_tokens_default,--max-new-tokens-default", a->max_new_tokens_default,
-                  "Token budget of subtasks without their own")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--max_new_tokens_cap,--max-new-tokens-cap", a->max_new_tokens_cap,
-                  "Upper limit on every subtask's token budget (0: none)")->check(CLI::Range(0, 1 << 20));
-  a->do_sample = std::make_unique<BoolFlag>(*cmd, "--do_sample,--do-sample", false, "Sample instead of greedy decoding");
-  cmd->add_option("--seed", a->seed, "Sampling seed (item i uses seed + i)")->capture_default_str();
-  cmd->add_option("--temperature", a->temperature, "Sampling temperature")->capture_default_str()
-      ->check(finite_range(0, 100));
-  cmd->add_option("--top_p,--top-p", a->top_p, "Sampling nucleus")->capture_default_str()->check(finite_range(0, 1));
-  cmd->add_option("--top_k,--top-k", a->top_k, "Sampling top-k (0: off)")->capture_default_str()
-      ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--limit", a->limit, "Answer only the first N items (0: all)");
-  cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON (human annotations)");
-  cmd->add_option("--rag_mode,--rag-mode", a->rag_mode, "off, hint or override")->capture_default_str()
-      ->check(CLI::IsMember({"off", "hint", "override"}));
-  cmd->add_option("--kb_topk,--kb-topk", a->kb_topk, "Knowledge base notes per question")->capture_default_str()
-      ->check(CLI::Range(0, 100));
-  cmd->add_option("--kb_index,--kb-index", a->kb_index, "Where the knowledge base index is kept "
-                  "(default: the cache, keyed by the KB file's content)");
-  cmd->add_option("--route", a->routes, "Route a subtask to a model, e.g. Prediction=72B (repeatable)");
-  cmd->add_option("-t,--threads", a->threads, "CPU threads (0: all)")->check(thread_count_check());
-  cmd->add_option("--image_max_tokens,--image-max-tokens", a->image_max_tokens,
-                  "Most LLM tokens per image (0: as --max_pixels allows); one token is 28x28 pixels")
-      ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--max_pixels,--max-pixels", a->max_pixels,
-                  "Largest image area after resizing, as the Qwen processor's max_pixels")
-      ->capture_default_str()->check(CLI::Range(int64_t{784}, int64_t{1} << 31));
-  cmd->add_option("--min_pixels,--min-pixels", a->min_pixels,
-                  "Smallest image area after resizing, as the Qwen processor's min_pixels")
-      ->capture_default_str()->check(CLI::Range(int64_t{784}, int64_t{1} << 31));
-  cmd->add_option("--parallel", a->parallel,
-                  "Questions of a frame decoded at once (0: as many as the context holds)")
-      ->capture_default_str()->check(CLI::Range(0, 254));
-  cmd->add_option("--max_context,--max-context", a->max_context,
-                  "Most KV cache cells per model (prefix + parallel questions); a frame that needs more goes in waves")
-      ->capture_default_str()->check(CLI::Range(256, 1 << 24));
-  a->frame_reuse = std::make_unique<BoolFlag>(*cmd, "--frame_reuse,--frame-reuse", true,
-                                              "Reuse a frame's decoded, encoded and evaluated images across its questions "
-                                              "(False: every question from scratch, as the seed script)");
-  cmd->add_flag("--keep_models_loaded,--keep-models-loaded", a->keep_models_loaded,
-                "Keep the 72B model in memory while the 7B model runs (default: one model at a time)");
-  cmd->add_option("--stats_json,--stats-json", a->stats_json, "Write the run's counters and stage times as JSON");
-  cmd->add_option("--prompt_layout,--prompt-layout", a->prompt_layout,
-                  "shared: images first, so a frame's questions share one evaluated prefix; seed: the seed's order "
-                  "(context, hint, images, question), nothing shared")
-      ->capture_default_str()->check(CLI::IsMember({"shared", "seed"}));
-  cmd->add_option("--answer_format,--answer-format", a->answer_format,
-                  "structured: MCQ answers are one option letter and yes/no answers open with Yes. or No., enforced "
-                  "while decoding (what the Track 1 scorer reads); free: the seed's free-text answers")
-      ->capture_default_str()->check(CLI::IsMember({"structured", "prompted", "free"}));
-  cmd->add_option("--mcq_format,--mcq-format", a->mcq_format,
-                  "letter: a bare option letter; letter_text: the letter, a period and the option's exact text")
-      ->capture_default_str()->check(CLI::IsMember({"letter", "letter_text"}));
-  cmd->add_option("--prompts", a->prompts_file, "Prompts file replacing parts of the built-in prompts "
-                  "(see `drivevqa prompts`)");
-  cmd->add_option("--dump_prompts,--dump-prompts", a->dump_prompts, "Write each item's exact chat text into this folder");
-  cmd->add_flag("--show_config,--show-config", a->show_config, "Print the resolved settings as JSON and exit");
-  cmd->add_flag("--overwrite", a->overwrite, "Discard a journal made from another input file or other settings");
-  cmd->add_flag("--print_answers,--print-answers", a->print_answers, "Print each question and answer as it finishes");
-  return [a] { run(*a); };
+  register_run_flags(*cmd, *a);
+  return [a, cmd] {
+    const std::vector<RunSetting> settings = run_settings(*a);
+    check_settings_cover_flags(*cmd, settings);
+    run(*a, settings);
+  };
 }
 
 CommandAction add_kb_command(CLI::App& app) {

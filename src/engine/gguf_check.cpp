@@ -9,6 +9,7 @@
 
 #include "engine/finite_values.h"
 #include "engine/gguf_check_reader.h"
+#include "qwen25vl/tensor_table.h"
 #include "util/error.h"
 
 namespace drivevqa {
@@ -56,7 +57,7 @@ void expect_lora_shape(const GgufReader& r, const TensorInfo& t, const Shape& ne
   if (t.ne != ne) r.fail("tensor " + t.name + " has shape " + shape_text(t.ne) + ", expected " + shape_text(ne) + " (" + why + ")");
 }
 
-// llama.cpp checks the base-facing sides of a pair; the rank of a token_embd pair it does not, and
+// llama.cpp checks the base-facing sides of a pair; the rank of an embedding's pair it does not, and
 // the graph's ggml_mul_mat asserts on it.
 void check_pair(const GgufReader& r, const std::string& target, const LoraPair& pair, const TextModelFacts& base) {
   if (!pair.a || !pair.b) r.fail("LoRA pair for " + target + " lacks its " + (pair.a ? ".lora_b" : ".lora_a") + " tensor");
@@ -66,7 +67,7 @@ void check_pair(const GgufReader& r, const std::string& target, const LoraPair& 
   r.expect_usable_type(*pair.a, TensorUse::kMatrix);
   r.expect_usable_type(*pair.b, TensorUse::kMatrix);
   const std::string base_why = target + " is " + shape_text(w) + " in the text model";
-  if (target == "token_embd.weight") {  // looked up by token, so A is [rank, tokens] and B is [rank, width]
+  if (tensor_role(target) == TensorRole::kEmbedding) {  // looked up by token: A is [rank, tokens], B [rank, width]
     const int64_t rank = pair.a->ne[0];
     expect_lora_shape(r, *pair.a, {rank, w[1], 1, 1}, "rank x tokens; " + base_why);
     expect_lora_shape(r, *pair.b, {rank, w[0], 1, 1}, "the rank of " + pair.a->name + " x width; " + base_why);

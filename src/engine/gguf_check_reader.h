@@ -7,10 +7,13 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "qwen25vl/tensor_table.h"
 
 namespace drivevqa::gguf_check {
 
@@ -83,5 +86,22 @@ class GgufReader {
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> by_name_;
 };
+
+// The sizes a tower's shape rules (qwen25vl/tensor_table.h) take in one file, each with where it
+// comes from, e.g. "embedding_length 128", for messages.
+struct TableDims {
+  DimSizes size{};
+  std::array<std::string, static_cast<size_t>(Dim::kCount)> why;
+  void set(Dim d, int64_t value, std::string where_from);
+};
+
+// Checks the file's tensors of one tower against the table: the required ones present, every
+// present one of the table's shape and a type fit for its use, the refused ones absent; for the
+// text attention, the separate or the fused q|k|v form, as llama.cpp loads either. Returns the
+// names it accepted (a loader that refuses any other tensor compares the file's names with them).
+std::set<std::string> check_tower_tensors(const GgufReader& r, Tower tower, const TableDims& dims, int64_t blocks);
+// The size `d` has in the file: from the first present tower-wide tensor whose rule uses it;
+// nullopt when there is none.
+std::optional<int64_t> size_in_file(const GgufReader& r, Tower tower, Dim d);
 
 }  // namespace drivevqa::gguf_check

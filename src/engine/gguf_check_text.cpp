@@ -152,66 +152,19 @@ int64_t check_tokenizer(const GgufReader& r) {
 }
 
 // The tensors llama_model_qwen2vl::load_arch_tensors creates; the loader refuses any other.
-class ExpectedTensors {
- public:
-  explicit ExpectedTensors(const GgufReader& r) : r_(r) {}
-  void need(const std::string& name, const Shape& ne, TensorUse use, const std::string& why) {
-    r_.expect_tensor(name, ne, use, why);
-    names_.insert(name);
-  }
-  bool allow(const std::string& name, const Shape& ne, TensorUse use, const std::string& why) {
-    if (!r_.optional_tensor(name, ne, use, why)) return false;
-    names_.insert(name);
-    return true;
-  }
-  void refuse_others() const {
-    for (const auto& t : r_.tensors()) {
-      if (!names_.count(t.name)) r_.fail("has tensor " + t.name + ", which llama.cpp's qwen2vl loader does not create");
-    }
-  }
-
- private:
-  const GgufReader& r_;
-  std::set<std::string> names_;
-};
-
-void check_layer(const TextHparams& h, int64_t i, ExpectedTensors& e, const GgufReader& r) {
-  const int64_t w = h.width, kv = h.kv_width();
-  const std::string p = "blk." + n(i) + ".";
-  const std::string width = "embedding_length " + n(w);
-  const std::string kv_why = "head_count_kv " + n(h.kv_heads) + " x head_dim " + n(h.head_dim);
-  e.need(p + "attn_norm.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
-  if (r.tensor(p + "attn_qkv.weight")) {  // fused q|k|v, as llama.cpp's converter writes with --fuse-qkv
-    e.need(p + "attn_qkv.weight", {w, w + 2 * kv, 1, 1}, TensorUse::kMatrix, width + " x (width + 2 x " + kv_why + ")");
-    if (e.allow(p + "attn_qkv.bias", {w + 2 * kv, 1, 1, 1}, TensorUse::kVector, "width + 2 x " + kv_why)) return;
-  } else {
-    e.need(p + "attn_q.weight", {w, w, 1, 1}, TensorUse::kMatrix, width + " x " + width);
-    e.need(p + "attn_k.weight", {w, kv, 1, 1}, TensorUse::kMatrix, width + " x " + kv_why);
-    e.need(p + "attn_v.weight", {w, kv, 1, 1}, TensorUse::kMatrix, width + " x " + kv_why);
-  }
-  e.allow(p + "attn_q.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-  e.allow(p + "attn_k.bias", {kv, 1, 1, 1}, TensorUse::kVector, kv_why);
-  e.allow(p + "attn_v.bias", {kv, 1, 1, 1}, TensorUse::kVector, kv_why);
-}
-
 void check_text_tensors(const GgufReader& r, const TextHparams& h) {
-  ExpectedTensors e(r);
-  const int64_t w = h.width, f = h.ffn, v = h.vocab;
-  const std::string width = "embedding_length " + n(w), vocab = n(v) + " tokens", ffn = "feed_forward_length " + n(f);
-  e.need("token_embd.weight", {w, v, 1, 1}, TensorUse::kMatrix, width + " x " + vocab);
-  e.need("output_norm.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
-  e.allow("output.weight", {w, v, 1, 1}, TensorUse::kMatrix, width + " x " + vocab);
-  e.allow("output.bias", {v, 1, 1, 1}, TensorUse::kVector, vocab);
-  for (int64_t i = 0; i < h.layers; ++i) {
-    const std::string p = "blk." + n(i) + ".";
-    check_layer(h, i, e, r);
-    e.need(p + "attn_output.weight", {w, w, 1, 1}, TensorUse::kMatrix, width + " x " + width);
-    e.need(p + "ffn_norm.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
-    e.need(p + "ffn_gate.weight", {w, f, 1, 1}, TensorUse::kMatrix, width + " x " + ffn);
-    e.need(p + "ffn_up.weight", {w, f, 1, 1}, TensorUse::kMatrix, width + " x " + ffn);
-    e.need(p + "ffn_down.weight", {f, w, 1, 1}, TensorUse::kMatrix, ffn + " x " + width);
+  const int64_t w = h.width, kv = h.kv_width();
+  const std::string kv_why = "head_count_kv " + n(h.kv_heads) + " x head_dim " + n(h.head_dim);
+  gguf_check::TableDims dims;
+  dims.set(Dim::kTextWidth, w, "embedding_length " + n(w));
+  dims.set(Dim::kKvWidth, kv, kv_why);
+  dims.set(Dim::kQkvWidth, w + 2 * kv, "(width + 2 x " + kv_why + ")");
+  dims.set(Dim::kTextFfn, h.ffn, "feed_forward_length " + n(h.ffn));
+  dims.set(Dim::kVocab, h.vocab, n(h.vocab) + " tokens");
+  const std::set<std::string> accepted = gguf_check::check_tower_tensors(r, Tower::kText, dims, h.layers);
+  for (const auto& t : r.tensors()) {
+    if (!accepted.count(t.name)) r.fail("has tensor " + t.name + ", which llama.cpp's qwen2vl loader does not create");
   }
-  e.refuse_others();
 }
 
 }  // namespace

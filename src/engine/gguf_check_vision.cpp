@@ -109,55 +109,21 @@ VisionHparams read_hparams(const GgufReader& r, std::optional<int64_t> text_widt
   return h;
 }
 
-void check_block(const GgufReader& r, const VisionHparams& h, int64_t i) {
-  const int64_t w = h.width, f = h.ffn;
-  const std::string b = "v.blk." + n(i) + ".";
-  const std::string width = "embedding_length " + n(w), ffn = "feed_forward_length " + n(f);
-  for (const char* norm : {"ln1", "ln2"}) {
-    r.expect_tensor(b + norm + ".weight", {w, 1, 1, 1}, TensorUse::kVector, width);
-    r.optional_tensor(b + norm + ".bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-  }
-  for (const char* qkv : {"attn_q", "attn_k", "attn_v"}) {  // the graph adds all three biases
-    r.expect_tensor(b + qkv + ".weight", {w, w, 1, 1}, TensorUse::kMatrix, width + " x " + width);
-    r.expect_tensor(b + qkv + ".bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-  }
-  r.expect_tensor(b + "attn_out.weight", {w, w, 1, 1}, TensorUse::kMatrix, width + " x " + width);
-  r.optional_tensor(b + "attn_out.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-  for (const char* in : {"ffn_gate", "ffn_up"}) {
-    r.expect_tensor(b + in + ".weight", {w, f, 1, 1}, TensorUse::kMatrix, width + " x " + ffn);
-    r.optional_tensor(b + in + ".bias", {f, 1, 1, 1}, TensorUse::kVector, ffn);
-  }
-  r.expect_tensor(b + "ffn_down.weight", {f, w, 1, 1}, TensorUse::kMatrix, ffn + " x " + width);
-  r.optional_tensor(b + "ffn_down.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-}
-
-// mm.0 takes the 2x2-merged patches (4 x width); mm.2 gives projection_dim, the text width.
-void check_merger(const GgufReader& r, const VisionHparams& h) {
-  const int64_t merged = 4 * h.width;
-  const auto* first = r.tensor("mm.0.weight");
-  const int64_t hidden = first ? first->ne[1] : merged;
-  const std::string merger = "merger width " + n(hidden), out = "projection_dim " + n(h.projection);
-  r.expect_tensor("mm.0.weight", {merged, hidden, 1, 1}, TensorUse::kMatrix, "4 x embedding_length " + n(h.width) + " x " + merger);
-  r.expect_tensor("mm.0.bias", {hidden, 1, 1, 1}, TensorUse::kVector, merger);
-  r.expect_tensor("mm.2.weight", {hidden, h.projection, 1, 1}, TensorUse::kMatrix, merger + " x " + out);
-  r.expect_tensor("mm.2.bias", {h.projection, 1, 1, 1}, TensorUse::kVector, out);
-}
-
+// The merger's mm.0 takes the 2x2-merged patches (4 x width); its hidden width is the file's own;
+// mm.2 gives projection_dim, the text width.
 void check_vision_tensors(const GgufReader& r, const VisionHparams& h) {
-  const int64_t w = h.width, p = h.patch;
+  const int64_t w = h.width;
   const std::string width = "embedding_length " + n(w);
-  for (const char* absent : {"v.patch_embd.bias", "v.class_embd"}) {
-    if (r.tensor(absent)) r.fail(std::string("has tensor ") + absent + ", which the qwen2.5vl graph asserts is absent");
-  }
-  const std::string kernel = "patch_size " + n(p) + " x patch_size x 3 x " + width;
-  r.expect_tensor("v.patch_embd.weight", {p, p, 3, w}, TensorUse::kConv, kernel);
-  r.expect_tensor("v.patch_embd.weight.1", {p, p, 3, w}, TensorUse::kConv, kernel);
-  r.optional_tensor("v.pre_ln.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
-  r.optional_tensor("v.pre_ln.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-  for (int64_t i = 0; i < h.blocks; ++i) check_block(r, h, i);
-  r.expect_tensor("v.post_ln.weight", {w, 1, 1, 1}, TensorUse::kVector, width);
-  r.optional_tensor("v.post_ln.bias", {w, 1, 1, 1}, TensorUse::kVector, width);
-  check_merger(r, h);
+  gguf_check::TableDims dims;
+  dims.set(Dim::kThree, 3, "3");
+  dims.set(Dim::kVisionWidth, w, width);
+  dims.set(Dim::kVisionFfn, h.ffn, "feed_forward_length " + n(h.ffn));
+  dims.set(Dim::kPatch, h.patch, "patch_size " + n(h.patch));
+  dims.set(Dim::kMergerIn, 4 * w, "4 x " + width);
+  const int64_t hidden = gguf_check::size_in_file(r, Tower::kVision, Dim::kMergerHidden).value_or(4 * w);
+  dims.set(Dim::kMergerHidden, hidden, "merger width " + n(hidden));
+  dims.set(Dim::kProjection, h.projection, "projection_dim " + n(h.projection));
+  gguf_check::check_tower_tensors(r, Tower::kVision, dims, h.blocks);
 }
 
 }  // namespace

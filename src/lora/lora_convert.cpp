@@ -5,44 +5,15 @@
 
 #include <cstring>
 #include <map>
-#include <regex>
 
 #include "convert/content_key.h"
 #include "convert/finite_check.h"
 #include "qwen25vl/gguf_stream_writer.h"
+#include "qwen25vl/tensor_table.h"
 #include "util/error.h"
 
 namespace drivevqa {
 namespace {
-
-struct Target {
-  std::string gguf;       // GGUF weight name
-  size_t rows_from = 0;   // fused vision qkv: the part of B's rows that belongs to this weight
-  size_t rows = 0;        // 0: all
-};
-
-// Hub-layout module -> the GGUF weight(s) it changes.
-std::vector<Target> targets_of(const std::string& module) {
-  static const std::regex text(R"(model\.layers\.(\d+)\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj)");
-  static const std::regex vision(R"(visual\.blocks\.(\d+)\.(attn\.qkv|attn\.proj|mlp\.gate_proj|mlp\.up_proj|mlp\.down_proj))");
-  static const std::regex merger(R"(visual\.merger\.mlp\.(0|2))");
-  static const std::map<std::string, std::string> text_names = {{"q", "attn_q"},       {"k", "attn_k"},     {"v", "attn_v"},
-                                                                {"o", "attn_output"},  {"gate", "ffn_gate"}, {"up", "ffn_up"},
-                                                                {"down", "ffn_down"}};
-  if (module.size() > 200) return {};  // std::regex recurses per character: no long input reaches it
-  std::smatch m;
-  if (std::regex_match(module, m, text)) return {{"blk." + m[1].str() + "." + text_names.at(m[3].str()) + ".weight"}};
-  if (module == "lm_head") return {{"output.weight"}};
-  if (std::regex_match(module, m, vision)) {
-    const std::string b = "v.blk." + m[1].str() + ".";
-    const std::string part = m[2].str();
-    if (part == "attn.qkv") return {{b + "attn_q.weight", 0, 1}, {b + "attn_k.weight", 1, 1}, {b + "attn_v.weight", 2, 1}};
-    if (part == "attn.proj") return {{b + "attn_out.weight"}};
-    return {{b + "ffn_" + part.substr(4, part.size() - 9) + ".weight"}};
-  }
-  if (std::regex_match(module, m, merger)) return {{"mm." + m[1].str() + ".weight"}};
-  return {};
-}
 
 using GgufPtr = std::unique_ptr<gguf_context, decltype(&gguf_free)>;
 using GgmlPtr = std::unique_ptr<ggml_context, decltype(&ggml_free)>;
@@ -59,11 +30,11 @@ std::map<std::string, std::pair<int64_t, int64_t>> tensor_shapes(const std::file
   return shapes;
 }
 
-void check_fits(const LoraModule& m, const Target& t, const std::map<std::string, std::pair<int64_t, int64_t>>& shapes,
+void check_fits(const LoraModule& m, const LoraTarget& t, const std::map<std::string, std::pair<int64_t, int64_t>>& shapes,
                 const std::string& adapter) {
   const auto it = shapes.find(t.gguf);
   if (it == shapes.end()) throw InputError(adapter + ": " + m.module + " targets " + t.gguf + ", which the base model lacks");
-  const int64_t in = m.a->shape[1], out = m.b->shape[0] / (t.rows ? 3 : 1);
+  const int64_t in = m.a->shape[1], out = m.b->shape[0] / t.parts;
   if (it->second.first != in || it->second.second != out) {
     throw InputError(adapter + ": " + m.module + " is " + std::to_string(in) + " -> " + std::to_string(out) +
                      " but the base model's " + t.gguf + " is " + std::to_string(it->second.first) + " -> " +
@@ -72,11 +43,11 @@ void check_fits(const LoraModule& m, const Target& t, const std::map<std::string
 }
 
 // scale * B[rows] * A as a row-major [out, in] f32 matrix (dot products accumulated in double).
-std::vector<float> lora_delta(const LoraModule& m, const Target& t) {
+std::vector<float> lora_delta(const LoraModule& m, const LoraTarget& t) {
   const std::vector<float> a = m.a->to_f32(), b = m.b->to_f32();
   const int64_t r = m.rank, in = m.a->shape[1];
-  const int64_t out = m.b->shape[0] / (t.rows ? 3 : 1);
-  const int64_t first = t.rows ? static_cast<int64_t>(t.rows_from) * out : 0;
+  const int64_t out = m.b->shape[0] / t.parts;
+  const int64_t first = t.part * out;
   std::vector<float> delta(static_cast<size_t>(out * in));
   for (int64_t o = 0; o < out; ++o) {
     const float* brow = &b[static_cast<size_t>((first + o) * r)];
@@ -97,7 +68,7 @@ void write_text_adapter(const PeftAdapter& adapter, const std::vector<const Lora
   gguf_set_val_str(w.kv(), "adapter.type", "lora");
   gguf_set_val_f32(w.kv(), "adapter.lora.alpha", adapter.config().alpha);
   for (const LoraModule* m : modules) {
-    const std::string name = targets_of(m->module)[0].gguf;
+    const std::string name = lora_targets(m->module)[0].gguf;
     w.declare_tensor(name + ".lora_a", GGML_TYPE_F32, {m->a->shape[1], m->rank});
     w.declare_tensor(name + ".lora_b", GGML_TYPE_F32, {m->rank, m->b->shape[0]});
   }
@@ -124,7 +95,7 @@ void write_merged_vision(const std::vector<const LoraModule*>& modules, const st
   GgmlPtr owner(data_ctx, &ggml_free);
   std::map<std::string, std::vector<float>> deltas;
   for (const LoraModule* m : modules) {
-    for (const Target& t : targets_of(m->module)) {
+    for (const LoraTarget& t : lora_targets(m->module)) {
       std::vector<float> d = lora_delta(*m, t);
       auto [it, fresh] = deltas.emplace(t.gguf, std::move(d));
       if (!fresh) throw InputError("two LoRA pairs change " + t.gguf);
@@ -162,10 +133,10 @@ LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const
   const auto vision_shapes = tensor_shapes(base.vision);
   std::vector<const LoraModule*> text, vision;
   for (const LoraModule& m : adapter.modules()) {
-    const std::vector<Target> targets = targets_of(m.module);
+    const std::vector<LoraTarget> targets = lora_targets(m.module);
     if (targets.empty()) throw InputError(where + ": LoRA on " + m.module + " cannot be mapped onto the Qwen2.5-VL engine");
     for (const TensorView* v : {m.a, m.b}) require_finite(*v, where + ": tensor " + v->name);  // before anything is written
-    for (const Target& t : targets) check_fits(m, t, m.vision() ? vision_shapes : text_shapes, where);
+    for (const LoraTarget& t : targets) check_fits(m, t, m.vision() ? vision_shapes : text_shapes, where);
     (m.vision() ? vision : text).push_back(&m);
   }
   std::error_code ec;

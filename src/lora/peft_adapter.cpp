@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "qwen25vl/tensor_table.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/text.h"
@@ -15,13 +16,10 @@
 namespace drivevqa {
 namespace {
 
-// PEFT names: base_model.model.<module>.lora_A.weight; newer transformers nest the language model
-// and the vision tower under model.language_model / model.visual.
+// PEFT names: base_model.model.<module>.lora_A.weight, the module in any checkpoint layout.
 std::string hub_module_name(std::string name) {
   if (name.rfind("base_model.model.", 0) == 0) name = name.substr(17);
-  if (name.rfind("model.language_model.", 0) == 0) return "model." + name.substr(21);
-  if (name.rfind("model.visual.", 0) == 0) return name.substr(6);
-  return name;
+  return hub_name(name);
 }
 
 // rank_pattern / alpha_pattern keys: PEFT's get_pattern_key, re.match("(.*\\.)?(key)$", module).
@@ -221,7 +219,7 @@ bool PeftTargets::targets(const std::string& module) const {
     return false;
   }
   if (any) return true;
-  if (all_linear) return module != "lm_head";
+  if (all_linear) return !is_output_head(module);
   if (regex) return regex->full_match(module);
   if (std::find(names.begin(), names.end(), module) != names.end()) return true;  // PEFT: no layer filter here
   if (!std::any_of(names.begin(), names.end(), [&](const std::string& n) { return ends_with_segment(module, n); })) return false;

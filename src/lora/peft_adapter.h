@@ -16,6 +16,7 @@
 
 #include "convert/safetensors.h"
 #include "lora/peft_regex.h"
+#include "qwen25vl/tensor_table.h"
 
 namespace drivevqa {
 
@@ -25,20 +26,20 @@ namespace drivevqa {
 std::filesystem::path select_adapter_dir(const std::filesystem::path& dir);
 
 struct LoraModule {
-  std::string module;         // module path in the hub layout, e.g. "model.layers.3.self_attn.q_proj"
-  std::string peft_name;      // as the file names it (the key PEFT matched), e.g. "model.language_model.layers.3..."
+  std::string module;         // module path in the hub layout (qwen25vl/tensor_table.h)
+  std::string peft_name;      // as the file names it (the key PEFT matched), in the file's own layout
   // Into the adapter's mapped file: valid while the PeftAdapter that made them lives.
   const TensorView* a = nullptr;  // [r, in]
   const TensorView* b = nullptr;  // [out, r]
   int rank = 0;
   float scale = 0;            // the PEFT scale applied to B·A
-  bool vision() const { return module.rfind("visual.", 0) == 0; }
+  bool vision() const { return is_vision_module(module); }
 };
 
 // Which modules the config puts LoRA layers on, decided as PEFT's check_target_module_exists
 // (peft/tuners/tuners_utils.py) does, on the full module name in the base model: exclude_modules
 // first, then target_modules as a string (re.fullmatch; "all-linear": every linear layer but the
-// output head lm_head) or a list (equal, or ends with "." + entry; only then layers_to_transform
+// output head) or a list (equal, or ends with "." + entry; only then layers_to_transform
 // limits the layer index, found after layers_pattern or as the first numeric segment).
 struct PeftTargets {
   bool any = true;  // the config has no target_modules: every pair in the file
@@ -50,7 +51,7 @@ struct PeftTargets {
   bool has_layers = false;  // layers_to_transform given
   std::vector<std::string> layers;  // layer indices as canonical decimal strings (no leading zeros)
   std::vector<std::shared_ptr<const PeftRegex>> layers_patterns;  // ".*\\.(?:pattern)"
-  std::string description;  // for messages, e.g. target_modules ["q_proj"]
+  std::string description;  // for messages, e.g. target_modules ["<name>"]
 
   bool targets(const std::string& module) const;
 };

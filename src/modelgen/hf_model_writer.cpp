@@ -5,6 +5,7 @@
 #include <map>
 
 #include "qwen25vl/qwen_vocab.h"
+#include "qwen25vl/tensor_table.h"
 #include "modelgen/safetensors_writer.h"
 #include "util/error.h"
 #include "util/atomic_file.h"
@@ -19,59 +20,23 @@ using Json = nlohmann::ordered_json;
 struct HfTensor {
   SafetensorsEntry entry;
   std::vector<std::string> parts;  // GGUF names, concatenated in order (fused qkv)
-  bool patch_embed = false;        // [out, c, t, kh, kw] interleaving the two temporal taps
+  bool temporal_taps = false;      // [out, c, t, kh, kw] interleaving the two temporal taps
 };
 
 std::vector<HfTensor> hf_tensors(const ModelPreset& p, bool new_layout) {
-  const int64_t h = p.text.hidden, kv = p.text.kv_width(), ff = p.text.ffn, vocab = p.text.vocab;
-  const int64_t vh = p.vision.hidden, vff = p.vision.ffn, patch = p.vision.patch, merged = 4 * vh;
-  const std::string lm = new_layout ? "model.language_model." : "model.";
-  const std::string vis = new_layout ? "model.visual." : "visual.";
-  std::vector<HfTensor> t;
-  const auto one = [&](std::string hf, std::vector<int64_t> shape, std::string gguf) {
-    t.push_back({{std::move(hf), std::move(shape)}, {std::move(gguf)}, false});
-  };
-  one(lm + "embed_tokens.weight", {vocab, h}, "token_embd.weight");
-  for (int i = 0; i < p.text.layers; ++i) {
-    const std::string l = lm + "layers." + std::to_string(i) + ".", b = "blk." + std::to_string(i) + ".";
-    one(l + "input_layernorm.weight", {h}, b + "attn_norm.weight");
-    one(l + "self_attn.q_proj.weight", {h, h}, b + "attn_q.weight");
-    one(l + "self_attn.q_proj.bias", {h}, b + "attn_q.bias");
-    one(l + "self_attn.k_proj.weight", {kv, h}, b + "attn_k.weight");
-    one(l + "self_attn.k_proj.bias", {kv}, b + "attn_k.bias");
-    one(l + "self_attn.v_proj.weight", {kv, h}, b + "attn_v.weight");
-    one(l + "self_attn.v_proj.bias", {kv}, b + "attn_v.bias");
-    one(l + "self_attn.o_proj.weight", {h, h}, b + "attn_output.weight");
-    one(l + "post_attention_layernorm.weight", {h}, b + "ffn_norm.weight");
-    one(l + "mlp.gate_proj.weight", {ff, h}, b + "ffn_gate.weight");
-    one(l + "mlp.up_proj.weight", {ff, h}, b + "ffn_up.weight");
-    one(l + "mlp.down_proj.weight", {h, ff}, b + "ffn_down.weight");
+  const DimSizes sizes = dim_sizes(p.text, p.vision);
+  std::vector<HfTensor> out;
+  std::map<std::string, size_t> index;  // checkpoint name -> out
+  for (Tower tower : {Tower::kText, Tower::kVision}) {
+    const int64_t blocks = tower == Tower::kText ? p.text.layers : p.vision.blocks;
+    for (const QwenTensor& t : written_tensors(tower, sizes, blocks)) {
+      const std::string name = new_layout ? new_layout_name(t.hf) : t.hf;
+      const auto [it, fresh] = index.emplace(name, out.size());
+      if (fresh) out.push_back({{name, hf_shape(t)}, {}, t.rule->slice == HfSlice::kTemporalTap});
+      out[it->second].parts.push_back(t.gguf);  // the table lists a fused tensor's parts in order
+    }
   }
-  one(lm + "norm.weight", {h}, "output_norm.weight");
-  one("lm_head.weight", {vocab, h}, "output.weight");
-  t.push_back({{vis + "patch_embed.proj.weight", {vh, 3, 2, patch, patch}},
-               {"v.patch_embd.weight", "v.patch_embd.weight.1"}, true});
-  for (int i = 0; i < p.vision.blocks; ++i) {
-    const std::string l = vis + "blocks." + std::to_string(i) + ".", b = "v.blk." + std::to_string(i) + ".";
-    one(l + "norm1.weight", {vh}, b + "ln1.weight");
-    one(l + "norm2.weight", {vh}, b + "ln2.weight");
-    t.push_back({{l + "attn.qkv.weight", {3 * vh, vh}}, {b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"}, false});
-    t.push_back({{l + "attn.qkv.bias", {3 * vh}}, {b + "attn_q.bias", b + "attn_k.bias", b + "attn_v.bias"}, false});
-    one(l + "attn.proj.weight", {vh, vh}, b + "attn_out.weight");
-    one(l + "attn.proj.bias", {vh}, b + "attn_out.bias");
-    one(l + "mlp.gate_proj.weight", {vff, vh}, b + "ffn_gate.weight");
-    one(l + "mlp.gate_proj.bias", {vff}, b + "ffn_gate.bias");
-    one(l + "mlp.up_proj.weight", {vff, vh}, b + "ffn_up.weight");
-    one(l + "mlp.up_proj.bias", {vff}, b + "ffn_up.bias");
-    one(l + "mlp.down_proj.weight", {vh, vff}, b + "ffn_down.weight");
-    one(l + "mlp.down_proj.bias", {vh}, b + "ffn_down.bias");
-  }
-  one(vis + "merger.ln_q.weight", {vh}, "v.post_ln.weight");
-  one(vis + "merger.mlp.0.weight", {merged, merged}, "mm.0.weight");
-  one(vis + "merger.mlp.0.bias", {merged}, "mm.0.bias");
-  one(vis + "merger.mlp.2.weight", {h, merged}, "mm.2.weight");
-  one(vis + "merger.mlp.2.bias", {h}, "mm.2.bias");
-  return t;
+  return out;
 }
 
 Json config_json(const ModelPreset& p, const std::string& name) {
@@ -171,7 +136,7 @@ void write_random_hf_model(const std::filesystem::path& dir, const RandomModelOp
     const HfTensor& t = *by_name.at(e.name);
     std::vector<std::vector<float>> parts;
     for (const std::string& gguf : t.parts) parts.push_back(random_tensor_values(options.seed, plans.at(gguf)));
-    if (!t.patch_embed) {
+    if (!t.temporal_taps) {
       std::vector<float> out;
       for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
       return out;

@@ -2,44 +2,53 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "convert/hf_config.h"
 #include "lora/peft_adapter.h"
 #include "modelgen/random_model.h"
 #include "modelgen/safetensors_writer.h"
+#include "qwen25vl/tensor_table.h"
 #include "util/atomic_file.h"
 #include "util/files.h"
 
 namespace drivevqa {
 namespace {
 
-struct Pair {
-  std::string module;  // hub-layout module path
-  int64_t in, out;
-};
+std::string leaf(const std::string& module) { return module.substr(module.rfind('.') + 1); }
 
-std::vector<Pair> lora_pairs(const HfModelConfig& c, bool vision) {
-  const int64_t h = c.text.hidden, kv = c.text.kv_width(), ff = c.text.ffn, vh = c.vision.hidden, vff = c.vision.ffn;
-  std::vector<Pair> pairs;
-  for (int i = 0; i < c.text.layers; ++i) {
-    const std::string l = "model.layers." + std::to_string(i) + ".";
-    pairs.push_back({l + "self_attn.q_proj", h, h});
-    pairs.push_back({l + "self_attn.k_proj", h, kv});
-    pairs.push_back({l + "self_attn.v_proj", h, kv});
-    pairs.push_back({l + "self_attn.o_proj", h, h});
-    pairs.push_back({l + "mlp.gate_proj", h, ff});
-    pairs.push_back({l + "mlp.up_proj", h, ff});
-    pairs.push_back({l + "mlp.down_proj", ff, h});
+// The target_modules written, as a real adapter's: every linear module of the text layers and,
+// with vision, the vision blocks' fused attention input (whose leaf names also reach their MLP).
+std::vector<std::string> target_modules(const HfModelConfig& c, bool vision) {
+  const DimSizes sizes = dim_sizes(c.text, c.vision);
+  std::vector<std::string> targets;
+  const auto add = [&](const std::string& name) {
+    if (std::find(targets.begin(), targets.end(), name) == targets.end()) targets.push_back(name);
+  };
+  for (const LoraModuleShape& m : lora_modules(Tower::kText, sizes, c.text.layers)) {
+    if (m.in_block) add(leaf(m.module));
   }
   if (vision) {
-    for (int i = 0; i < c.vision.blocks; ++i) {
-      const std::string l = "visual.blocks." + std::to_string(i) + ".";
-      pairs.push_back({l + "attn.qkv", vh, 3 * vh});
-      pairs.push_back({l + "mlp.gate_proj", vh, vff});
-      pairs.push_back({l + "mlp.up_proj", vh, vff});
-      pairs.push_back({l + "mlp.down_proj", vff, vh});
+    for (const LoraModuleShape& m : lora_modules(Tower::kVision, sizes, c.vision.blocks)) {
+      if (m.fused) add(leaf(m.module));
     }
+  }
+  return targets;
+}
+
+// The modules of the layers and blocks that target_modules names.
+std::vector<LoraModuleShape> lora_pairs(const HfModelConfig& c, bool vision) {
+  const DimSizes sizes = dim_sizes(c.text, c.vision);
+  const std::vector<std::string> targets = target_modules(c, vision);
+  std::vector<LoraModuleShape> modules = lora_modules(Tower::kText, sizes, c.text.layers);
+  if (vision) {
+    const std::vector<LoraModuleShape> v = lora_modules(Tower::kVision, sizes, c.vision.blocks);
+    modules.insert(modules.end(), v.begin(), v.end());
+  }
+  std::vector<LoraModuleShape> pairs;
+  for (const LoraModuleShape& m : modules) {
+    if (m.in_block && std::find(targets.begin(), targets.end(), leaf(m.module)) != targets.end()) pairs.push_back(m);
   }
   return pairs;
 }
@@ -54,16 +63,15 @@ void write_adapter(const HfModelConfig& config, const std::filesystem::path& dir
   nlohmann::ordered_json cfg = {
       {"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"base_model_name_or_path", config.name},
       {"r", o.rank}, {"lora_alpha", o.alpha}, {"lora_dropout", 0.05}, {"bias", "none"},
-      {"target_modules", {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
+      {"target_modules", target_modules(config, o.vision)},
       {"use_rslora", o.use_rslora}, {"use_dora", o.use_dora}, {"modules_to_save", nullptr},
       {"rank_pattern", o.rank_pattern}, {"alpha_pattern", o.alpha_pattern}, {"fan_in_fan_out", false}};
-  if (o.vision) cfg["target_modules"].push_back("qkv");
   write_file_atomic(dir / "adapter_config.json", cfg.dump(2) + "\n");
   PeftConfig peft;
   peft.r = o.rank;
   peft.rank_pattern.assign(o.rank_pattern.begin(), o.rank_pattern.end());
   std::vector<SafetensorsEntry> entries;
-  for (const Pair& p : lora_pairs(config, o.vision)) {
+  for (const LoraModuleShape& p : lora_pairs(config, o.vision)) {
     int r = o.rank;
     peft_scale(peft, p.module, &r);
     const std::string prefix = "base_model.model." + p.module;

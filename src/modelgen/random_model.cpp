@@ -5,6 +5,7 @@
 #include "qwen25vl/gguf_stream_writer.h"
 #include "qwen25vl/qwen_gguf_keys.h"
 #include "qwen25vl/qwen_vocab.h"
+#include "qwen25vl/tensor_table.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -18,11 +19,23 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-TensorPlan weight(std::string name, std::vector<int64_t> ne, ggml_type type, float std) {
-  return {std::move(name), std::move(ne), type, InitKind::kWeight, std};
+// Weights are drawn with std scale/sqrt(fan_in), the embedding with std 1; biases near 0, norms near 1.
+std::vector<TensorPlan> tensor_plan(Tower tower, const ModelPreset& preset, ggml_type wt, float scale) {
+  const int64_t blocks = tower == Tower::kText ? preset.text.layers : preset.vision.blocks;
+  std::vector<TensorPlan> plan;
+  for (const QwenTensor& t : written_tensors(tower, dim_sizes(preset.text, preset.vision), blocks)) {
+    TensorPlan p{t.gguf, t.ne, stored_type(t, wt), InitKind::kWeight, 0};
+    switch (t.rule->role) {
+      case TensorRole::kEmbedding: p.init = InitKind::kEmbedding, p.std = 1.0f; break;
+      case TensorRole::kMatrix:
+      case TensorRole::kConv: p.std = scale / std::sqrt(static_cast<float>(t.fan_in())); break;
+      case TensorRole::kBias: p.init = InitKind::kBias; break;
+      case TensorRole::kNorm: p.init = InitKind::kNorm; break;
+    }
+    plan.push_back(std::move(p));
+  }
+  return plan;
 }
-TensorPlan bias(std::string name, int64_t n) { return {std::move(name), {n}, GGML_TYPE_F32, InitKind::kBias, 0}; }
-TensorPlan norm(std::string name, int64_t n) { return {std::move(name), {n}, GGML_TYPE_F32, InitKind::kNorm, 0}; }
 
 void write_file(const std::filesystem::path& path, GgufStreamWriter& writer, const std::vector<TensorPlan>& plan,
                 uint64_t seed) {
@@ -43,66 +56,13 @@ ggml_type parse_weight_type(const std::string& name) {
 }
 
 std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type wt, float init_scale) {
-  const TextShape& s = preset.text;
-  const int64_t h = s.hidden, kv = s.kv_width(), ff = s.ffn, vocab = s.vocab;
-  // std 2/sqrt(fan_in) by default: small enough for finite logits at 11k-token prompts, large enough that a
+  // 2/sqrt(fan_in) by default: small enough for finite logits at 11k-token prompts, large enough that a
   // random model's output depends on its input (0.02 makes it repeat one token forever).
-  const float sh = init_scale / std::sqrt(static_cast<float>(h));
-  const float sf = init_scale / std::sqrt(static_cast<float>(ff));
-  std::vector<TensorPlan> plan;
-  plan.push_back({"token_embd.weight", {h, vocab}, wt, InitKind::kEmbedding, 1.0f});
-  for (int i = 0; i < s.layers; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    plan.push_back(norm(p + "attn_norm.weight", h));
-    plan.push_back(weight(p + "attn_q.weight", {h, h}, wt, sh));
-    plan.push_back(bias(p + "attn_q.bias", h));
-    plan.push_back(weight(p + "attn_k.weight", {h, kv}, wt, sh));
-    plan.push_back(bias(p + "attn_k.bias", kv));
-    plan.push_back(weight(p + "attn_v.weight", {h, kv}, wt, sh));
-    plan.push_back(bias(p + "attn_v.bias", kv));
-    plan.push_back(weight(p + "attn_output.weight", {h, h}, wt, sh));
-    plan.push_back(norm(p + "ffn_norm.weight", h));
-    plan.push_back(weight(p + "ffn_gate.weight", {h, ff}, wt, sh));
-    plan.push_back(weight(p + "ffn_up.weight", {h, ff}, wt, sh));
-    plan.push_back(weight(p + "ffn_down.weight", {ff, h}, wt, sf));
-  }
-  plan.push_back(norm("output_norm.weight", h));
-  plan.push_back(weight("output.weight", {h, vocab}, wt, sh));
-  for (TensorPlan& t : plan) t.type = gguf_tensor_type(t.name, t.ne, wt);
-  return plan;
+  return tensor_plan(Tower::kText, preset, wt, init_scale);
 }
 
 std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type wt) {
-  const VisionShape& v = preset.vision;
-  const int64_t h = v.hidden, ff = v.ffn, p = v.patch, merged = 4 * v.hidden, out = preset.text.hidden;
-  const auto inv_sqrt = [](int64_t n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
-  std::vector<TensorPlan> plan;
-  plan.push_back(weight("v.patch_embd.weight", {p, p, 3, h}, wt, inv_sqrt(3 * p * p)));
-  plan.push_back(weight("v.patch_embd.weight.1", {p, p, 3, h}, wt, inv_sqrt(3 * p * p)));
-  for (int i = 0; i < v.blocks; ++i) {
-    const std::string b = "v.blk." + std::to_string(i) + ".";
-    plan.push_back(norm(b + "ln1.weight", h));
-    for (const char* qkv : {"attn_q", "attn_k", "attn_v"}) {
-      plan.push_back(weight(b + qkv + ".weight", {h, h}, wt, inv_sqrt(h)));
-      plan.push_back(bias(b + qkv + ".bias", h));
-    }
-    plan.push_back(weight(b + "attn_out.weight", {h, h}, wt, inv_sqrt(h)));
-    plan.push_back(bias(b + "attn_out.bias", h));
-    plan.push_back(norm(b + "ln2.weight", h));
-    plan.push_back(weight(b + "ffn_gate.weight", {h, ff}, wt, inv_sqrt(h)));
-    plan.push_back(bias(b + "ffn_gate.bias", ff));
-    plan.push_back(weight(b + "ffn_up.weight", {h, ff}, wt, inv_sqrt(h)));
-    plan.push_back(bias(b + "ffn_up.bias", ff));
-    plan.push_back(weight(b + "ffn_down.weight", {ff, h}, wt, inv_sqrt(ff)));
-    plan.push_back(bias(b + "ffn_down.bias", h));
-  }
-  plan.push_back(norm("v.post_ln.weight", h));
-  plan.push_back(weight("mm.0.weight", {merged, merged}, wt, inv_sqrt(merged)));
-  plan.push_back(bias("mm.0.bias", merged));
-  plan.push_back(weight("mm.2.weight", {merged, out}, wt, inv_sqrt(merged)));
-  plan.push_back(bias("mm.2.bias", out));
-  for (TensorPlan& t : plan) t.type = gguf_tensor_type(t.name, t.ne, wt);
-  return plan;
+  return tensor_plan(Tower::kVision, preset, wt, 1.0f);
 }
 
 std::vector<float> random_tensor_values(uint64_t seed, const TensorPlan& plan) {

@@ -26,6 +26,17 @@ size_t shared_prefix_length(const std::vector<FrameQuestion>& questions) {
   return cut;
 }
 
+// KV cells for the prefix and the `parallel` largest questions, within max_context, but never
+// fewer than the prefix and the largest question: a frame that does not fit goes in waves.
+size_t context_cells(std::span<const QuestionRequest> requests, size_t prefix_cells, int parallel, int max_context) {
+  std::vector<size_t> needs;
+  for (const QuestionRequest& request : requests) needs.push_back(cells_needed(request));
+  std::sort(needs.begin(), needs.end(), std::greater<>());
+  size_t want = prefix_cells;
+  for (size_t i = 0; i < needs.size() && i < static_cast<size_t>(parallel); ++i) want += needs[i];
+  return std::max(prefix_cells + needs.front(), std::min(want, static_cast<size_t>(max_context)));
+}
+
 }  // namespace
 
 EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options) {
@@ -61,78 +72,80 @@ void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, cons
   const size_t cut = shared ? shared_prefix_length(questions) : 0;
   const int parallel = std::min({options_.parallel > 0 ? options_.parallel : kMaxParallel, kMaxParallel,
                                  static_cast<int>(questions.size())});
-  const std::vector<const RgbImage*> no_images;
   try {
-    auto t0 = std::chrono::steady_clock::now();
-    const size_t encodes_before = embeddings_.encodes();
-    if (cut == 0) {
-      prefix_key_.clear();
-      prefix_.reset();
-    } else if (const std::string key = questions.front().text.substr(0, cut) + '\0' + image_key; key != prefix_key_) {
-      prefix_ = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, key.substr(0, cut), images), &embeddings_));
-      prefix_key_ = key;
-      prefix_in_session_ = false;
-    }
-    counters_.images_encoded += embeddings_.encodes() - encodes_before;
-    counters_.seconds.encode_images += seconds_since(t0);
-    const size_t prefix_cells = cut ? prefix_->prompt.token_count() : 0;
-
+    encode_prefix(questions.front().text.substr(0, cut), images, image_key);
     // With a prefix, the suffixes are short text and all are prepared at once; without one each
     // holds its images' embeddings, so only `parallel` of them are prepared at a time.
     const size_t wave = cut ? questions.size() : static_cast<size_t>(parallel);
     for (size_t begin = 0; begin < questions.size(); begin += wave) {
       const size_t end = std::min(questions.size(), begin + wave);
-      t0 = std::chrono::steady_clock::now();
-      const size_t encodes_before_wave = embeddings_.encodes();
-      std::vector<EncodedPrompt> suffixes;
-      suffixes.reserve(end - begin);
-      for (size_t i = begin; i < end; ++i) {
-        suffixes.push_back(encode(*model_, tokenize(*model_, questions[i].text.substr(cut), cut ? no_images : images, cut == 0),
-                                  &embeddings_));
-      }
-      std::vector<QuestionRequest> requests;
-      std::vector<size_t> needs;
-      for (size_t i = begin; i < end; ++i) {
-        requests.push_back({&suffixes[i - begin], questions[i].params});
-        needs.push_back(cells_needed(requests.back()));
-      }
-      counters_.images_encoded += embeddings_.encodes() - encodes_before_wave;
-      counters_.seconds.encode_images += seconds_since(t0);
-
-      // Room for the prefix and the `parallel` largest questions, within max_context, but never
-      // less than the prefix and the largest question: a frame that does not fit goes in waves.
-      std::sort(needs.begin(), needs.end(), std::greater<>());
-      size_t want = prefix_cells;
-      for (size_t i = 0; i < needs.size() && i < static_cast<size_t>(parallel); ++i) want += needs[i];
-      const size_t cells = std::max(prefix_cells + needs.front(), std::min(want, static_cast<size_t>(options_.max_context)));
-      ensure_session(cells, parallel + 1);
-
-      if (cut == 0) {
-        session_->clear();
-        prefix_end_ = 0;
-      } else if (!prefix_in_session_) {
-        t0 = std::chrono::steady_clock::now();
-        session_->clear();
-        prefix_end_ = session_->evaluate(*prefix_, 0, 0, false);
-        prefix_in_session_ = true;
-        ++counters_.prefix_evaluations;
-        counters_.prefix_tokens += prefix_cells;
-        counters_.seconds.prefixes += seconds_since(t0);
-      }
-      t0 = std::chrono::steady_clock::now();
-      ParallelDecodeStats stats;
-      decode_parallel(*session_, prefix_end_, prefix_cells, requests, parallel,
-                      [&](size_t i, Generation g) { on_done(begin + i, std::move(g)); }, &stats);
-      counters_.suffix_tokens += stats.suffix_tokens;
-      counters_.generated_tokens += stats.generated_tokens;
-      counters_.max_parallel = std::max(counters_.max_parallel, stats.max_running);
-      counters_.seconds.questions += seconds_since(t0);
-      counters_.seconds.grammar += stats.grammar_seconds;
+      answer_wave(std::span(questions).subspan(begin, end - begin), cut, images, parallel,
+                  [&](size_t i, Generation g) { on_done(begin + i, std::move(g)); });
     }
   } catch (...) {
     prefix_in_session_ = false;  // the context may hold half-evaluated sequences
     throw;
   }
+}
+
+void ModelWorker::encode_prefix(const std::string& text, const std::vector<const RgbImage*>& images,
+                                const std::string& image_key) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t encodes_before = embeddings_.encodes();
+  if (text.empty()) {
+    prefix_key_.clear();
+    prefix_.reset();
+  } else if (const std::string key = text + '\0' + image_key; key != prefix_key_) {
+    prefix_ = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, images), &embeddings_));
+    prefix_key_ = key;
+    prefix_in_session_ = false;
+  }
+  counters_.images_encoded += embeddings_.encodes() - encodes_before;
+  counters_.seconds.encode_images += seconds_since(t0);
+}
+
+void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, const std::vector<const RgbImage*>& images,
+                              int parallel, const std::function<void(size_t, Generation)>& on_done) {
+  auto t0 = std::chrono::steady_clock::now();
+  const size_t encodes_before = embeddings_.encodes();
+  const std::vector<const RgbImage*> no_images;
+  std::vector<EncodedPrompt> suffixes;
+  suffixes.reserve(wave.size());
+  for (const FrameQuestion& q : wave) {
+    suffixes.push_back(encode(*model_, tokenize(*model_, q.text.substr(cut), cut ? no_images : images, cut == 0), &embeddings_));
+  }
+  std::vector<QuestionRequest> requests;
+  for (size_t i = 0; i < wave.size(); ++i) requests.push_back({&suffixes[i], wave[i].params});
+  counters_.images_encoded += embeddings_.encodes() - encodes_before;
+  counters_.seconds.encode_images += seconds_since(t0);
+
+  const size_t prefix_cells = cut ? prefix_->prompt.token_count() : 0;
+  ensure_session(context_cells(requests, prefix_cells, parallel, options_.max_context), parallel + 1);
+  place_prefix(cut > 0, prefix_cells);
+  t0 = std::chrono::steady_clock::now();
+  ParallelDecodeStats stats;
+  decode_parallel(*session_, prefix_end_, prefix_cells, requests, parallel, on_done, &stats);
+  counters_.suffix_tokens += stats.suffix_tokens;
+  counters_.generated_tokens += stats.generated_tokens;
+  counters_.max_parallel = std::max(counters_.max_parallel, stats.max_running);
+  counters_.seconds.questions += seconds_since(t0);
+  counters_.seconds.grammar += stats.grammar_seconds;
+}
+
+void ModelWorker::place_prefix(bool has_prefix, size_t prefix_cells) {
+  if (!has_prefix) {
+    session_->clear();
+    prefix_end_ = 0;
+    return;
+  }
+  if (prefix_in_session_) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  session_->clear();
+  prefix_end_ = session_->evaluate(*prefix_, 0, 0, false);
+  prefix_in_session_ = true;
+  ++counters_.prefix_evaluations;
+  counters_.prefix_tokens += prefix_cells;
+  counters_.seconds.prefixes += seconds_since(t0);
 }
 
 }  // namespace drivevqa

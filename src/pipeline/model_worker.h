@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,15 @@ class ModelWorker {
 
  private:
   void ensure_session(size_t cells, int sequences);
+  // The frame's shared prefix (`text` over `images`), encoded unless it is the one already held;
+  // "" : the frame has none.
+  void encode_prefix(const std::string& text, const std::vector<const RgbImage*>& images, const std::string& image_key);
+  // Encodes `wave`'s suffixes (each question's text after `cut`) and decodes them in parallel.
+  void answer_wave(std::span<const FrameQuestion> wave, size_t cut, const std::vector<const RgbImage*>& images,
+                   int parallel, const std::function<void(size_t, Generation)>& on_done);
+  // Sequence 0 of the session holds the prefix (evaluated unless it is there already), or the
+  // session is cleared when there is none.
+  void place_prefix(bool has_prefix, size_t prefix_cells);
 
   std::unique_ptr<Model> model_;
   FrameOptions options_;

@@ -51,6 +51,15 @@ struct Runner::Pending {
   bool fallback = false;  // handed over by a failed 72B model
 
   ItemResult error(const std::string& reason) const { return error_result(subtask, routed, reason); }
+  ItemResult answer(ModelSize answered_by, Generation g) const {
+    ItemResult r;
+    r.subtask = subtask;
+    r.routed = routed;
+    r.model_used = answered_by == ModelSize::k72B ? "72B" : fallback ? "7B_fallback" : "7B";
+    r.answer = std::move(g.text);
+    r.generated_tokens = g.tokens.size();
+    return r;
+  }
 };
 
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
@@ -184,23 +193,45 @@ void Runner::answer_all(std::span<const QuestionItem* const> items, const Result
   answer_with(ModelSize::k7B, std::move(for_7b), sink);
 }
 
+// A frame's images that decoded, held while its questions are answered.
+struct Runner::FrameImages {
+  QuestionItem usable;  // what the prompts need: the cameras whose images decoded
+  std::vector<std::shared_ptr<const RgbImage>> held;
+  std::vector<const RgbImage*> images;
+  std::string key;      // their files, one per line: the frame's identity for the engine
+};
+
 std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink) {
+  if (items.empty()) return {};
+  ModelWorker* model = loaded_worker(size);
+  if (!model) return items;
   std::vector<Pending> handed;  // for the 7B model, when the 72B model fails
-  if (items.empty()) return handed;
-  const bool is_72b = size == ModelSize::k72B;
-  ModelWorker* model = nullptr;
+  for (std::vector<Pending>& frame : group_by_frame(std::move(items))) {
+    throw_if_interrupted();
+    if (size == ModelSize::k72B && !model_72b_failure_.empty()) {
+      std::move(frame.begin(), frame.end(), std::back_inserter(handed));
+      continue;
+    }
+    answer_frame(*model, size, frame, sink, handed);
+  }
+  return handed;
+}
+
+ModelWorker* Runner::loaded_worker(ModelSize size) {
+  if (size == ModelSize::k7B) return &worker(size);  // a 7B model that cannot load ends the run
+  if (!model_72b_failure_.empty()) return nullptr;
   try {
-    if (!is_72b || model_72b_failure_.empty()) model = &worker(size);  // a 7B model that cannot load ends the run
+    return &worker(size);
   } catch (const ModelError& e) {
-    if (!is_72b) throw;
     give_up_72b(e.what());
   } catch (const std::bad_alloc&) {
-    if (!is_72b) throw;
     give_up_72b("out of memory while loading");
   }
-  if (!model) return items;
+  return nullptr;
+}
 
-  // Frames: items with the same image files, in order of first appearance.
+// Items with the same image files, in order of first appearance.
+std::vector<std::vector<Runner::Pending>> Runner::group_by_frame(std::vector<Pending> items) const {
   std::vector<std::vector<Pending>> frames;
   std::unordered_map<std::string, size_t> frame_of;
   for (Pending& p : items) {
@@ -208,90 +239,86 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
     if (added) frames.emplace_back();
     frames[it->second].push_back(std::move(p));
   }
+  return frames;
+}
 
-  for (std::vector<Pending>& frame : frames) {
-    throw_if_interrupted();
-    if (is_72b && !model_72b_failure_.empty()) {
-      std::move(frame.begin(), frame.end(), std::back_inserter(handed));
-      continue;
-    }
-    // Decode: the frame's images, once.
-    const auto t0 = std::chrono::steady_clock::now();
-    QuestionItem usable;  // what the prompts need: the images that decoded
-    std::vector<std::shared_ptr<const RgbImage>> held;
-    std::vector<const RgbImage*> images;
-    std::string image_key;
-    for (const CameraImage& camera : frame.front().item->images) {
-      std::string warning;
-      if (auto image = decoded(camera.path, warning)) {
-        usable.images.push_back(camera);
-        images.push_back(image.get());
-        held.push_back(std::move(image));
-        image_key += camera.path.string() + '\n';
-      } else {
-        for (const Pending& p : frame) spdlog::warn("item {}: {} image skipped: {}", p.item->index, camera.camera, warning);
-      }
-    }
-    counters_.seconds.decode_images += seconds_since(t0);
-    if (images.empty()) {
-      for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
-      continue;
-    }
+void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
+                          std::vector<Pending>& handed) {
+  const FrameImages images = decode_frame_images(frame);
+  if (images.images.empty()) {
+    for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
+    return;
+  }
+  const std::vector<FrameQuestion> questions = build_frame_questions(frame, images.usable);
 
-    // Prompt: each item's chat text over the same images.
-    std::vector<FrameQuestion> questions;
-    for (const Pending& p : frame) {
-      usable.question = p.item->question;
-      FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
-                                                        p.instruction)),
-                      p.params};
-      if (!options_.dump_prompts_dir.empty()) {
-        char name[32];
-        std::snprintf(name, sizeof name, "%06zu.txt", p.item->index);
-        write_file_atomic(options_.dump_prompts_dir / name, q.text);
-      }
-      questions.push_back(std::move(q));
-    }
-
-    // Engine: the frame's questions, decoded together.
-    std::vector<bool> delivered(frame.size(), false);
-    const auto deliver = [&](size_t i, Generation g) {
-      const Pending& p = frame[i];
-      ItemResult r;
-      r.subtask = p.subtask;
-      r.routed = p.routed;
-      r.model_used = is_72b ? "72B" : p.fallback ? "7B_fallback" : "7B";
-      r.answer = std::move(g.text);
-      r.generated_tokens = g.tokens.size();
-      delivered[i] = true;
-      sink(*p.item, std::move(r));
-    };
-    std::string failure;
-    try {
-      model->answer_frame(questions, images, image_key, deliver);
-    } catch (const InputError& e) {
-      // Something in these items the engine refuses (not a model failure): their items only.
-      for (size_t i = 0; i < frame.size(); ++i) {
-        if (!delivered[i]) sink(*frame[i].item, frame[i].error(e.what()));
-      }
-      continue;
-    } catch (const ModelError& e) {
-      failure = e.what();
-    } catch (const std::bad_alloc&) {
-      failure = "out of memory while answering with the " + std::string(model_size_name(size)) + " model";
-    }
-    if (failure.empty()) continue;
-    if (is_72b) give_up_72b(failure);
+  // Engine: the frame's questions, decoded together.
+  std::vector<bool> delivered(frame.size(), false);
+  const auto deliver = [&](size_t i, Generation g) {
+    ItemResult r = frame[i].answer(size, std::move(g));
+    delivered[i] = true;
+    sink(*frame[i].item, std::move(r));
+  };
+  std::string failure;
+  try {
+    model.answer_frame(questions, images.images, images.key, deliver);
+  } catch (const InputError& e) {
+    // Something in these items the engine refuses (not a model failure): their items only.
     for (size_t i = 0; i < frame.size(); ++i) {
-      if (delivered[i]) continue;
-      if (is_72b) {
-        handed.push_back(std::move(frame[i]));
-      } else {
-        sink(*frame[i].item, frame[i].error((frame[i].fallback ? "the 7B fallback failed too: " : "") + failure));
-      }
+      if (!delivered[i]) sink(*frame[i].item, frame[i].error(e.what()));
+    }
+    return;
+  } catch (const ModelError& e) {
+    failure = e.what();
+  } catch (const std::bad_alloc&) {
+    failure = "out of memory while answering with the " + std::string(model_size_name(size)) + " model";
+  }
+  if (failure.empty()) return;
+  if (size == ModelSize::k72B) give_up_72b(failure);
+  for (size_t i = 0; i < frame.size(); ++i) {
+    if (delivered[i]) continue;
+    if (size == ModelSize::k72B) {
+      handed.push_back(std::move(frame[i]));
+    } else {
+      sink(*frame[i].item, frame[i].error((frame[i].fallback ? "the 7B fallback failed too: " : "") + failure));
     }
   }
-  return handed;
+}
+
+// Decode: the frame's images, once; an image that does not decode is skipped with a warning per item.
+Runner::FrameImages Runner::decode_frame_images(const std::vector<Pending>& frame) {
+  const auto t0 = std::chrono::steady_clock::now();
+  FrameImages out;
+  for (const CameraImage& camera : frame.front().item->images) {
+    std::string warning;
+    if (auto image = decoded(camera.path, warning)) {
+      out.usable.images.push_back(camera);
+      out.images.push_back(image.get());
+      out.held.push_back(std::move(image));
+      out.key += camera.path.string() + '\n';
+    } else {
+      for (const Pending& p : frame) spdlog::warn("item {}: {} image skipped: {}", p.item->index, camera.camera, warning);
+    }
+  }
+  counters_.seconds.decode_images += seconds_since(t0);
+  return out;
+}
+
+// Prompt: each item's chat text over the same images (written to --dump_prompts when given).
+std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable) const {
+  std::vector<FrameQuestion> questions;
+  for (const Pending& p : frame) {
+    usable.question = p.item->question;
+    FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
+                                                      p.instruction)),
+                    p.params};
+    if (!options_.dump_prompts_dir.empty()) {
+      char name[32];
+      std::snprintf(name, sizeof name, "%06zu.txt", p.item->index);
+      write_file_atomic(options_.dump_prompts_dir / name, q.text);
+    }
+    questions.push_back(std::move(q));
+  }
+  return questions;
 }
 
 }  // namespace drivevqa

@@ -88,6 +88,16 @@ class Runner {
   // Answers one model's items frame by frame; returns the items it could not answer because the
   // 72B model failed (empty for the 7B model, whose failures become error answers).
   std::vector<Pending> answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink);
+  // The model, loaded on first use; null when the 72B model failed (now or before). Throws when
+  // the 7B model cannot load.
+  ModelWorker* loaded_worker(ModelSize size);
+  std::vector<std::vector<Pending>> group_by_frame(std::vector<Pending> items) const;
+  // Answers one frame's items; those a failing 72B model leaves unanswered go to `handed`.
+  void answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
+                    std::vector<Pending>& handed);
+  struct FrameImages;
+  FrameImages decode_frame_images(const std::vector<Pending>& frame);
+  std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable) const;
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
 
   RunOptions options_;

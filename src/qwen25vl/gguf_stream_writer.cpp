@@ -57,15 +57,6 @@ void GgufStreamWriter::write(const std::filesystem::path& path, const Producer& 
   file.commit();
 }
 
-ggml_type gguf_tensor_type(const std::string& name, const std::vector<int64_t>& ne, ggml_type weight_type) {
-  if (name.rfind("v.patch_embd.", 0) == 0) return weight_type == GGML_TYPE_F16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
-  const bool ends_weight = name.size() >= 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
-  const bool is_norm = name.size() >= 12 && name.compare(name.size() - 12, 12, "_norm.weight") == 0;
-  if (ne.size() <= 1 || !ends_weight || is_norm) return GGML_TYPE_F32;
-  if (weight_type == GGML_TYPE_Q8_0 && ne[0] % ggml_blck_size(GGML_TYPE_Q8_0) != 0) return GGML_TYPE_F16;
-  return weight_type;
-}
-
 std::vector<uint8_t> convert_f32(const std::vector<float>& values, ggml_type type, int64_t row_length) {
   if (type == GGML_TYPE_F32) {
     std::vector<uint8_t> out(values.size() * sizeof(float));

@@ -39,10 +39,6 @@ class GgufStreamWriter {
   std::vector<ggml_tensor*> tensors_;
 };
 
-// The GGUF type llama.cpp's converter gives a tensor for a requested weight type: norms, biases and
-// other 1-D tensors stay F32; the vision patch embedding is F16 for F16 files and F32 otherwise;
-// Q8_0 falls back to F16 for rows that are not whole blocks of 32.
-ggml_type gguf_tensor_type(const std::string& gguf_name, const std::vector<int64_t>& ne, ggml_type weight_type);
 
 // Converts f32 values into `type` with ggml's own rounding (F32, F16, BF16, Q8_0).
 std::vector<uint8_t> convert_f32(const std::vector<float>& values, ggml_type type, int64_t row_length);

@@ -103,8 +103,9 @@ void Journal::load(const std::string& header, bool overwrite) {
     const std::string_view line(text.data() + start, end - start);
     if (start == 0) {
       if (line != header) {
-        // A journal without answers (a run that failed before answering) holds nothing to lose.
-        if (end + 1 >= text.size()) break;
+        // A journal without a complete answer (a run that failed or was killed before its first
+        // answer was whole) holds nothing to lose.
+        if (text.find('\n', end + 1) == std::string::npos) break;
         throw UsageError(path_.string() + ": this journal belongs to a different input file or different settings; "
                          "pass --overwrite to start afresh (its answers will be discarded)");
       }

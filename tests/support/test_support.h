@@ -7,6 +7,21 @@
 
 namespace drivevqa::test {
 
+// Under ASan + UBSan (scripts/test.sh --sanitize) every drivevqa process runs several times slower,
+// so the repeated-kill and race tests take fewer rounds there: enough to reach each path a few
+// times, while the normal build keeps every round.
+#if defined(DRIVEVQA_SANITIZED_BUILD) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizedBuild = true;
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+
+// `full` in the normal build, `sanitized` under the sanitizers.
+template <typename T>
+constexpr T normal_or_sanitized(T full, T sanitized) {
+  return kSanitizedBuild ? sanitized : full;
+}
+
 // Folder with the fixtures made once per test run by the `fixtures` CTest step:
 //   tiny/  (model.gguf + mmproj.gguf, seed 1)    demo/  (make-demo output)
 std::filesystem::path fixtures_dir();
