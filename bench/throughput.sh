@@ -11,6 +11,7 @@
 #   d  llama-server with 4 slots and 4 concurrent clients
 #   e  drivevqa --answer_format prompted: a with the answer shapes asked for but not enforced (no
 #      grammar), so a vs e is what the grammar costs
+#   f  drivevqa --object_crops: a with a marked 448-px close-up of every object a question names
 # Usage: bench/throughput.sh [build-dir]      (BENCH_MODELS="tiny small", BENCH_THREADS=2, BENCH_SUBSET=5)
 # Takes about half an hour on 2 cores. Results and logs stay in <build-dir>/bench-throughput.
 set -euo pipefail
@@ -55,6 +56,8 @@ for model in ${BENCH_MODELS:-tiny small}; do
   echo "[$model] e: drivevqa without the answer grammar" >&2
   "$bin" run "${common[@]}" --answer_format prompted --output_file "$dir/e-results.json" --stats_json "$dir/e.json" \
     2>"$dir/e.log"
+  echo "[$model] f: drivevqa with object close-ups" >&2
+  "$bin" run "${common[@]}" --object_crops --output_file "$dir/f-results.json" --stats_json "$dir/f.json" 2>"$dir/f.log"
   echo "[$model] b: the seed's algorithm on $subset questions" >&2
   "$bin" run "${common[@]}" --prompt_layout seed --parallel 1 --frame_reuse False --limit "$subset" \
     --output_file "$dir/b-results.json" --stats_json "$dir/b.json" 2>"$dir/b.log"

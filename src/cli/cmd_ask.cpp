@@ -9,6 +9,8 @@
 #include "engine/answer.h"
 #include "lora/lora_convert.h"
 #include "modelgen/random_model.h"
+#include "pipeline/frame_close_ups.h"
+#include "visual/object_crop.h"
 #include "engine/image.h"
 #include "prompt/chat_prompt.h"
 #include "prompt/task_prompts.h"
@@ -35,6 +37,8 @@ struct AskArgs {
   std::string flash_attn = "auto";
   bool show_prompt = false;
   bool show_tokens = false;
+  bool object_crops = false;
+  int crop_size = kDefaultCropSize;
 };
 
 // --cameras, or the Track 1 order (then IMAGE_<n>) when not given; one name per image.
@@ -58,6 +62,16 @@ void ask(AskArgs& a) {
   for (const std::string& path : a.images) images.push_back(load_image_file(path));
   std::vector<const RgbImage*> image_ptrs;
   for (const RgbImage& image : images) image_ptrs.push_back(&image);
+  // Close-ups of the objects the question names, after the cameras (as run places them).
+  FrameCloseUps close_ups;
+  if (a.object_crops) {
+    std::vector<CameraImage> files;
+    for (size_t i = 0; i < cameras.size(); ++i) files.push_back({cameras[i], a.images[i]});
+    const std::vector<ObjectRef> named = object_refs(a.question);
+    RunCounters counters;
+    close_ups = cut_close_ups(std::vector<CloseUpRequest>{{0, named}}, files, a.crop_size, counters);
+    image_ptrs.insert(image_ptrs.end(), close_ups.of[0].begin(), close_ups.of[0].end());
+  }
 
   a.sources.outtype = parse_weight_type(a.outtype);
   a.engine.flash_attention = a.flash_attn == "on"    ? FlashAttention::kOn
@@ -70,7 +84,7 @@ void ask(AskArgs& a) {
   const AnswerFormat format = answer_format_from_name(a.answer_format);
   const McqFormat mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
   const PromptSet prompts = default_prompts(a.generation.max_new_tokens, format);
-  std::string user = image_block(cameras) + a.question;
+  std::string user = image_block(cameras) + (a.object_crops ? close_up_block(close_ups.shown[0]) : "") + a.question;
   if (format != AnswerFormat::kFree) {
     const AnswerShape shape = answer_shape(classify(a.category, a.question), a.question);
     if (const std::string& line = answer_instruction(prompts, shape, mcq_format); !line.empty()) user += "\n" + line;
@@ -135,6 +149,10 @@ CommandAction add_ask_command(CLI::App& app) {
                   "Most LLM tokens per image (0: the model's default)");
   cmd->add_option("--image_min_tokens,--image-min-tokens", a->engine.image_min_tokens,
                   "Fewest LLM tokens per image (0: the model's default)");
+  cmd->add_flag("--object_crops,--object-crops", a->object_crops,
+                "Show each object the question names (<cN,CAM,x,y>) as a marked close-up after the images, as run does");
+  cmd->add_option("--crop_size,--crop-size", a->crop_size, "Side of an object close-up, in pixels of the camera image")
+      ->capture_default_str()->check(CLI::Range(28, 4096));
   cmd->add_flag("--show_prompt,--show-prompt", a->show_prompt, "Print the chat text sent to the model on stderr");
   cmd->add_flag("--show_tokens,--show-tokens", a->show_tokens, "Print the generated token ids on stderr");
   return [a] { ask(*a); };

@@ -113,6 +113,9 @@ RunOptions run_options(const RunArgs& a) {
   options.frames.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
   options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
   options.kb_topk = a.kb_topk;
+  options.object_crops = a.object_crops->value();
+  options.crop_size = a.crop_size;
+  options.frames.close_ups = any_object_crops(options.prompts, options.object_crops);
   return options;
 }
 

@@ -103,6 +103,11 @@ void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--mcq_format,--mcq-format", a.mcq_format,
                  "letter: a bare option letter; letter_text: the letter, a period and the option's exact text")
       ->capture_default_str()->check(CLI::IsMember({"letter", "letter_text"}));
+  a.object_crops = std::make_unique<BoolFlag>(cmd, "--object_crops,--object-crops", false,
+                                              "Show each object a question names (<cN,CAM,x,y>) as a marked close-up of its "
+                                              "camera image, after the frame's shared images (per subtask: the prompts file)");
+  cmd.add_option("--crop_size,--crop-size", a.crop_size, "Side of an object close-up, in pixels of the camera image")
+      ->capture_default_str()->check(CLI::Range(28, 4096));
   cmd.add_option("--prompts", a.prompts_file, "Prompts file replacing parts of the built-in prompts "
                  "(see `drivevqa prompts`)");
   cmd.add_option("--dump_prompts,--dump-prompts", a.dump_prompts, "Write each item's exact chat text into this folder");
@@ -187,6 +192,10 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
       {"prompts", a.prompts_file,
        [](const RunOptions& o) { return key_line("prompts", prompts_to_json(o.prompts) + std::to_string(o.prompts.default_budget)); }},
       {"max_new_tokens_default", a.max_new_tokens_default, nullptr},  // in the prompts line (the default budget)
+      // Only when close-ups are on somewhere: the keys of runs without them stay as they were.
+      {"object_crops", a.object_crops->value(),
+       [](const RunOptions& o) { return any_object_crops(o.prompts, o.object_crops) ? key_line("close_ups", std::to_string(o.crop_size)) : ""; }},
+      {"crop_size", a.crop_size, nullptr},  // in the close_ups line
   };
 }
 

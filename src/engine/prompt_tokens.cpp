@@ -24,6 +24,14 @@ bool TokenizedPrompt::is_image(size_t i) const {
   return mtmd_input_chunk_get_type(chunk(i)) == MTMD_INPUT_CHUNK_TYPE_IMAGE;
 }
 size_t TokenizedPrompt::token_count() const { return mtmd_helper_get_n_tokens(chunks_.get()); }
+size_t TokenizedPrompt::image_token_count(size_t first_image) const {
+  size_t tokens = 0, image = 0;
+  for (size_t i = 0; i < chunk_count(); ++i) {
+    if (is_image(i) && image++ >= first_image) tokens += mtmd_input_chunk_get_n_tokens(chunk(i));
+  }
+  return tokens;
+}
+
 llama_pos TokenizedPrompt::position_count() const { return mtmd_helper_get_n_pos(chunks_.get()); }
 
 TokenizedPrompt tokenize(const Model& model, const std::string& text, std::span<const RgbImage* const> images,

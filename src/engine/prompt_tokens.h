@@ -20,6 +20,7 @@ class TokenizedPrompt {
   const mtmd_input_chunk* chunk(size_t i) const;
   bool is_image(size_t i) const;
   size_t token_count() const;    // KV cells the prompt occupies
+  size_t image_token_count(size_t first_image = 0) const;  // of those, the cells of images first_image, ...
   llama_pos position_count() const;  // M-RoPE positions it advances (an image: max(w, h) in 28 px units)
 
  private:

@@ -9,17 +9,22 @@
 namespace drivevqa {
 namespace {
 
-// Two frames' worth of cameras.
+// Two frames' worth of cameras, and with close-ups a frame's worth of objects (c1..c6 in two cameras).
 constexpr size_t kCachedEmbeddings = 12;
+constexpr size_t kCachedCloseUps = 12;
 // llama.cpp's limit is 256 sequences; sequence 0 holds the prefix.
 constexpr int kMaxParallel = 255;
 
-// Where the shared prefix ends: after the last image marker, when every question starts with the same text up to there.
-size_t shared_prefix_length(const std::vector<FrameQuestion>& questions) {
+// Where the shared prefix ends: after the frame's last image marker (close-ups follow it), when
+// every question starts with the same text up to there.
+size_t shared_prefix_length(const std::vector<FrameQuestion>& questions, size_t frame_images) {
   const std::string& first = questions.front().text;
-  const size_t marker = first.rfind(kImageMarker);
-  if (marker == std::string::npos) return 0;
-  const size_t cut = marker + kImageMarker.size();
+  size_t cut = 0;
+  for (size_t i = 0; i < frame_images; ++i) {
+    const size_t marker = first.find(kImageMarker, cut);
+    if (marker == std::string::npos) return 0;
+    cut = marker + kImageMarker.size();
+  }
   for (const FrameQuestion& q : questions) {
     if (q.text.size() < cut || q.text.compare(0, cut, first, 0, cut) != 0) return 0;
   }
@@ -47,7 +52,7 @@ EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options)
 }
 
 ModelWorker::ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters)
-    : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings : 0) {}
+    : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings + (options.close_ups ? kCachedCloseUps : 0) : 0) {}
 
 ModelWorker::~ModelWorker() = default;
 
@@ -69,7 +74,7 @@ void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, cons
   if (questions.empty()) return;
   ++counters_.frames;
   const bool shared = options_.reuse && options_.layout == PromptLayout::kShared;
-  const size_t cut = shared ? shared_prefix_length(questions) : 0;
+  const size_t cut = shared ? shared_prefix_length(questions, images.size()) : 0;
   const int parallel = std::min({options_.parallel > 0 ? options_.parallel : kMaxParallel, kMaxParallel,
                                  static_cast<int>(questions.size())});
   try {
@@ -108,11 +113,14 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
                               int parallel, const std::function<void(size_t, Generation)>& on_done) {
   auto t0 = std::chrono::steady_clock::now();
   const size_t encodes_before = embeddings_.encodes();
-  const std::vector<const RgbImage*> no_images;
   std::vector<EncodedPrompt> suffixes;
   suffixes.reserve(wave.size());
   for (const FrameQuestion& q : wave) {
-    suffixes.push_back(encode(*model_, tokenize(*model_, q.text.substr(cut), cut ? no_images : images, cut == 0), &embeddings_));
+    // After a prefix a suffix holds only its close-ups; without one, the frame's images too.
+    std::vector<const RgbImage*> suffix_images = cut ? std::vector<const RgbImage*>() : images;
+    suffix_images.insert(suffix_images.end(), q.close_ups.begin(), q.close_ups.end());
+    suffixes.push_back(encode(*model_, tokenize(*model_, q.text.substr(cut), suffix_images, cut == 0), &embeddings_));
+    counters_.close_up_tokens += suffixes.back().prompt.image_token_count(cut ? 0 : images.size());
   }
   std::vector<QuestionRequest> requests;
   for (size_t i = 0; i < wave.size(); ++i) requests.push_back({&suffixes[i], wave[i].params});

@@ -29,11 +29,13 @@ struct FrameOptions {
   int parallel = 0;            // questions decoded at once; 0: as many as the context holds
   int max_context = 32768;     // KV cells one context may have (all parallel questions together)
   ggml_type kv_type = GGML_TYPE_F16;
+  bool close_ups = false;      // questions carry their own images (object close-ups): room to keep theirs too
 };
 
 struct FrameQuestion {
-  std::string text;           // the whole chat text, one image marker per image
+  std::string text;           // the whole chat text, one image marker per image: the frame's, then close_ups
   GenerationParams params;
+  std::vector<const RgbImage*> close_ups;  // the question's own images, after the frame's shared ones
 };
 
 // `engine` with the plan of the largest context a ModelWorker with `options` makes, for the memory
@@ -47,7 +49,7 @@ class ModelWorker {
   ~ModelWorker();
 
   // Answers questions that share `images` (identified by `image_key`, e.g. their file paths);
-  // on_done(i, generation) as each ends. Throws ModelError (or bad_alloc) when the engine fails;
+  // on_done(i, generation) as each ends. The images and close-ups must live until it returns. Throws ModelError (or bad_alloc) when the engine fails;
   // questions already delivered stay answered.
   void answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
                     const std::string& image_key, const std::function<void(size_t, Generation)>& on_done);

@@ -20,6 +20,8 @@ struct RunCounters {
   size_t prefix_evaluations = 0;  // shared prefixes evaluated into a context
   size_t prefix_tokens = 0;
   size_t suffix_tokens = 0;       // prompt tokens evaluated per question (the whole prompt without a prefix)
+  size_t close_ups = 0;           // object close-ups cut and marked (once per frame and object)
+  size_t close_up_tokens = 0;     // of suffix_tokens, those of the questions' close-ups
   size_t generated_tokens = 0;
   size_t kb_answers = 0;          // override: answered from the knowledge base, no model run
   size_t max_parallel = 0;        // most questions decoded together

@@ -127,6 +127,8 @@ nlohmann::ordered_json stats_json(const RunSummary& s) {
   j["prefix_evaluations"] = c.prefix_evaluations;
   j["prefix_tokens"] = c.prefix_tokens;
   j["suffix_tokens"] = c.suffix_tokens;
+  j["close_ups"] = c.close_ups;
+  j["close_up_tokens"] = c.close_up_tokens;
   j["generated_tokens"] = c.generated_tokens;
   j["max_parallel"] = c.max_parallel;
   j["kb_answers"] = c.kb_answers;
@@ -169,6 +171,10 @@ std::string describe(const RunSummary& s) {
                 c.frames, c.images_decoded, c.images_encoded, c.prefix_evaluations, c.prefix_tokens, c.suffix_tokens,
                 c.generated_tokens, c.max_parallel, c.kb_answers);
   text += line;
+  if (c.close_ups > 0) {
+    std::snprintf(line, sizeof line, "object close-ups %zu (%zu of the question tokens)\n", c.close_ups, c.close_up_tokens);
+    text += line;
+  }
   std::snprintf(line, sizeof line,
                 "seconds: decoding images %.1f, encoding images %.1f, prefixes %.1f, questions %.1f (answer grammars %.2f); "
                 "peak memory %.0f MB",

@@ -49,6 +49,7 @@ struct Runner::Pending {
   std::string instruction;  // the answer's form, said after the question
   GenerationParams params;
   bool fallback = false;  // handed over by a failed 72B model
+  std::vector<ObjectRef> close_ups;  // the objects it names, when its subtask gets close-ups
 
   ItemResult error(const std::string& reason) const { return error_result(subtask, routed, reason); }
   ItemResult answer(ModelSize answered_by, Generation g) const {
@@ -153,6 +154,7 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
     if (const int cap = answer_token_cap(shape, options_.mcq_format); cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, cap);
   }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
+  if (wants_object_crops(options_.prompts, p.subtask, options_.object_crops)) p.close_ups = object_refs(item.question);
   return p;
 }
 
@@ -249,7 +251,10 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
     for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
     return;
   }
-  const std::vector<FrameQuestion> questions = build_frame_questions(frame, images.usable);
+  std::vector<CloseUpRequest> wanted;
+  for (const Pending& p : frame) wanted.push_back({p.item->index, p.close_ups});
+  const FrameCloseUps close_ups = cut_close_ups(wanted, images.usable.images, options_.crop_size, counters_);
+  const std::vector<FrameQuestion> questions = build_frame_questions(frame, images.usable, close_ups);
 
   // Engine: the frame's questions, decoded together.
   std::vector<bool> delivered(frame.size(), false);
@@ -303,22 +308,31 @@ Runner::FrameImages Runner::decode_frame_images(const std::vector<Pending>& fram
   return out;
 }
 
-// Prompt: each item's chat text over the same images (written to --dump_prompts when given).
-std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable) const {
+// Prompt: each item's chat text over the same images, then its close-ups (written to
+// --dump_prompts when given: the text, and each close-up as a PNG, as the engine gets them).
+std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable,
+                                                         const FrameCloseUps& close_ups) const {
   std::vector<FrameQuestion> questions;
-  for (const Pending& p : frame) {
+  for (size_t i = 0; i < frame.size(); ++i) {
+    const Pending& p = frame[i];
     usable.question = p.item->question;
     FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
-                                                      p.instruction)),
-                    p.params};
-    if (!options_.dump_prompts_dir.empty()) {
-      char name[32];
-      std::snprintf(name, sizeof name, "%06zu.txt", p.item->index);
-      write_file_atomic(options_.dump_prompts_dir / name, q.text);
-    }
+                                                      p.instruction, close_ups.shown[i])),
+                    p.params, close_ups.of[i]};
+    if (!options_.dump_prompts_dir.empty()) dump_prompt(p.item->index, q, close_ups.shown[i]);
     questions.push_back(std::move(q));
   }
   return questions;
+}
+
+void Runner::dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%06zu", item_index);
+  write_file_atomic(options_.dump_prompts_dir / (std::string(name) + ".txt"), q.text);
+  for (size_t k = 0; k < shown.size(); ++k) {
+    const std::vector<uint8_t> png = encode_png(*q.close_ups[k]);
+    write_file_atomic(options_.dump_prompts_dir / (std::string(name) + "-" + shown[k].label + ".png"), png.data(), png.size());
+  }
 }
 
 }  // namespace drivevqa

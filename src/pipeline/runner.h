@@ -21,6 +21,7 @@
 #include "dataset/question_file.h"
 #include "engine/image_resize.h"
 #include "kb/kb_index.h"
+#include "pipeline/frame_close_ups.h"
 #include "pipeline/model_worker.h"
 #include "pipeline/run_counters.h"
 #include "prompt/task_prompts.h"
@@ -52,6 +53,8 @@ struct RunOptions {
   std::shared_ptr<const KbIndex> kb;       // with rag_mode hint or override
   RagMode rag_mode = RagMode::kOff;
   int kb_topk = 4;
+  bool object_crops = false;    // close-ups of the objects a question names (per subtask: prompts.object_crops)
+  int crop_size = 448;          // their side in pixels of the original image
 };
 
 // The route of an item: its subtask and the model the table assigns to it.
@@ -97,7 +100,9 @@ class Runner {
                     std::vector<Pending>& handed);
   struct FrameImages;
   FrameImages decode_frame_images(const std::vector<Pending>& frame);
-  std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable) const;
+  std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable,
+                                                   const FrameCloseUps& close_ups) const;
+  void dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown) const;
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
 
   RunOptions options_;

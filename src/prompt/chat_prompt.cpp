@@ -27,6 +27,17 @@ std::string image_block(const std::vector<std::string>& camera_names) {
   return text;
 }
 
+std::string close_up_block(const std::vector<ObjectRef>& objects) {
+  std::string text;
+  for (const ObjectRef& ref : objects) {
+    // Label and camera come from the question's reference form: no image marker can be in them.
+    text += "Close-up of " + ref.label + " in " + ref.camera + ", its marker on the object: ";
+    text += kImageMarker;
+    text += "\n";
+  }
+  return text;
+}
+
 const std::string& default_system_prompt(bool structured_answers) {
   static const std::string kCommon =
       "You are the driving assistant of an autonomous car. You see six camera images taken at the same "

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dataset/object_refs.h"
 #include "dataset/question_file.h"  // kCameraOrder
 
 namespace drivevqa {
@@ -27,6 +28,9 @@ std::string render_chatml(const ChatPrompt& prompt);
 
 // One labelled marker per camera ("CAM_FRONT: <marker>\n"), in the order given.
 std::string image_block(const std::vector<std::string>& camera_names);
+
+// One line and marker per object close-up ("Close-up of c1 in CAM_FRONT, ...: <marker>\n").
+std::string close_up_block(const std::vector<ObjectRef>& objects);
 
 // The built-in system prompt: role, camera order, object-reference format, answer style.
 // `structured_answers`: the answer's form is stated per question (prompt/answer_shape.h); false:

@@ -35,6 +35,12 @@ std::string prompts_to_json(const PromptSet& p) {
   j["answer_instructions"] = {{"option", p.option_instruction},
                               {"option_text", p.option_text_instruction},
                               {"yes_no", p.yes_no_instruction}};
+  // Only when set: the text is part of a run's journal key, which must not change for runs without it.
+  if (!p.object_crops.empty()) {
+    Json crops = Json::object();
+    for (const auto& [s, on] : p.object_crops) crops[std::string(subtask_name(s))] = on;
+    j["object_crops"] = crops;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -70,8 +76,15 @@ void apply_prompts_json(const std::string& text, const std::string& name, Prompt
         if (!slot) throw InputError(name + ": answer_instructions: unknown shape '" + shape + "' (expected option, option_text, yes_no)");
         *slot = text.get<std::string>();
       }
+    } else if (key == "object_crops") {
+      if (!value.is_object()) throw InputError(name + ": object_crops must be an object of subtask -> true or false");
+      for (const auto& [subtask, on] : value.items()) {
+        if (!on.is_boolean()) throw InputError(name + ": object_crops." + subtask + " must be true or false");
+        p.object_crops[subtask_key(subtask, name, "object_crops")] = on.get<bool>();
+      }
     } else {
-      throw InputError(name + ": unknown key '" + key + "' (expected system, hints, token_budgets, answer_instructions)");
+      throw InputError(name + ": unknown key '" + key +
+                       "' (expected system, hints, token_budgets, answer_instructions, object_crops)");
     }
   }
 }

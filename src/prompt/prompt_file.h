@@ -3,8 +3,9 @@
 //   { "system": "...",
 //     "hints": { "<Subtask>": "...", ... },          // "" removes a hint
 //     "token_budgets": { "<Subtask>": 128, ... },    // subtasks without one use --max_new_tokens_default
-//     "answer_instructions": { "option": "...", "option_text": "...", "yes_no": "..." } }
+//     "answer_instructions": { "option": "...", "option_text": "...", "yes_no": "..." },
 //                                                    // said after the question, by answer shape
+//     "object_crops": { "<Subtask>": true, ... } }   // close-ups per subtask (default: --object_crops)
 //
 // Subtask names are those written into results (e.g. "Planning-VQAs-Scene-Description").
 #pragma once

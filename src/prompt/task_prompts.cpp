@@ -1,5 +1,7 @@
 #include "prompt/task_prompts.h"
 
+#include <algorithm>
+
 namespace drivevqa {
 
 PromptSet default_prompts(int default_budget, AnswerFormat format) {
@@ -38,6 +40,16 @@ const std::string& answer_instruction(const PromptSet& prompts, const AnswerShap
   return kNone;
 }
 
+bool wants_object_crops(const PromptSet& prompts, Subtask s, bool flag) {
+  const auto it = prompts.object_crops.find(s);
+  return it != prompts.object_crops.end() ? it->second : flag;
+}
+
+bool any_object_crops(const PromptSet& prompts, bool flag) {
+  const auto& all = all_subtasks();
+  return std::any_of(all.begin(), all.end(), [&](Subtask s) { return wants_object_crops(prompts, s, flag); });
+}
+
 int token_budget(const PromptSet& prompts, Subtask s) {
   const auto it = prompts.token_budgets.find(s);
   return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;
@@ -56,7 +68,7 @@ std::string without_image_markers(std::string text) {
 }  // namespace
 
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context,
-                             PromptLayout layout, const std::string& instruction) {
+                             PromptLayout layout, const std::string& instruction, const std::vector<ObjectRef>& close_ups) {
   std::string context = without_image_markers(kb_context);
   if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
     context += it->second;
@@ -66,6 +78,7 @@ ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const Question
   for (const CameraImage& image : item.images) cameras.push_back(image.camera);
   const std::string images = image_block(cameras);
   std::string user = layout == PromptLayout::kShared ? images + context : context + images;
+  user += close_up_block(close_ups);
   user += without_image_markers(item.question);
   if (!instruction.empty()) user += "\n" + instruction;
   return {prompts.system, std::move(user)};

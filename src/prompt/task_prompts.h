@@ -1,12 +1,14 @@
 // Task-specific prompts: the system prompt, a hint per subtask and a token budget per subtask.
 //
-// The user turn follows the seed's layout: [KB context], [task hint], images in camera order, question,
-// then [the answer's form] (prompt/answer_shape.h).
+// The user turn follows the seed's layout: [KB context], [task hint], images in camera order,
+// [close-ups of the objects the question names], question, then [the answer's form]
+// (prompt/answer_shape.h).
 #pragma once
 
 #include <map>
 #include <string>
 
+#include "dataset/object_refs.h"
 #include "dataset/question_file.h"
 #include "prompt/answer_shape.h"
 #include "prompt/chat_prompt.h"
@@ -23,7 +25,14 @@ struct PromptSet {
   std::string option_instruction;       // --mcq_format letter
   std::string option_text_instruction;  // --mcq_format letter_text
   std::string yes_no_instruction;
+  // Close-ups of the objects a question names (--object_crops), per subtask; absent: the flag's value.
+  std::map<Subtask, bool> object_crops;
 };
+
+// Whether questions of subtask `s` get object close-ups, given the --object_crops flag.
+bool wants_object_crops(const PromptSet& prompts, Subtask s, bool flag);
+// Whether any subtask does.
+bool any_object_crops(const PromptSet& prompts, bool flag);
 
 // The built-in prompts (same information as the seed's; our wording). kFree: the seed's prompts,
 // with no answer-shape instructions.
@@ -34,15 +43,17 @@ const std::string& answer_instruction(const PromptSet& prompts, const AnswerShap
 
 int token_budget(const PromptSet& prompts, Subtask s);
 
-// kShared: images first, then [knowledge base context], [task hint], question, so that every
-//   question of a frame starts with the same text and images (a shared prefix).
+// kShared: images first, then [knowledge base context], [task hint], [close-ups], question, so that
+//   every question of a frame starts with the same text and images (a shared prefix).
 // kSeed: the seed's order: [knowledge base context], [task hint], images, question.
 enum class PromptLayout { kShared, kSeed };
 
 // The chat for one item; images appear as labelled markers in the item's camera order, and
 // `instruction` (answer_instruction()) follows the question on its own line when not empty.
+// `close_ups`: one line and image marker per object close-up, after the camera images and the
+// context, just before the question (so that they are the question's own, after a shared prefix).
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item,
                              const std::string& kb_context = "", PromptLayout layout = PromptLayout::kSeed,
-                             const std::string& instruction = "");
+                             const std::string& instruction = "", const std::vector<ObjectRef>& close_ups = {});
 
 }  // namespace drivevqa
