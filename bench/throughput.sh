@@ -12,6 +12,7 @@
 #   e  drivevqa --answer_format prompted: a with the answer shapes asked for but not enforced (no
 #      grammar), so a vs e is what the grammar costs
 #   f  drivevqa --object_crops: a with a marked 448-px close-up of every object a question names
+#   g  drivevqa --history_frames 2: a with the two earlier key frames' CAM_FRONT before each frame
 # Usage: bench/throughput.sh [build-dir]      (BENCH_MODELS="tiny small", BENCH_THREADS=2, BENCH_SUBSET=5)
 # Takes about half an hour on 2 cores. Results and logs stay in <build-dir>/bench-throughput.
 set -euo pipefail
@@ -58,6 +59,8 @@ for model in ${BENCH_MODELS:-tiny small}; do
     2>"$dir/e.log"
   echo "[$model] f: drivevqa with object close-ups" >&2
   "$bin" run "${common[@]}" --object_crops --output_file "$dir/f-results.json" --stats_json "$dir/f.json" 2>"$dir/f.log"
+  echo "[$model] g: drivevqa with two earlier frames" >&2
+  "$bin" run "${common[@]}" --history_frames 2 --output_file "$dir/g-results.json" --stats_json "$dir/g.json" 2>"$dir/g.log"
   echo "[$model] b: the seed's algorithm on $subset questions" >&2
   "$bin" run "${common[@]}" --prompt_layout seed --parallel 1 --frame_reuse False --limit "$subset" \
     --output_file "$dir/b-results.json" --stats_json "$dir/b.json" 2>"$dir/b.log"

@@ -108,6 +108,12 @@ void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
                                               "camera image, after the frame's shared images (per subtask: the prompts file)");
   cmd.add_option("--crop_size,--crop-size", a.crop_size, "Side of an object close-up, in pixels of the camera image")
       ->capture_default_str()->check(CLI::Range(28, 4096));
+  cmd.add_option("--history_frames,--history-frames", a.history_frames,
+                 "Earlier key frames (the item's history_frames, 0.5 s apart) shown before the current images, "
+                 "oldest first (per subtask: the prompts file)")
+      ->capture_default_str()->check(CLI::Range(0, static_cast<int>(kMaxHistoryFrames)));
+  cmd.add_option("--history_cameras,--history-cameras", a.history_cameras, "Cameras of the earlier frames, comma-separated")
+      ->capture_default_str()->delimiter(',')->check(CLI::IsMember(std::vector<std::string>(kCameraOrder.begin(), kCameraOrder.end())));
   cmd.add_option("--prompts", a.prompts_file, "Prompts file replacing parts of the built-in prompts "
                  "(see `drivevqa prompts`)");
   cmd.add_option("--dump_prompts,--dump-prompts", a.dump_prompts, "Write each item's exact chat text into this folder");
@@ -196,6 +202,14 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
       {"object_crops", a.object_crops->value(),
        [](const RunOptions& o) { return any_object_crops(o.prompts, o.object_crops) ? key_line("close_ups", std::to_string(o.crop_size)) : ""; }},
       {"crop_size", a.crop_size, nullptr},  // in the close_ups line
+      {"history_frames", a.history_frames,
+       [](const RunOptions& o) {
+         if (history_image_budget(o) == 0) return std::string();
+         std::string cameras;
+         for (const std::string& c : o.history_cameras) cameras += c + ",";
+         return key_line("history", std::to_string(o.history_frames) + " " + cameras);
+       }},
+      {"history_cameras", a.history_cameras, nullptr},  // in the history line
   };
 }
 

@@ -39,7 +39,8 @@ struct RunArgs {
   std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared", stats_json;
   std::string answer_format = "structured", mcq_format = "letter";
   bool print_answers = false, overwrite = false, show_config = false, keep_models_loaded = false;
-  int crop_size = 448;
+  int crop_size = 448, history_frames = 0;
+  std::vector<std::string> history_cameras = {"CAM_FRONT"};
   std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample, frame_reuse, object_crops;
 };
 

@@ -44,6 +44,39 @@ std::vector<std::pair<std::string, std::string>> listed_images(const Json& item,
   return listed;
 }
 
+std::filesystem::path image_path(const DatasetOptions& options, const std::string& rel) {
+  return options.image_base_dir.empty() ? std::filesystem::path(rel) : options.image_base_dir / rel;
+}
+
+// `history_frames`: { "<earlier frame_token>": { "<CAM>": "<path>", ... }, ... }, most recent first.
+// Anything else in it is skipped with a warning (history is extra context, never a reason to fail);
+// its files are looked at only by a run that uses them.
+void read_history(const Json& object, const DatasetOptions& options, QuestionItem& item) {
+  const auto field = object.find("history_frames");
+  if (field == object.end() || field->is_null()) return;
+  if (!field->is_object()) {
+    item.history_warnings.push_back("history_frames is not an object of frame token -> camera images, ignored");
+    return;
+  }
+  for (const auto& [token, cameras] : field->items()) {
+    if (item.history.size() >= kMaxHistoryFrames) {
+      item.history_warnings.push_back("history_frames lists more than " + std::to_string(kMaxHistoryFrames) +
+                                      " frames; the earlier ones are ignored");
+      break;
+    }
+    if (!cameras.is_object()) {
+      item.history_warnings.push_back("history frame " + repair_utf8(token.substr(0, 64)) + " is not an object of camera -> path, ignored");
+      continue;
+    }
+    HistoryFrame frame{token, {}};
+    for (std::string_view camera : kCameraOrder) {
+      const auto it = cameras.find(std::string(camera));
+      if (it != cameras.end() && it->is_string()) frame.images.push_back({std::string(camera), image_path(options, it->get<std::string>())});
+    }
+    item.history.push_back(std::move(frame));
+  }
+}
+
 QuestionItem make_item(size_t index, Json original, const DatasetOptions& options) {
   QuestionItem item;
   item.index = index;
@@ -57,8 +90,7 @@ QuestionItem make_item(size_t index, Json original, const DatasetOptions& option
   std::string problem;
   for (const auto& [camera, rel] : listed_images(object, problem)) {
     if (item.images.size() >= options.max_images) break;
-    const std::filesystem::path path = options.image_base_dir.empty() ? std::filesystem::path(rel)
-                                                                      : options.image_base_dir / rel;
+    const std::filesystem::path path = image_path(options, rel);
     if (options.check_images) {
       if (const std::string why = unreadable_reason(path); !why.empty()) {
         item.warnings.push_back(camera + " image " + path.string() + ": " + why + ", skipped");
@@ -67,6 +99,7 @@ QuestionItem make_item(size_t index, Json original, const DatasetOptions& option
     }
     item.images.push_back({camera, path});
   }
+  read_history(object, options, item);
   if (item.question.find_first_not_of(" \t\r\n") == std::string::npos) {
     item.problem = "item has no question (neither `question` nor `prompt`)";
   } else if (item.question.size() > kMaxQuestionBytes) {

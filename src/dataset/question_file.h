@@ -27,6 +27,16 @@ struct CameraImage {
   std::filesystem::path path;       // joined with the image base folder
 };
 
+// An earlier key frame of the item's scene (`history_frames`, as the official converter writes it
+// with --use-temporal): its token and its camera images that exist, in camera order.
+struct HistoryFrame {
+  std::string frame_token;
+  std::vector<CameraImage> images;
+};
+
+// More earlier frames than any run uses; the rest of a longer list is ignored with a warning.
+inline constexpr size_t kMaxHistoryFrames = 16;
+
 struct QuestionItem {
   size_t index = 0;                 // position in the input list
   nlohmann::ordered_json original;  // the item exactly as read
@@ -35,6 +45,8 @@ struct QuestionItem {
   std::string scene_token;
   std::string frame_token;
   std::vector<CameraImage> images;  // camera order, at most max_images, existing files only
+  std::vector<HistoryFrame> history;  // most recent first (0.5 s earlier, 1.0 s, ...); empty when absent
+  std::vector<std::string> history_warnings;  // what was wrong in `history_frames` (said only when history is used)
   std::vector<std::string> warnings;  // skipped images, one line each
   std::string problem;              // non-empty: the item gets an error answer instead of a model answer
 };

@@ -316,8 +316,9 @@ struct DemoLists {
   Json questions = Json::array();
   Json ground_truth = Json::array();
 
-  void add(const DemoFrame& f, const DemoQuestion& q, const Json& paths) {
+  void add(const DemoFrame& f, const DemoQuestion& q, const Json& paths, const Json& history) {
     Json item = item_json(f, q.category, q.question, paths);
+    item["history_frames"] = history;
     questions.push_back(item);
     item["answer"] = q.answer;
     ground_truth.push_back(std::move(item));
@@ -341,6 +342,30 @@ void add_broken_items(DemoLists& lists, const DemoFrame& f, const Json& paths) {
   lists.questions.push_back(no_question);
 }
 
+// Draws and writes the frame's six camera images; their paths by camera.
+Json write_frame_images(const std::filesystem::path& dir, const DemoFrame& f, int frame_index, DemoSummary& summary) {
+  Json paths = Json::object();
+  for (size_t ci = 0; ci < kCameraOrder.size(); ++ci) {
+    const std::string camera(kCameraOrder[ci]);
+    const std::string rel = "samples/" + camera + "/" + f.scene_token.substr(0, 8) + "_" + f.frame_token.substr(0, 8) + "_" +
+                            camera + ".jpg";
+    std::filesystem::create_directories(dir / "samples" / camera);
+    const std::vector<uint8_t> jpeg = encode_jpeg(draw_camera(f, camera, static_cast<int>(ci), frame_index), 90);
+    write_file_atomic(dir / rel, jpeg.data(), jpeg.size());
+    paths[camera] = rel;
+    ++summary.images;
+  }
+  return paths;
+}
+
+// The key frame before a scene's first questioned one: images only, so that the scene's frames have
+// one and two earlier frames of history (as nuScenes has, fewer at a scene's start).
+DemoFrame frame_before(const DemoFrame& first) {
+  DemoFrame before = first;
+  before.frame_token = token_of("before-" + first.frame_token);
+  return before;
+}
+
 }  // namespace
 
 DemoSummary write_demo_dataset(const std::filesystem::path& dir, DemoVariant variant) {
@@ -348,24 +373,23 @@ DemoSummary write_demo_dataset(const std::filesystem::path& dir, DemoVariant var
   const std::vector<DemoFrame> frames = demo_frames();
   DemoLists lists;
   std::string last_scene;
+  std::vector<std::pair<std::string, Json>> scene_history;  // earlier frames of the scene: token, paths (oldest first)
   for (size_t fi = 0; fi < frames.size(); ++fi) {
     const DemoFrame& f = frames[fi];
-    if (f.scene_token != last_scene) ++summary.scenes;
-    last_scene = f.scene_token;
-    Json paths = Json::object();
-    for (size_t ci = 0; ci < kCameraOrder.size(); ++ci) {
-      const std::string camera(kCameraOrder[ci]);
-      const std::string rel = "samples/" + camera + "/" + f.scene_token.substr(0, 8) + "_" +
-                              f.frame_token.substr(0, 8) + "_" + camera + ".jpg";
-      std::filesystem::create_directories(dir / "samples" / camera);
-      const std::vector<uint8_t> jpeg = encode_jpeg(draw_camera(f, camera, static_cast<int>(ci), static_cast<int>(fi)), 90);
-      write_file_atomic(dir / rel, jpeg.data(), jpeg.size());
-      paths[camera] = rel;
-      ++summary.images;
+    if (f.scene_token != last_scene) {
+      ++summary.scenes;
+      const DemoFrame before = frame_before(f);
+      scene_history = {{before.frame_token, write_frame_images(dir, before, 100 + static_cast<int>(fi), summary)}};
     }
-    for (const DemoQuestion& q : frame_questions(f)) lists.add(f, q, paths);
+    last_scene = f.scene_token;
+    const Json paths = write_frame_images(dir, f, static_cast<int>(fi), summary);
+    // `history_frames` as the official converter writes it: most recent first.
+    Json history = Json::object();
+    for (auto it = scene_history.rbegin(); it != scene_history.rend(); ++it) history[it->first] = it->second;
+    for (const DemoQuestion& q : frame_questions(f)) lists.add(f, q, paths, history);
+    scene_history.emplace_back(f.frame_token, paths);
     if (variant == DemoVariant::kBenchmark) {
-      for (const DemoQuestion& q : extra_questions(f)) lists.add(f, q, paths);
+      for (const DemoQuestion& q : extra_questions(f)) lists.add(f, q, paths, history);
     }
     ++summary.frames;
     if (fi == 0 && variant == DemoVariant::kDemo) {

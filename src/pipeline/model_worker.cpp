@@ -52,7 +52,7 @@ EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options)
 }
 
 ModelWorker::ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters)
-    : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings + (options.close_ups ? kCachedCloseUps : 0) : 0) {}
+    : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings + options.history_images + (options.close_ups ? kCachedCloseUps : 0) : 0) {}
 
 ModelWorker::~ModelWorker() = default;
 

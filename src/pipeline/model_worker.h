@@ -30,6 +30,7 @@ struct FrameOptions {
   int max_context = 32768;     // KV cells one context may have (all parallel questions together)
   ggml_type kv_type = GGML_TYPE_F16;
   bool close_ups = false;      // questions carry their own images (object close-ups): room to keep theirs too
+  size_t history_images = 0;   // earlier frames' images a frame shows: room to keep them for the next frames
 };
 
 struct FrameQuestion {

@@ -17,7 +17,8 @@
 namespace drivevqa {
 namespace {
 
-// Two frames' worth of cameras: a frame's images stay while its items (of either model) are answered.
+// Two frames' worth of cameras: a frame's images stay while its items (of either model) are answered;
+// with history, its earlier frames' images too (they are the next frames' history).
 constexpr size_t kCachedImages = 12;
 
 ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) {
@@ -30,13 +31,6 @@ ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) 
   return r;
 }
 
-// Items with the same image files form a frame (the seed's algorithm: every item its own frame).
-std::string frame_key(const QuestionItem& item, bool reuse) {
-  if (!reuse) return std::to_string(item.index);
-  std::string key;
-  for (const CameraImage& camera : item.images) key += camera.path.string() + '\n';
-  return key;
-}
 
 }  // namespace
 
@@ -63,8 +57,48 @@ struct Runner::Pending {
   }
 };
 
+// An earlier frame as an item shows it: how long before, and the cameras chosen.
+struct Runner::HistoryShown {
+  double seconds_earlier = 0;
+  std::vector<CameraImage> images;
+};
+
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
   if (!options_.model_7b && !options_.model_72b) throw UsageError("no model given: pass --model_7b and/or --model_72b");
+  cached_images_ = kCachedImages + history_image_budget(options_);
+}
+
+size_t history_image_budget(const RunOptions& options) {  // runner.h
+  int most = 0;
+  for (Subtask s : all_subtasks()) most = std::max(most, history_frame_count(options.prompts, s, options.history_frames));
+  return static_cast<size_t>(most) * options.history_cameras.size();
+}
+
+std::vector<Runner::HistoryShown> Runner::shown_history(const QuestionItem& item, Subtask s) const {
+  const size_t n = std::min(item.history.size(), static_cast<size_t>(history_frame_count(options_.prompts, s, options_.history_frames)));
+  std::vector<HistoryShown> shown;
+  for (size_t k = n; k-- > 0;) {  // oldest first
+    HistoryShown frame{kKeyFrameSeconds * static_cast<double>(k + 1), {}};
+    for (const std::string& camera : options_.history_cameras) {
+      for (const CameraImage& image : item.history[k].images) {
+        if (image.camera == camera) frame.images.push_back(image);
+      }
+    }
+    if (!frame.images.empty()) shown.push_back(std::move(frame));
+  }
+  return shown;
+}
+
+// Items with the same image files (history included) form a frame (the seed's algorithm: every
+// item its own frame).
+std::string Runner::frame_key(const QuestionItem& item, Subtask s) const {
+  if (!options_.frames.reuse) return std::to_string(item.index);
+  std::string key;
+  for (const HistoryShown& frame : shown_history(item, s)) {
+    for (const CameraImage& camera : frame.images) key += camera.path.string() + '\n';
+  }
+  for (const CameraImage& camera : item.images) key += camera.path.string() + '\n';
+  return key;
 }
 
 Runner::~Runner() = default;
@@ -109,7 +143,7 @@ std::shared_ptr<const RgbImage> Runner::decoded(const std::filesystem::path& pat
     auto image = std::make_shared<const RgbImage>(load_image_file(path, &options_.sizing));
     ++counters_.images_decoded;
     if (!options_.frames.reuse) return image;
-    if (image_cache_.size() >= kCachedImages) image_cache_.erase(image_cache_.begin());
+    if (image_cache_.size() >= cached_images_) image_cache_.erase(image_cache_.begin());
     image_cache_.emplace_back(path, image);
     return image;
   } catch (const InputError& e) {
@@ -155,6 +189,9 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
   }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
   if (wants_object_crops(options_.prompts, p.subtask, options_.object_crops)) p.close_ups = object_refs(item.question);
+  if (history_frame_count(options_.prompts, p.subtask, options_.history_frames) > 0) {
+    for (const std::string& w : item.history_warnings) spdlog::warn("item {}: {}", item.index, w);
+  }
   return p;
 }
 
@@ -162,7 +199,7 @@ std::vector<const QuestionItem*> Runner::frame_mates(std::span<const QuestionIte
                                                      std::span<const QuestionItem* const> answered) const {
   const auto model_frame = [&](const QuestionItem& item) {
     return std::string(model_size_name(available(route_item(options_.routes, item).second))) + '\n' +
-           frame_key(item, options_.frames.reuse);
+           frame_key(item, route_item(options_.routes, item).first);
   };
   std::unordered_map<std::string, bool> open_frames;
   for (const QuestionItem* item : todo) open_frames[model_frame(*item)] = true;
@@ -201,6 +238,7 @@ struct Runner::FrameImages {
   std::vector<std::shared_ptr<const RgbImage>> held;
   std::vector<const RgbImage*> images;
   std::string key;      // their files, one per line: the frame's identity for the engine
+  std::vector<HistoryView> history;  // the earlier frames' cameras that decoded (their images come first)
 };
 
 std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink) {
@@ -237,7 +275,7 @@ std::vector<std::vector<Runner::Pending>> Runner::group_by_frame(std::vector<Pen
   std::vector<std::vector<Pending>> frames;
   std::unordered_map<std::string, size_t> frame_of;
   for (Pending& p : items) {
-    const auto [it, added] = frame_of.emplace(frame_key(*p.item, options_.frames.reuse), frames.size());
+    const auto [it, added] = frame_of.emplace(frame_key(*p.item, p.subtask), frames.size());
     if (added) frames.emplace_back();
     frames[it->second].push_back(std::move(p));
   }
@@ -247,14 +285,14 @@ std::vector<std::vector<Runner::Pending>> Runner::group_by_frame(std::vector<Pen
 void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
                           std::vector<Pending>& handed) {
   const FrameImages images = decode_frame_images(frame);
-  if (images.images.empty()) {
+  if (images.usable.images.empty()) {
     for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
     return;
   }
   std::vector<CloseUpRequest> wanted;
   for (const Pending& p : frame) wanted.push_back({p.item->index, p.close_ups});
   const FrameCloseUps close_ups = cut_close_ups(wanted, images.usable.images, options_.crop_size, counters_);
-  const std::vector<FrameQuestion> questions = build_frame_questions(frame, images.usable, close_ups);
+  const std::vector<FrameQuestion> questions = build_frame_questions(frame, images, close_ups);
 
   // Engine: the frame's questions, decoded together.
   std::vector<bool> delivered(frame.size(), false);
@@ -293,6 +331,22 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
 Runner::FrameImages Runner::decode_frame_images(const std::vector<Pending>& frame) {
   const auto t0 = std::chrono::steady_clock::now();
   FrameImages out;
+  // Earlier frames first (oldest first), as the prompt shows them.
+  for (const HistoryShown& earlier : shown_history(*frame.front().item, frame.front().subtask)) {
+    HistoryView view{earlier.seconds_earlier, {}};
+    for (const CameraImage& camera : earlier.images) {
+      std::string warning;
+      if (auto image = decoded(camera.path, warning)) {
+        view.cameras.push_back(camera.camera);
+        out.images.push_back(image.get());
+        out.held.push_back(std::move(image));
+        out.key += camera.path.string() + '\n';
+      } else {
+        for (const Pending& p : frame) spdlog::warn("item {}: history {} image skipped: {}", p.item->index, camera.camera, warning);
+      }
+    }
+    if (!view.cameras.empty()) out.history.push_back(std::move(view));
+  }
   for (const CameraImage& camera : frame.front().item->images) {
     std::string warning;
     if (auto image = decoded(camera.path, warning)) {
@@ -310,14 +364,15 @@ Runner::FrameImages Runner::decode_frame_images(const std::vector<Pending>& fram
 
 // Prompt: each item's chat text over the same images, then its close-ups (written to
 // --dump_prompts when given: the text, and each close-up as a PNG, as the engine gets them).
-std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable,
+std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pending>& frame, const FrameImages& images,
                                                          const FrameCloseUps& close_ups) const {
   std::vector<FrameQuestion> questions;
+  QuestionItem usable = images.usable;
   for (size_t i = 0; i < frame.size(); ++i) {
     const Pending& p = frame[i];
     usable.question = p.item->question;
     FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
-                                                      p.instruction, close_ups.shown[i])),
+                                                      p.instruction, close_ups.shown[i], images.history)),
                     p.params, close_ups.of[i]};
     if (!options_.dump_prompts_dir.empty()) dump_prompt(p.item->index, q, close_ups.shown[i]);
     questions.push_back(std::move(q));

@@ -55,7 +55,12 @@ struct RunOptions {
   int kb_topk = 4;
   bool object_crops = false;    // close-ups of the objects a question names (per subtask: prompts.object_crops)
   int crop_size = 448;          // their side in pixels of the original image
+  int history_frames = 0;       // earlier key frames shown before the current images (per subtask: prompts)
+  std::vector<std::string> history_cameras = {"CAM_FRONT"};  // which of their cameras
 };
+
+// The most earlier-frame images any item of a run with `options` is shown (for cache sizes).
+size_t history_image_budget(const RunOptions& options);
 
 // The route of an item: its subtask and the model the table assigns to it.
 std::pair<Subtask, ModelSize> route_item(const RoutingTable& routes, const QuestionItem& item);
@@ -100,16 +105,21 @@ class Runner {
                     std::vector<Pending>& handed);
   struct FrameImages;
   FrameImages decode_frame_images(const std::vector<Pending>& frame);
-  std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, QuestionItem usable,
+  std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, const FrameImages& images,
                                                    const FrameCloseUps& close_ups) const;
   void dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown) const;
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
+  struct HistoryShown;
+  // The earlier frames an item of subtask `s` is shown, oldest first, with the chosen cameras.
+  std::vector<HistoryShown> shown_history(const QuestionItem& item, Subtask s) const;
+  std::string frame_key(const QuestionItem& item, Subtask s) const;
 
   RunOptions options_;
   std::unique_ptr<ModelWorker> model_7b_;
   std::unique_ptr<ModelWorker> model_72b_;
   std::string model_72b_failure_;  // why the 72B model could not be used; it is not retried
   std::vector<std::pair<std::filesystem::path, std::shared_ptr<const RgbImage>>> image_cache_;  // recent frames
+  size_t cached_images_ = 0;       // image_cache_'s capacity
   RunCounters counters_;
 };
 

@@ -1,5 +1,7 @@
 #include "prompt/chat_prompt.h"
 
+#include <cstdio>
+
 namespace drivevqa {
 
 std::string render_chatml(const ChatPrompt& prompt) {
@@ -23,6 +25,20 @@ std::string image_block(const std::vector<std::string>& camera_names) {
     text += ": ";
     text += kImageMarker;
     text += "\n";
+  }
+  return text;
+}
+
+std::string history_block(const std::vector<HistoryView>& history) {
+  std::string text;
+  for (const HistoryView& frame : history) {
+    char when[32];
+    std::snprintf(when, sizeof when, "%.1f s earlier", frame.seconds_earlier);
+    for (const std::string& camera : frame.cameras) {
+      text += camera + ", " + when + ": ";
+      text += kImageMarker;
+      text += "\n";
+    }
   }
   return text;
 }

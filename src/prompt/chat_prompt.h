@@ -29,6 +29,18 @@ std::string render_chatml(const ChatPrompt& prompt);
 // One labelled marker per camera ("CAM_FRONT: <marker>\n"), in the order given.
 std::string image_block(const std::vector<std::string>& camera_names);
 
+// One earlier key frame shown before the current images: how long before, and its cameras.
+struct HistoryView {
+  double seconds_earlier = 0;
+  std::vector<std::string> cameras;
+};
+// Nuscenes key frames are 0.5 s apart: history frame k (0: the most recent) is (k + 1) x 0.5 s earlier.
+inline constexpr double kKeyFrameSeconds = 0.5;
+
+// One labelled marker per camera of each earlier frame, in the order given (oldest first), e.g.
+// "CAM_FRONT, 1.0 s earlier: <marker>\n".
+std::string history_block(const std::vector<HistoryView>& history);
+
 // One line and marker per object close-up ("Close-up of c1 in CAM_FRONT, ...: <marker>\n").
 std::string close_up_block(const std::vector<ObjectRef>& objects);
 

@@ -41,6 +41,11 @@ std::string prompts_to_json(const PromptSet& p) {
     for (const auto& [s, on] : p.object_crops) crops[std::string(subtask_name(s))] = on;
     j["object_crops"] = crops;
   }
+  if (!p.history_frames.empty()) {
+    Json history = Json::object();
+    for (const auto& [s, n] : p.history_frames) history[std::string(subtask_name(s))] = n;
+    j["history_frames"] = history;
+  }
   return j.dump(2) + "\n";
 }
 
@@ -82,9 +87,18 @@ void apply_prompts_json(const std::string& text, const std::string& name, Prompt
         if (!on.is_boolean()) throw InputError(name + ": object_crops." + subtask + " must be true or false");
         p.object_crops[subtask_key(subtask, name, "object_crops")] = on.get<bool>();
       }
+    } else if (key == "history_frames") {
+      if (!value.is_object()) throw InputError(name + ": history_frames must be an object of subtask -> frames");
+      for (const auto& [subtask, n] : value.items()) {
+        if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > static_cast<int64_t>(kMaxHistoryFrames)) {
+          throw InputError(name + ": history_frames." + subtask + " must be an integer from 0 to " +
+                           std::to_string(kMaxHistoryFrames));
+        }
+        p.history_frames[subtask_key(subtask, name, "history_frames")] = n.get<int>();
+      }
     } else {
       throw InputError(name + ": unknown key '" + key +
-                       "' (expected system, hints, token_budgets, answer_instructions, object_crops)");
+                       "' (expected system, hints, token_budgets, answer_instructions, object_crops, history_frames)");
     }
   }
 }

@@ -5,7 +5,8 @@
 //     "token_budgets": { "<Subtask>": 128, ... },    // subtasks without one use --max_new_tokens_default
 //     "answer_instructions": { "option": "...", "option_text": "...", "yes_no": "..." },
 //                                                    // said after the question, by answer shape
-//     "object_crops": { "<Subtask>": true, ... } }   // close-ups per subtask (default: --object_crops)
+//     "object_crops": { "<Subtask>": true, ... },    // close-ups per subtask (default: --object_crops)
+//     "history_frames": { "<Subtask>": 2, ... } }    // earlier frames per subtask (default: --history_frames)
 //
 // Subtask names are those written into results (e.g. "Planning-VQAs-Scene-Description").
 #pragma once

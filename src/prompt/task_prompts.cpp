@@ -50,6 +50,11 @@ bool any_object_crops(const PromptSet& prompts, bool flag) {
   return std::any_of(all.begin(), all.end(), [&](Subtask s) { return wants_object_crops(prompts, s, flag); });
 }
 
+int history_frame_count(const PromptSet& prompts, Subtask s, int flag) {
+  const auto it = prompts.history_frames.find(s);
+  return it != prompts.history_frames.end() ? it->second : flag;
+}
+
 int token_budget(const PromptSet& prompts, Subtask s) {
   const auto it = prompts.token_budgets.find(s);
   return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;
@@ -68,7 +73,8 @@ std::string without_image_markers(std::string text) {
 }  // namespace
 
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context,
-                             PromptLayout layout, const std::string& instruction, const std::vector<ObjectRef>& close_ups) {
+                             PromptLayout layout, const std::string& instruction, const std::vector<ObjectRef>& close_ups,
+                             const std::vector<HistoryView>& history) {
   std::string context = without_image_markers(kb_context);
   if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
     context += it->second;
@@ -76,7 +82,7 @@ ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const Question
   }
   std::vector<std::string> cameras;
   for (const CameraImage& image : item.images) cameras.push_back(image.camera);
-  const std::string images = image_block(cameras);
+  const std::string images = history_block(history) + image_block(cameras);
   std::string user = layout == PromptLayout::kShared ? images + context : context + images;
   user += close_up_block(close_ups);
   user += without_image_markers(item.question);

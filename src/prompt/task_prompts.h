@@ -27,7 +27,12 @@ struct PromptSet {
   std::string yes_no_instruction;
   // Close-ups of the objects a question names (--object_crops), per subtask; absent: the flag's value.
   std::map<Subtask, bool> object_crops;
+  // Earlier key frames shown before the current images (--history_frames), per subtask; absent: the flag's.
+  std::map<Subtask, int> history_frames;
 };
+
+// How many earlier frames questions of subtask `s` see, given --history_frames.
+int history_frame_count(const PromptSet& prompts, Subtask s, int flag);
 
 // Whether questions of subtask `s` get object close-ups, given the --object_crops flag.
 bool wants_object_crops(const PromptSet& prompts, Subtask s, bool flag);
@@ -50,10 +55,12 @@ enum class PromptLayout { kShared, kSeed };
 
 // The chat for one item; images appear as labelled markers in the item's camera order, and
 // `instruction` (answer_instruction()) follows the question on its own line when not empty.
+// `history`: earlier frames' images, oldest first, before the camera images (in the shared prefix).
 // `close_ups`: one line and image marker per object close-up, after the camera images and the
 // context, just before the question (so that they are the question's own, after a shared prefix).
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item,
                              const std::string& kb_context = "", PromptLayout layout = PromptLayout::kSeed,
-                             const std::string& instruction = "", const std::vector<ObjectRef>& close_ups = {});
+                             const std::string& instruction = "", const std::vector<ObjectRef>& close_ups = {},
+                             const std::vector<HistoryView>& history = {});
 
 }  // namespace drivevqa
