@@ -115,10 +115,8 @@ RunOptions run_options(const RunArgs& a) {
   options.kb_topk = a.kb_topk;
   options.object_crops = a.object_crops->value();
   options.crop_size = a.crop_size;
-  options.frames.close_ups = any_object_crops(options.prompts, options.object_crops);
   options.history_frames = a.history_frames;
   options.history_cameras = a.history_cameras;
-  options.frames.history_images = history_image_budget(options);
   return options;
 }
 

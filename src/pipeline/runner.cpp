@@ -31,7 +31,6 @@ ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) 
   return r;
 }
 
-
 }  // namespace
 
 // An item that a model still has to answer.
@@ -65,7 +64,10 @@ struct Runner::HistoryShown {
 
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
   if (!options_.model_7b && !options_.model_72b) throw UsageError("no model given: pass --model_7b and/or --model_72b");
-  cached_images_ = kCachedImages + history_image_budget(options_);
+  // What the prompts ask for sizes the engine's caches.
+  options_.frames.close_ups = any_object_crops(options_.prompts, options_.object_crops);
+  options_.frames.history_images = history_image_budget(options_);
+  cached_images_ = kCachedImages + options_.frames.history_images;
 }
 
 size_t history_image_budget(const RunOptions& options) {  // runner.h
@@ -198,8 +200,8 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
 std::vector<const QuestionItem*> Runner::frame_mates(std::span<const QuestionItem* const> todo,
                                                      std::span<const QuestionItem* const> answered) const {
   const auto model_frame = [&](const QuestionItem& item) {
-    return std::string(model_size_name(available(route_item(options_.routes, item).second))) + '\n' +
-           frame_key(item, route_item(options_.routes, item).first);
+    const auto [subtask, model] = route_item(options_.routes, item);
+    return std::string(model_size_name(available(model))) + '\n' + frame_key(item, subtask);
   };
   std::unordered_map<std::string, bool> open_frames;
   for (const QuestionItem* item : todo) open_frames[model_frame(*item)] = true;
@@ -331,32 +333,29 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
 Runner::FrameImages Runner::decode_frame_images(const std::vector<Pending>& frame) {
   const auto t0 = std::chrono::steady_clock::now();
   FrameImages out;
+  // Decoded and held in prompt order; false (warned per item) when it does not decode.
+  const auto hold = [&](const CameraImage& camera, const char* what) {
+    std::string warning;
+    auto image = decoded(camera.path, warning);
+    if (!image) {
+      for (const Pending& p : frame) spdlog::warn("item {}: {}{} image skipped: {}", p.item->index, what, camera.camera, warning);
+      return false;
+    }
+    out.images.push_back(image.get());
+    out.held.push_back(std::move(image));
+    out.key += camera.path.string() + '\n';
+    return true;
+  };
   // Earlier frames first (oldest first), as the prompt shows them.
   for (const HistoryShown& earlier : shown_history(*frame.front().item, frame.front().subtask)) {
     HistoryView view{earlier.seconds_earlier, {}};
     for (const CameraImage& camera : earlier.images) {
-      std::string warning;
-      if (auto image = decoded(camera.path, warning)) {
-        view.cameras.push_back(camera.camera);
-        out.images.push_back(image.get());
-        out.held.push_back(std::move(image));
-        out.key += camera.path.string() + '\n';
-      } else {
-        for (const Pending& p : frame) spdlog::warn("item {}: history {} image skipped: {}", p.item->index, camera.camera, warning);
-      }
+      if (hold(camera, "history ")) view.cameras.push_back(camera.camera);
     }
     if (!view.cameras.empty()) out.history.push_back(std::move(view));
   }
   for (const CameraImage& camera : frame.front().item->images) {
-    std::string warning;
-    if (auto image = decoded(camera.path, warning)) {
-      out.usable.images.push_back(camera);
-      out.images.push_back(image.get());
-      out.held.push_back(std::move(image));
-      out.key += camera.path.string() + '\n';
-    } else {
-      for (const Pending& p : frame) spdlog::warn("item {}: {} image skipped: {}", p.item->index, camera.camera, warning);
-    }
+    if (hold(camera, "")) out.usable.images.push_back(camera);
   }
   counters_.seconds.decode_images += seconds_since(t0);
   return out;

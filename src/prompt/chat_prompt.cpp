@@ -18,14 +18,21 @@ std::string render_chatml(const ChatPrompt& prompt) {
   return text;
 }
 
+namespace {
+
+// "<label>: <marker>\n": how every image is introduced.
+void add_image_line(std::string& text, const std::string& label) {
+  text += label;
+  text += ": ";
+  text += kImageMarker;
+  text += "\n";
+}
+
+}  // namespace
+
 std::string image_block(const std::vector<std::string>& camera_names) {
   std::string text;
-  for (const std::string& camera : camera_names) {
-    text += camera;
-    text += ": ";
-    text += kImageMarker;
-    text += "\n";
-  }
+  for (const std::string& camera : camera_names) add_image_line(text, camera);
   return text;
 }
 
@@ -34,11 +41,7 @@ std::string history_block(const std::vector<HistoryView>& history) {
   for (const HistoryView& frame : history) {
     char when[32];
     std::snprintf(when, sizeof when, "%.1f s earlier", frame.seconds_earlier);
-    for (const std::string& camera : frame.cameras) {
-      text += camera + ", " + when + ": ";
-      text += kImageMarker;
-      text += "\n";
-    }
+    for (const std::string& camera : frame.cameras) add_image_line(text, camera + ", " + when);
   }
   return text;
 }
@@ -47,9 +50,7 @@ std::string close_up_block(const std::vector<ObjectRef>& objects) {
   std::string text;
   for (const ObjectRef& ref : objects) {
     // Label and camera come from the question's reference form: no image marker can be in them.
-    text += "Close-up of " + ref.label + " in " + ref.camera + ", its marker on the object: ";
-    text += kImageMarker;
-    text += "\n";
+    add_image_line(text, "Close-up of " + ref.label + " in " + ref.camera + ", its marker on the object");
   }
   return text;
 }
