@@ -117,6 +117,11 @@ RunOptions run_options(const RunArgs& a) {
   options.crop_size = a.crop_size;
   options.history_frames = a.history_frames;
   options.history_cameras = a.history_cameras;
+  options.draw_markers = a.draw_markers->value();
+  options.few_shot = a.few_shot;
+  options.self_consistency = a.self_consistency;
+  options.sc_temperature = a.sc_temperature;
+  options.sc_top_p = a.sc_top_p;
   return options;
 }
 

@@ -114,6 +114,21 @@ void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
       ->capture_default_str()->check(CLI::Range(0, static_cast<int>(kMaxHistoryFrames)));
   cmd.add_option("--history_cameras,--history-cameras", a.history_cameras, "Cameras of the earlier frames, comma-separated")
       ->capture_default_str()->delimiter(',')->check(CLI::IsMember(std::vector<std::string>(kCameraOrder.begin(), kCameraOrder.end())));
+  a.draw_markers = std::make_unique<BoolFlag>(cmd, "--draw_markers,--draw-markers", false,
+                                              "Draw a marker on each object a question names in the camera images themselves "
+                                              "(the question's images become its own: no shared prefix; per subtask: the prompts file)");
+  cmd.add_option("--few_shot,--few-shot", a.few_shot,
+                 "Show the K most similar question/answer pairs of the same subtask from --kb_file as text-only examples "
+                 "(per subtask: the prompts file)")
+      ->capture_default_str()->check(CLI::Range(0, kMaxFewShot));
+  cmd.add_option("--self_consistency,--self-consistency", a.self_consistency,
+                 "Sample N answers per question and vote (MCQ and yes/no: the most common letter or word, ties to the greedy "
+                 "answer; open: the sample closest to the others by ROUGE-L); 0 or 1: off (per subtask: the prompts file)")
+      ->capture_default_str()->check(CLI::Range(0, kMaxSelfConsistency));
+  cmd.add_option("--sc_temperature,--sc-temperature", a.sc_temperature, "Temperature of the --self_consistency samples")
+      ->capture_default_str()->check(CLI::Range(0.01, 10.0));
+  cmd.add_option("--sc_top_p,--sc-top-p", a.sc_top_p, "Top-p of the --self_consistency samples")
+      ->capture_default_str()->check(CLI::Range(0.01, 1.0));
   cmd.add_option("--prompts", a.prompts_file, "Prompts file replacing parts of the built-in prompts "
                  "(see `drivevqa prompts`)");
   cmd.add_option("--dump_prompts,--dump-prompts", a.dump_prompts, "Write each item's exact chat text into this folder");
@@ -200,7 +215,7 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
       {"max_new_tokens_default", a.max_new_tokens_default, nullptr},  // in the prompts line (the default budget)
       // Only when close-ups are on somewhere: the keys of runs without them stay as they were.
       {"object_crops", a.object_crops->value(),
-       [](const RunOptions& o) { return any_object_crops(o.prompts, o.object_crops) ? key_line("close_ups", std::to_string(o.crop_size)) : ""; }},
+       [](const RunOptions& o) { return most_over_subtasks(o.prompts.object_crops, o.object_crops) ? key_line("close_ups", std::to_string(o.crop_size)) : ""; }},
       {"crop_size", a.crop_size, nullptr},  // in the close_ups line
       {"history_frames", a.history_frames,
        [](const RunOptions& o) {
@@ -210,6 +225,20 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
          return key_line("history", std::to_string(o.history_frames) + " " + cameras);
        }},
       {"history_cameras", a.history_cameras, nullptr},  // in the history line
+      {"draw_markers", a.draw_markers->value(),
+       [](const RunOptions& o) { return most_over_subtasks(o.prompts.draw_markers, o.draw_markers) ? key_line("markers", "on") : ""; }},
+      {"few_shot", a.few_shot,
+       [](const RunOptions& o) {
+         return most_over_subtasks(o.prompts.few_shot, o.few_shot) > 0 ? key_line("few_shot", std::to_string(o.few_shot)) : "";
+       }},
+      {"self_consistency", a.self_consistency,
+       [](const RunOptions& o) {
+         if (most_over_subtasks(o.prompts.self_consistency, o.self_consistency) < 2) return std::string();
+         return key_line("self_consistency", std::to_string(o.self_consistency) + " " + std::to_string(o.sc_temperature) + " " +
+                                                 std::to_string(o.sc_top_p));
+       }},
+      {"sc_temperature", shortest_double(a.sc_temperature), nullptr},  // in the self_consistency line
+      {"sc_top_p", shortest_double(a.sc_top_p), nullptr},              // in the self_consistency line
   };
 }
 

@@ -39,9 +39,11 @@ struct RunArgs {
   std::string prompts_file, dump_prompts, cache_dir, kb_index, prompt_layout = "shared", stats_json;
   std::string answer_format = "structured", mcq_format = "letter";
   bool print_answers = false, overwrite = false, show_config = false, keep_models_loaded = false;
-  int crop_size = 448, history_frames = 0;
+  int crop_size = 448, history_frames = 0, few_shot = 0, self_consistency = 0;
+  float sc_temperature = 0.7f, sc_top_p = 0.9f;
   std::vector<std::string> history_cameras = {"CAM_FRONT"};
-  std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample, frame_reuse, object_crops;
+  std::unique_ptr<BoolFlag> use_lora_7b, use_lora_72b, use_flash_attn, fallback, do_sample, frame_reuse, object_crops,
+      draw_markers;
 };
 
 // Registers every flag of `run` on `cmd`, parsed into `args` (which must outlive the parse).

@@ -64,20 +64,25 @@ struct Runner::HistoryShown {
 
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
   if (!options_.model_7b && !options_.model_72b) throw UsageError("no model given: pass --model_7b and/or --model_72b");
+  // Work in progress (#15): refused rather than silently ignored until each lands.
+  if (most_over_subtasks(options_.prompts.draw_markers, options_.draw_markers)) throw UsageError("--draw_markers is not built yet");
+  if (most_over_subtasks(options_.prompts.few_shot, options_.few_shot) > 0) throw UsageError("--few_shot is not built yet");
+  if (most_over_subtasks(options_.prompts.self_consistency, options_.self_consistency) > 1) {
+    throw UsageError("--self_consistency is not built yet");
+  }
   // What the prompts ask for sizes the engine's caches.
-  options_.frames.close_ups = any_object_crops(options_.prompts, options_.object_crops);
+  options_.frames.close_ups = most_over_subtasks(options_.prompts.object_crops, options_.object_crops);
   options_.frames.history_images = history_image_budget(options_);
   cached_images_ = kCachedImages + options_.frames.history_images;
 }
 
 size_t history_image_budget(const RunOptions& options) {  // runner.h
-  int most = 0;
-  for (Subtask s : all_subtasks()) most = std::max(most, history_frame_count(options.prompts, s, options.history_frames));
+  const int most = most_over_subtasks(options.prompts.history_frames, options.history_frames);
   return static_cast<size_t>(most) * options.history_cameras.size();
 }
 
 std::vector<Runner::HistoryShown> Runner::shown_history(const QuestionItem& item, Subtask s) const {
-  const size_t n = std::min(item.history.size(), static_cast<size_t>(history_frame_count(options_.prompts, s, options_.history_frames)));
+  const size_t n = std::min(item.history.size(), static_cast<size_t>(for_subtask(options_.prompts.history_frames, s, options_.history_frames)));
   std::vector<HistoryShown> shown;
   for (size_t k = n; k-- > 0;) {  // oldest first
     HistoryShown frame{kKeyFrameSeconds * static_cast<double>(k + 1), {}};
@@ -190,8 +195,8 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
     if (const int cap = answer_token_cap(shape, options_.mcq_format); cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, cap);
   }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
-  if (wants_object_crops(options_.prompts, p.subtask, options_.object_crops)) p.close_ups = object_refs(item.question);
-  if (history_frame_count(options_.prompts, p.subtask, options_.history_frames) > 0) {
+  if (for_subtask(options_.prompts.object_crops, p.subtask, options_.object_crops)) p.close_ups = object_refs(item.question);
+  if (for_subtask(options_.prompts.history_frames, p.subtask, options_.history_frames) > 0) {
     for (const std::string& w : item.history_warnings) spdlog::warn("item {}: {}", item.index, w);
   }
   return p;

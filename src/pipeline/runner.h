@@ -57,6 +57,11 @@ struct RunOptions {
   int crop_size = 448;          // their side in pixels of the original image
   int history_frames = 0;       // earlier key frames shown before the current images (per subtask: prompts)
   std::vector<std::string> history_cameras = {"CAM_FRONT"};  // which of their cameras
+  bool draw_markers = false;    // markers on the camera images themselves (per subtask: prompts.draw_markers)
+  int few_shot = 0;             // knowledge-base examples of the same subtask (per subtask: prompts.few_shot)
+  int self_consistency = 0;     // sampled answers voted on; < 2: off (per subtask: prompts.self_consistency)
+  float sc_temperature = 0.7f;  // their sampling
+  float sc_top_p = 0.9f;
 };
 
 // The most earlier-frame images any item of a run with `options` is shown (for cache sizes).

@@ -19,6 +19,66 @@ Subtask subtask_key(const std::string& key, const std::string& name, const char*
   }
 }
 
+// The per-subtask settings the prompts file may hold beside the prompts (each also a flag of `run`).
+struct SubtaskSwitch {
+  const char* key;
+  std::map<Subtask, bool> PromptSet::*field;
+};
+struct SubtaskCount {
+  const char* key;
+  std::map<Subtask, int> PromptSet::*field;
+  int most;  // allowed: 0..most
+};
+constexpr SubtaskSwitch kSwitches[] = {
+    {"object_crops", &PromptSet::object_crops},
+    {"draw_markers", &PromptSet::draw_markers},
+};
+constexpr SubtaskCount kCounts[] = {
+    {"history_frames", &PromptSet::history_frames, static_cast<int>(kMaxHistoryFrames)},
+    {"few_shot", &PromptSet::few_shot, kMaxFewShot},
+    {"self_consistency", &PromptSet::self_consistency, kMaxSelfConsistency},
+};
+
+template <typename Setting, size_t N>
+const Setting* find_setting(const Setting (&table)[N], const std::string& key) {
+  for (const Setting& s : table) {
+    if (key == s.key) return &s;
+  }
+  return nullptr;
+}
+
+std::string setting_names() {
+  std::string names;
+  for (const SubtaskSwitch& k : kSwitches) names += std::string(names.empty() ? "" : ", ") + k.key;
+  for (const SubtaskCount& k : kCounts) names += std::string(", ") + k.key;
+  return names;
+}
+
+template <typename T>
+Json per_subtask_json(const std::map<Subtask, T>& settings) {
+  Json j = Json::object();
+  for (const auto& [s, v] : settings) j[std::string(subtask_name(s))] = v;
+  return j;
+}
+
+void read_switches(const Json& value, const std::string& name, const SubtaskSwitch& k, PromptSet& p) {
+  if (!value.is_object()) throw InputError(name + ": " + k.key + " must be an object of subtask -> true or false");
+  for (const auto& [subtask, on] : value.items()) {
+    if (!on.is_boolean()) throw InputError(name + ": " + k.key + "." + subtask + " must be true or false");
+    (p.*k.field)[subtask_key(subtask, name, k.key)] = on.get<bool>();
+  }
+}
+
+void read_counts(const Json& value, const std::string& name, const SubtaskCount& k, PromptSet& p) {
+  if (!value.is_object()) throw InputError(name + ": " + k.key + " must be an object of subtask -> count");
+  for (const auto& [subtask, n] : value.items()) {
+    if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > k.most) {
+      throw InputError(name + ": " + k.key + "." + subtask + " must be an integer from 0 to " + std::to_string(k.most));
+    }
+    (p.*k.field)[subtask_key(subtask, name, k.key)] = n.get<int>();
+  }
+}
+
 }  // namespace
 
 std::string prompts_to_json(const PromptSet& p) {
@@ -36,15 +96,11 @@ std::string prompts_to_json(const PromptSet& p) {
                               {"option_text", p.option_text_instruction},
                               {"yes_no", p.yes_no_instruction}};
   // Only when set: the text is part of a run's journal key, which must not change for runs without it.
-  if (!p.object_crops.empty()) {
-    Json crops = Json::object();
-    for (const auto& [s, on] : p.object_crops) crops[std::string(subtask_name(s))] = on;
-    j["object_crops"] = crops;
+  for (const SubtaskSwitch& k : kSwitches) {
+    if (!(p.*k.field).empty()) j[k.key] = per_subtask_json(p.*k.field);
   }
-  if (!p.history_frames.empty()) {
-    Json history = Json::object();
-    for (const auto& [s, n] : p.history_frames) history[std::string(subtask_name(s))] = n;
-    j["history_frames"] = history;
+  for (const SubtaskCount& k : kCounts) {
+    if (!(p.*k.field).empty()) j[k.key] = per_subtask_json(p.*k.field);
   }
   return j.dump(2) + "\n";
 }
@@ -81,24 +137,13 @@ void apply_prompts_json(const std::string& text, const std::string& name, Prompt
         if (!slot) throw InputError(name + ": answer_instructions: unknown shape '" + shape + "' (expected option, option_text, yes_no)");
         *slot = text.get<std::string>();
       }
-    } else if (key == "object_crops") {
-      if (!value.is_object()) throw InputError(name + ": object_crops must be an object of subtask -> true or false");
-      for (const auto& [subtask, on] : value.items()) {
-        if (!on.is_boolean()) throw InputError(name + ": object_crops." + subtask + " must be true or false");
-        p.object_crops[subtask_key(subtask, name, "object_crops")] = on.get<bool>();
-      }
-    } else if (key == "history_frames") {
-      if (!value.is_object()) throw InputError(name + ": history_frames must be an object of subtask -> frames");
-      for (const auto& [subtask, n] : value.items()) {
-        if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > static_cast<int64_t>(kMaxHistoryFrames)) {
-          throw InputError(name + ": history_frames." + subtask + " must be an integer from 0 to " +
-                           std::to_string(kMaxHistoryFrames));
-        }
-        p.history_frames[subtask_key(subtask, name, "history_frames")] = n.get<int>();
-      }
+    } else if (const SubtaskSwitch* k = find_setting(kSwitches, key)) {
+      read_switches(value, name, *k, p);
+    } else if (const SubtaskCount* k = find_setting(kCounts, key)) {
+      read_counts(value, name, *k, p);
     } else {
       throw InputError(name + ": unknown key '" + key +
-                       "' (expected system, hints, token_budgets, answer_instructions, object_crops, history_frames)");
+                       "' (expected system, hints, token_budgets, answer_instructions, " + setting_names() + ")");
     }
   }
 }

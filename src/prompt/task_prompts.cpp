@@ -40,21 +40,6 @@ const std::string& answer_instruction(const PromptSet& prompts, const AnswerShap
   return kNone;
 }
 
-bool wants_object_crops(const PromptSet& prompts, Subtask s, bool flag) {
-  const auto it = prompts.object_crops.find(s);
-  return it != prompts.object_crops.end() ? it->second : flag;
-}
-
-bool any_object_crops(const PromptSet& prompts, bool flag) {
-  const auto& all = all_subtasks();
-  return std::any_of(all.begin(), all.end(), [&](Subtask s) { return wants_object_crops(prompts, s, flag); });
-}
-
-int history_frame_count(const PromptSet& prompts, Subtask s, int flag) {
-  const auto it = prompts.history_frames.find(s);
-  return it != prompts.history_frames.end() ? it->second : flag;
-}
-
 int token_budget(const PromptSet& prompts, Subtask s) {
   const auto it = prompts.token_budgets.find(s);
   return it != prompts.token_budgets.end() ? it->second : prompts.default_budget;

@@ -5,6 +5,7 @@
 // (prompt/answer_shape.h).
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -29,15 +30,32 @@ struct PromptSet {
   std::map<Subtask, bool> object_crops;
   // Earlier key frames shown before the current images (--history_frames), per subtask; absent: the flag's.
   std::map<Subtask, int> history_frames;
+  // Markers drawn on the camera images themselves (--draw_markers), per subtask; absent: the flag's.
+  std::map<Subtask, bool> draw_markers;
+  // Knowledge-base question/answer pairs shown as examples (--few_shot), per subtask; absent: the flag's.
+  std::map<Subtask, int> few_shot;
+  // Sampled answers voted on (--self_consistency; 0 or 1: off), per subtask; absent: the flag's.
+  std::map<Subtask, int> self_consistency;
 };
 
-// How many earlier frames questions of subtask `s` see, given --history_frames.
-int history_frame_count(const PromptSet& prompts, Subtask s, int flag);
+// A per-subtask setting of the prompts file for subtask `s`, else the flag's value.
+template <typename T>
+T for_subtask(const std::map<Subtask, T>& settings, Subtask s, T flag) {
+  const auto it = settings.find(s);
+  return it != settings.end() ? it->second : flag;
+}
 
-// Whether questions of subtask `s` get object close-ups, given the --object_crops flag.
-bool wants_object_crops(const PromptSet& prompts, Subtask s, bool flag);
-// Whether any subtask does.
-bool any_object_crops(const PromptSet& prompts, bool flag);
+// The largest value the setting takes over all subtasks (for a bool: whether any subtask has it on).
+template <typename T>
+T most_over_subtasks(const std::map<Subtask, T>& settings, T flag) {
+  T most{};
+  for (Subtask s : all_subtasks()) most = std::max(most, for_subtask(settings, s, flag));
+  return most;
+}
+
+// Upper limits of the per-subtask counts (flags and prompts file alike).
+inline constexpr int kMaxFewShot = 16;
+inline constexpr int kMaxSelfConsistency = 32;
 
 // The built-in prompts (same information as the seed's; our wording). kFree: the seed's prompts,
 // with no answer-shape instructions.
