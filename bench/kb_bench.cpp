@@ -1,6 +1,7 @@
 // Knowledge-base retrieval at scale: drivevqa's SQLite index (FTS5 vocabulary, BM25 impact lists) against a straightforward C++
 // re-implementation of the seed script's per-question linear scan (Jaccard + difflib-style fuzzy
-// ratio + same-frame/same-scene bonus over every entry), side by side on one generated KB.
+// ratio + same-frame/same-scene bonus over every entry), side by side on one generated KB; and the
+// few-shot search (the K most similar notes of the question's subtask, whole KB).
 // Usage: drivevqa_kb_bench [entries] [queries] [scan_queries]
 #include <algorithm>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "kb/kb_index.h"
+#include "pipeline/kb_examples.h"
 #include "util/stopwatch.h"
 
 using namespace drivevqa;
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
   const size_t frames = n / 22;
 
   auto t = Clock::now();
-  const auto index = KbIndex::open(dir / "kb.json", dir / "kb.sqlite", dir);
+  const auto index = open_kb_index(dir / "kb.json", dir / "kb.sqlite", dir);
   const double build = seconds_since(t);
 
   struct Query {
@@ -163,6 +165,12 @@ int main(int argc, char** argv) {
     ++(q.frame == "unseen-frame" ? unseen_n : known_n);
   }
   const double per_query_ms = (known_s + unseen_s) * 1000 / static_cast<double>(qs.size());
+  // --few_shot 3: the question's subtask's most similar notes from the whole KB (its group's lists).
+  t = Clock::now();
+  for (const Query& q : qs) {
+    hits += index->examples(kb_note_subtask({q.scene, q.frame, q.question, "", ""}), q.scene, q.frame, q.question, 3).size();
+  }
+  const double few_shot_ms = seconds_since(t) * 1000 / static_cast<double>(qs.size());
 
   t = Clock::now();
   std::vector<ScanEntry> scan;
@@ -186,6 +194,7 @@ int main(int argc, char** argv) {
   std::printf("| seed-style linear scan (C++) | %.2f | %.1f | 1x |\n", scan_load, scan_ms);
   std::printf("\ndrivevqa per question: %.3f ms for a frame the KB knows (%zu), %.3f ms for an unseen frame (%zu, whole-KB search)\n",
               known_s * 1000 / std::max<size_t>(known_n, 1), known_n, unseen_s * 1000 / std::max<size_t>(unseen_n, 1), unseen_n);
+  std::printf("drivevqa few-shot examples (--few_shot 3, same subtask, whole KB): %.3f ms per question\n", few_shot_ms);
   std::printf("\ngoals: build under 10 s (%s), retrieval under 1 ms (%s)  [checksum %zu]\n", build < 10 ? "met" : "missed",
               per_query_ms < 1 ? "met" : "missed", hits);
   std::filesystem::remove_all(dir);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kb/kb_index.h"
+#include "pipeline/kb_examples.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -49,7 +50,7 @@ TEST(Kb, RetrievalPrefersTheFrameThenTheSceneAndRanksByText) {
             note("s1", "f2", "What is the moving status of the bus?", "Stopped."),
             note("s2", "f9", "What is the moving status of the truck?", "Turn left."),
             note("s2", "f9", "Is the traffic light green?", "Yes.")});
-  const auto index = KbIndex::open(dir / "kb.json", "", dir / "cache");
+  const auto index = open_kb_index(dir / "kb.json", "", dir / "cache");
   // Same frame: the text-matching note first, then the frame's other notes.
   auto hits = index->retrieve("s1", "f1", "What is the moving status of object <c3,CAM_FRONT,1,1>?", 3);
   ASSERT_EQ(hits.size(), 3u);
@@ -78,15 +79,15 @@ TEST(Kb, IndexIsReusedAndRebuiltWhenTheFileChanges) {
   const auto dir = test::scratch_dir("kb-reuse");
   write_kb(dir / "kb.json", Json::array({note("s", "f", "q one", "a1")}));
   const auto index_path = dir / "kb.sqlite";
-  EXPECT_TRUE(KbIndex::open(dir / "kb.json", index_path, dir)->rebuilt());
-  EXPECT_FALSE(KbIndex::open(dir / "kb.json", index_path, dir)->rebuilt());
+  EXPECT_TRUE(open_kb_index(dir / "kb.json", index_path, dir)->rebuilt());
+  EXPECT_FALSE(open_kb_index(dir / "kb.json", index_path, dir)->rebuilt());
   write_kb(dir / "kb.json", Json::array({note("s", "f", "q one", "a1"), note("s", "f", "q two", "a2")}));
-  const auto changed = KbIndex::open(dir / "kb.json", index_path, dir);
+  const auto changed = open_kb_index(dir / "kb.json", index_path, dir);
   EXPECT_TRUE(changed->rebuilt());
   EXPECT_EQ(changed->entries(), 2u);
   // A file at the index path that is not a complete index (a killed build, anything else) is rebuilt.
   std::ofstream(index_path, std::ios::trunc) << "SQLite format 3 but cut short";
-  EXPECT_TRUE(KbIndex::open(dir / "kb.json", index_path, dir)->rebuilt());
+  EXPECT_TRUE(open_kb_index(dir / "kb.json", index_path, dir)->rebuilt());
 }
 
 TEST(Kb, ADamagedIndexIsRebuiltNotTrusted) {
@@ -95,7 +96,7 @@ TEST(Kb, ADamagedIndexIsRebuiltNotTrusted) {
   for (int i = 0; i < 3000; ++i) notes.push_back(note("s", "f" + std::to_string(i), "question " + std::to_string(i), "a"));
   write_kb(dir / "kb.json", notes);
   const auto index_path = dir / "kb.sqlite";
-  ASSERT_TRUE(KbIndex::open(dir / "kb.json", index_path, dir)->rebuilt());
+  ASSERT_TRUE(open_kb_index(dir / "kb.json", index_path, dir)->rebuilt());
   // Pages in the middle overwritten (a bad disk, a copy cut short): the meta table still says complete.
   const auto size = std::filesystem::file_size(index_path);
   ASSERT_GT(size, 64u * 1024);
@@ -105,7 +106,7 @@ TEST(Kb, ADamagedIndexIsRebuiltNotTrusted) {
     const std::string garbage(8192, '\x5a');
     f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
   }
-  const auto reopened = KbIndex::open(dir / "kb.json", index_path, dir);
+  const auto reopened = open_kb_index(dir / "kb.json", index_path, dir);
   EXPECT_TRUE(reopened->rebuilt());
   EXPECT_EQ(reopened->retrieve("s", "f7", "question 7", 1).at(0).entry.question, "question 7");
 }
@@ -114,12 +115,12 @@ TEST(Kb, DuplicatesAreCountedAndAKbWithoutNotesIsRefused) {
   const auto dir = test::scratch_dir("kb-duplicates");
   write_kb(dir / "kb.json", Json::array({note("s", "f", "Is it safe?", "Yes."), note("s", "f", "Is  it safe?", "No."),
                                          note("s", "g", "Is it safe?", "Yes.")}));
-  const auto index = KbIndex::open(dir / "kb.json", dir / "kb.sqlite", dir);
+  const auto index = open_kb_index(dir / "kb.json", dir / "kb.sqlite", dir);
   EXPECT_EQ(index->duplicates(), 1u);
   EXPECT_EQ(index->exact("s", "f", "Is it safe?")->answer, "Yes.") << "the first note of a key answers";
   write_kb(dir / "empty.json", Json::array({Json{{"scene_token", "s"}, {"answer", "no question"}}}));
   try {
-    KbIndex::open(dir / "empty.json", dir / "empty.sqlite", dir);
+    open_kb_index(dir / "empty.json", dir / "empty.sqlite", dir);
     ADD_FAILURE() << "a KB without notes was accepted";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("no usable notes"), std::string::npos) << e.what();

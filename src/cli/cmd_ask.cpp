@@ -10,12 +10,15 @@
 #include "lora/lora_convert.h"
 #include "modelgen/random_model.h"
 #include "pipeline/frame_close_ups.h"
+#include "pipeline/kb_examples.h"
+#include "pipeline/frame_markers.h"
 #include "visual/object_crop.h"
 #include "engine/image.h"
 #include "prompt/chat_prompt.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
 #include "util/error.h"
+#include "util/path_roles.h"
 
 namespace drivevqa {
 namespace {
@@ -39,6 +42,11 @@ struct AskArgs {
   bool show_tokens = false;
   bool object_crops = false;
   int crop_size = kDefaultCropSize;
+  std::vector<std::string> history;  // earlier frames, most recent first: each the history cameras' files
+  std::vector<std::string> history_cameras = {"CAM_FRONT"};
+  int few_shot = 0;
+  std::string kb_file, kb_index;
+  bool draw_markers = false;
 };
 
 // --cameras, or the Track 1 order (then IMAGE_<n>) when not given; one name per image.
@@ -56,12 +64,76 @@ std::vector<std::string> camera_names(const AskArgs& a) {
   return cameras;
 }
 
+// With --draw_markers: the objects the question names marked on their camera images, as run draws
+// them; `image_ptrs` (one per camera) then points at the marked copies, which the result owns.
+FrameMarkers draw_ask_markers(const AskArgs& a, const std::vector<std::string>& cameras, std::vector<const RgbImage*>& image_ptrs) {
+  if (!a.draw_markers) return {};
+  std::vector<CameraImage> files;
+  for (size_t i = 0; i < cameras.size(); ++i) files.push_back({cameras[i], a.images[i]});
+  const MarkerChoice chosen = choose_markers(a.question, files);
+  RunCounters counters;
+  FrameMarkers markers = draw_frame_markers(chosen.marked, files, image_ptrs, counters);
+  for (const std::vector<std::string>& skipped : {chosen.skipped, markers.skipped}) {
+    for (const std::string& why : skipped) spdlog::warn("no marker for {}", why);
+  }
+  return markers;
+}
+
+// --history: the earlier frames' images, loaded oldest first (the prompt's order) with the views
+// that label them as run does ("CAM_FRONT, 1.0 s earlier").
+struct AskHistory {
+  std::vector<RgbImage> images;
+  std::vector<HistoryView> views;
+};
+
+AskHistory load_history(const AskArgs& a) {
+  if (a.history.size() > kMaxHistoryFrames) {
+    throw UsageError("--history is given " + std::to_string(a.history.size()) + " times; at most " +
+                     std::to_string(kMaxHistoryFrames) + " earlier frames");
+  }
+  std::vector<std::vector<std::string>> frames;  // each frame's files, checked before any is read
+  for (const std::string& given : a.history) {
+    std::vector<std::string> files;
+    for (size_t at = 0, end = 0; end != std::string::npos; at = end + 1) {
+      end = given.find(',', at);
+      files.push_back(given.substr(at, end == std::string::npos ? std::string::npos : end - at));
+    }
+    if (files.size() != a.history_cameras.size()) {
+      throw UsageError("--history " + given + ": " + std::to_string(files.size()) + " images for " +
+                       std::to_string(a.history_cameras.size()) + " --history_cameras");
+    }
+    frames.push_back(std::move(files));
+  }
+  AskHistory h;
+  for (size_t k = frames.size(); k-- > 0;) {  // given most recent first, shown oldest first
+    for (const std::string& file : frames[k]) h.images.push_back(load_image_file(file));
+    h.views.push_back({kKeyFrameSeconds * static_cast<double>(k + 1), a.history_cameras});
+  }
+  return h;
+}
+
+// --few_shot: the knowledge base's most similar question/answer pairs of the question's subtask,
+// as run shows them ("" when off).
+std::string ask_examples(const AskArgs& a) {
+  if (a.few_shot == 0) return "";
+  if (a.kb_file.empty()) throw UsageError("--few_shot needs --kb_file: the examples come from the knowledge base");
+  PathRoles paths;  // the index is written: never over the KB file it reads
+  paths.read("--kb_file", a.kb_file);
+  paths.write("--kb_index", a.kb_index);
+  paths.check();
+  const auto kb = open_kb_index(a.kb_file, a.kb_index, cache_home(a.sources));
+  return few_shot_block(few_shot_examples(*kb, classify(a.category, a.question), "", "", a.question, a.few_shot));
+}
+
 void ask(AskArgs& a) {
   const std::vector<std::string> cameras = camera_names(a);
+  const std::string examples = ask_examples(a);
+  const AskHistory history = load_history(a);
   std::vector<RgbImage> images;
   for (const std::string& path : a.images) images.push_back(load_image_file(path));
   std::vector<const RgbImage*> image_ptrs;
   for (const RgbImage& image : images) image_ptrs.push_back(&image);
+  const FrameMarkers markers = draw_ask_markers(a, cameras, image_ptrs);  // before the close-ups join image_ptrs
   // Close-ups of the objects the question names, after the cameras (as run places them).
   FrameCloseUps close_ups;
   if (a.object_crops) {
@@ -72,6 +144,11 @@ void ask(AskArgs& a) {
     close_ups = cut_close_ups(std::vector<CloseUpRequest>{{0, named}}, files, a.crop_size, counters);
     image_ptrs.insert(image_ptrs.end(), close_ups.of[0].begin(), close_ups.of[0].end());
   }
+
+  // Earlier frames first, oldest first, as run shows them.
+  std::vector<const RgbImage*> earlier;
+  for (const RgbImage& image : history.images) earlier.push_back(&image);
+  image_ptrs.insert(image_ptrs.begin(), earlier.begin(), earlier.end());
 
   a.sources.outtype = parse_weight_type(a.outtype);
   a.engine.flash_attention = a.flash_attn == "on"    ? FlashAttention::kOn
@@ -84,7 +161,8 @@ void ask(AskArgs& a) {
   const AnswerFormat format = answer_format_from_name(a.answer_format);
   const McqFormat mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
   const PromptSet prompts = default_prompts(a.generation.max_new_tokens, format);
-  std::string user = image_block(cameras) + (a.object_crops ? close_up_block(close_ups.shown[0]) : "") + a.question;
+  std::string user = history_block(history.views) + image_block(cameras) + examples +
+                     (a.object_crops ? close_up_block(close_ups.shown[0]) : "") + a.question;
   if (format != AnswerFormat::kFree) {
     const AnswerShape shape = answer_shape(classify(a.category, a.question), a.question);
     if (const std::string& line = answer_instruction(prompts, shape, mcq_format); !line.empty()) user += "\n" + line;
@@ -153,6 +231,21 @@ CommandAction add_ask_command(CLI::App& app) {
                 "Show each object the question names (<cN,CAM,x,y>) as a marked close-up after the images, as run does");
   cmd->add_option("--crop_size,--crop-size", a->crop_size, "Side of an object close-up, in pixels of the camera image")
       ->capture_default_str()->check(CLI::Range(28, 4096));
+  cmd->add_flag("--draw_markers,--draw-markers", a->draw_markers,
+                "Draw a marker on each object the question names (<cN,CAM,x,y>) on its camera image, as run does");
+  cmd->add_option("--history", a->history,
+                  "An earlier key frame's images: the --history_cameras' files, comma-separated; repeatable, the most "
+                  "recent first (0.5 s earlier, then 1.0 s, ...), as a dataset's history_frames. Shown oldest first "
+                  "before the current images, as run --history_frames shows them");
+  cmd->add_option("--history_cameras,--history-cameras", a->history_cameras,
+                  "Cameras of each --history frame's images, comma-separated")
+      ->capture_default_str()->delimiter(',')->check(CLI::IsMember(std::vector<std::string>(kCameraOrder.begin(), kCameraOrder.end())));
+  cmd->add_option("--few_shot,--few-shot", a->few_shot,
+                  "Show the K most similar question/answer pairs of the question's subtask from --kb_file as text-only "
+                  "examples, as run does")
+      ->capture_default_str()->check(CLI::Range(0, kMaxFewShot));
+  cmd->add_option("--kb_file,--kb-file", a->kb_file, "Knowledge base JSON, for --few_shot");
+  cmd->add_option("--kb_index,--kb-index", a->kb_index, "Where its index is kept (default: the cache, as run)");
   cmd->add_flag("--show_prompt,--show-prompt", a->show_prompt, "Print the chat text sent to the model on stderr");
   cmd->add_flag("--show_tokens,--show-tokens", a->show_tokens, "Print the generated token ids on stderr");
   return [a] { ask(*a); };

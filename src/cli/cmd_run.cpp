@@ -10,6 +10,7 @@
 #include "cli/run_flags.h"
 #include "dataset/question_file.h"
 #include "kb/kb_index.h"
+#include "pipeline/kb_examples.h"
 #include "pipeline/run_job.h"
 #include "prompt/prompt_file.h"
 #include "results/results_file.h"
@@ -135,6 +136,10 @@ void run(const RunArgs& a, std::span<const RunSetting> settings) {
   install_interrupt_handlers();  // SIGINT / SIGTERM: stop at the next safe point, keep what was answered
   RunOptions options = run_options(a);
   if (a.kb_file.empty() && options.rag_mode == RagMode::kOverride) throw UsageError("--rag_mode override needs --kb_file");
+  const bool few_shot = most_over_subtasks(options.prompts.few_shot, options.few_shot) > 0;
+  if (a.kb_file.empty() && few_shot) {
+    throw UsageError("--few_shot (or a prompts file's few_shot) needs --kb_file: the examples come from the knowledge base");
+  }
 
   RunJob job;
   const std::vector<uint8_t> input = read_file_bytes(a.json_file);
@@ -143,8 +148,8 @@ void run(const RunArgs& a, std::span<const RunSetting> settings) {
   // Nothing is written before every path is known not to alias another (util/path_roles.h).
   check_paths(a, job.items);
   if (!a.stats_json.empty()) require_writable_file_path(a.stats_json, "--stats_json");
-  if (!a.kb_file.empty() && options.rag_mode != RagMode::kOff) {
-    options.kb = KbIndex::open(a.kb_file, a.kb_index, cache_home(options.sources));
+  if (!a.kb_file.empty() && (options.rag_mode != RagMode::kOff || few_shot)) {
+    options.kb = open_kb_index(a.kb_file, a.kb_index, cache_home(options.sources));
   }
   if (!a.dump_prompts.empty()) {
     options.dump_prompts_dir = a.dump_prompts;
@@ -231,7 +236,7 @@ CommandAction add_kb_command(CLI::App& app) {
     paths.write("--kb_index", a->kb_index);
     paths.write_folder("--cache_dir", a->cache_dir);
     paths.check();
-    const auto index = KbIndex::open(a->kb_file, a->kb_index, cache);
+    const auto index = open_kb_index(a->kb_file, a->kb_index, cache);
     std::printf("%zu notes (%zu entries skipped: no question), index %s%s\n", index->entries(), index->skipped(),
                 index->path().c_str(), index->rebuilt() ? " (built now)" : "");
     if (a->query.empty()) return;

@@ -116,7 +116,7 @@ void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
       ->capture_default_str()->delimiter(',')->check(CLI::IsMember(std::vector<std::string>(kCameraOrder.begin(), kCameraOrder.end())));
   a.draw_markers = std::make_unique<BoolFlag>(cmd, "--draw_markers,--draw-markers", false,
                                               "Draw a marker on each object a question names in the camera images themselves "
-                                              "(the question's images become its own: no shared prefix; per subtask: the prompts file)");
+                                              "(marked questions share a prefix only with those of the same markers; per subtask: the prompts file)");
   cmd.add_option("--few_shot,--few-shot", a.few_shot,
                  "Show the K most similar question/answer pairs of the same subtask from --kb_file as text-only examples "
                  "(per subtask: the prompts file)")
@@ -229,7 +229,9 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
        [](const RunOptions& o) { return most_over_subtasks(o.prompts.draw_markers, o.draw_markers) ? key_line("markers", "on") : ""; }},
       {"few_shot", a.few_shot,
        [](const RunOptions& o) {
-         return most_over_subtasks(o.prompts.few_shot, o.few_shot) > 0 ? key_line("few_shot", std::to_string(o.few_shot)) : "";
+         // The examples come from the KB whatever --rag_mode is: its content is part of the line.
+         if (most_over_subtasks(o.prompts.few_shot, o.few_shot) == 0) return std::string();
+         return key_line("few_shot", std::to_string(o.few_shot) + " " + (o.kb ? o.kb->content_hash() : ""));
        }},
       {"self_consistency", a.self_consistency,
        [](const RunOptions& o) {

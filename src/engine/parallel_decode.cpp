@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "util/error.h"
@@ -10,12 +11,20 @@
 namespace drivevqa {
 namespace {
 
-// One question being decoded in its own sequence.
+// The answers to one question: the suffix's KV cells are theirs together, freed with the last one.
+struct Group {
+  size_t suffix_cells = 0;
+  size_t live = 0;  // members not finished
+};
+
+// One answer being decoded in its own sequence.
 struct Running {
   size_t request = 0;
   llama_seq_id seq = 0;
   llama_pos n_past = 0;       // position of the next token to evaluate
-  size_t reserved_cells = 0;
+  size_t reserved_cells = 0;  // for its generated tokens (the suffix's are the group's)
+  std::shared_ptr<Group> group;
+  std::vector<Running*> forks;  // group members waiting for this one's suffix to be evaluated
   std::unique_ptr<TokenPicker> picker;
   Generation generation;
   llama_token pending = LLAMA_TOKEN_NULL;  // sampled, waiting to be evaluated
@@ -54,7 +63,11 @@ class ParallelDecoder {
  private:
   void queue_pending_tokens();
   void admit_waiting();
-  std::unique_ptr<Running> start(size_t request, size_t cells);
+  size_t group_end(size_t first) const;
+  void start_group(size_t first, size_t end);
+  std::unique_ptr<Running> start(size_t request, const std::shared_ptr<Group>& group);
+  void evaluate_suffix(Running& r);
+  void fork_suffix(Running& from, Running& fork, int32_t batch_index);
   void decode_batch();
   void accept(Running& r, llama_token token);
   void finish(Running& r, StopReason why);
@@ -65,6 +78,7 @@ class ParallelDecoder {
   llama_memory_t memory_;
   const llama_vocab* vocab_;
   const int n_batch_;
+  const size_t max_parallel_;
   const llama_pos prefix_end_;
   const std::span<const QuestionRequest> requests_;
   const std::function<void(size_t, Generation)>& on_done_;
@@ -86,6 +100,7 @@ ParallelDecoder::ParallelDecoder(Session& session, llama_pos prefix_end, size_t 
       memory_(llama_get_memory(ctx_)),
       vocab_(session.model().vocab()),
       n_batch_(session.options().n_batch),
+      max_parallel_(static_cast<size_t>(max_parallel)),
       prefix_end_(prefix_end),
       requests_(requests),
       on_done_(on_done),
@@ -117,50 +132,92 @@ void ParallelDecoder::queue_pending_tokens() {
   }
 }
 
-// Starts waiting questions, in request order, while a sequence and room for their whole budget are free.
+// Starts waiting questions, in request order, while sequences and room for their whole budgets are free.
 void ParallelDecoder::admit_waiting() {
-  while (next_ < requests_.size() && !free_seqs_.empty()) {
-    const size_t need = cells_needed(requests_[next_]);
-    if (need > free_cells_) {
+  while (next_ < requests_.size()) {
+    const size_t end = group_end(next_);
+    if (end - next_ > max_parallel_) {
+      throw ModelError("a question with " + std::to_string(end - next_) + " answers needs as many sequences, decoding has " +
+                       std::to_string(max_parallel_));
+    }
+    size_t need = 0;
+    for (size_t i = next_; i < end; ++i) need += cells_needed(requests_[i]);
+    if (end - next_ > free_seqs_.size() || need > free_cells_) {
       if (!running_.empty()) return;  // wait for a running question to end
       throw ModelError("a question needs " + std::to_string(need) + " KV cells after the shared prefix, the context has " +
                        std::to_string(free_cells_));
     }
-    const size_t request = next_++;
-    if (requests_[request].params.max_new_tokens <= 0) {
-      on_done_(request, Generation{});
+    const size_t first = next_;
+    next_ = end;
+    if (requests_[first].params.max_new_tokens <= 0) {
+      for (size_t i = first; i < end; ++i) on_done_(i, Generation{});
       continue;
     }
-    running_.push_back(start(request, need));
+    start_group(first, end);
   }
 }
 
-// Gives the request a sequence holding the prefix and its reserved cells, and queues its suffix.
-std::unique_ptr<Running> ParallelDecoder::start(size_t request, size_t cells) {
+// The end of the group that starts at `first`: the requests after it that fork it.
+size_t ParallelDecoder::group_end(size_t first) const {
+  if (requests_[first].forks_previous) throw ModelError("the first answer of a question cannot fork another's");
+  size_t end = first + 1;
+  while (end < requests_.size() && requests_[end].forks_previous) ++end;
+  return end;
+}
+
+// Gives every answer of the group a sequence holding the prefix and its reserved cells, and
+// evaluates (or queues) the suffix once, in the first answer's sequence.
+void ParallelDecoder::start_group(size_t first, size_t end) {
+  auto group = std::make_shared<Group>(Group{requests_[first].suffix->prompt.token_count(), end - first});
+  free_cells_ -= group->suffix_cells;
+  std::vector<std::unique_ptr<Running>> members;
+  for (size_t i = first; i < end; ++i) members.push_back(start(i, group));
+  for (size_t i = 1; i < members.size(); ++i) members.front()->forks.push_back(members[i].get());
+  evaluate_suffix(*members.front());
+  for (auto& m : members) running_.push_back(std::move(m));
+}
+
+std::unique_ptr<Running> ParallelDecoder::start(size_t request, const std::shared_ptr<Group>& group) {
   const QuestionRequest& question = requests_[request];
   auto r = std::make_unique<Running>();
   r->request = request;
+  r->group = group;
   r->picker = std::make_unique<TokenPicker>(vocab_, question.params, &session_.allowed_tokens());  // may throw: first
   r->seq = free_seqs_.back();
   free_seqs_.pop_back();
-  r->reserved_cells = cells;
-  free_cells_ -= cells;
+  r->reserved_cells = static_cast<size_t>(std::max(0, question.params.max_new_tokens));
+  free_cells_ -= r->reserved_cells;
   if (prefix_end_ > 0) llama_memory_seq_cp(memory_, 0, r->seq, -1, -1);
+  return r;
+}
+
+// Queues the suffix's tokens (the last one asks for logits), or evaluates a suffix with images
+// right away; the group's forks follow once its logits are there.
+void ParallelDecoder::evaluate_suffix(Running& r) {
+  const QuestionRequest& question = requests_[r.request];
   std::vector<llama_token> tokens;
   if (text_tokens(question.suffix->prompt, tokens) && !tokens.empty()) {
     for (size_t k = 0; k < tokens.size(); ++k) {
-      entries_.push_back({tokens[k], prefix_end_ + static_cast<llama_pos>(k), r->seq,
-                          k + 1 == tokens.size() ? r.get() : nullptr});
+      entries_.push_back({tokens[k], prefix_end_ + static_cast<llama_pos>(k), r.seq, k + 1 == tokens.size() ? &r : nullptr});
     }
-    r->n_past = prefix_end_ + static_cast<llama_pos>(tokens.size());
+    r.n_past = prefix_end_ + static_cast<llama_pos>(tokens.size());
     stats_.suffix_tokens += tokens.size();
-  } else {
-    // A suffix with images (no shared prefix) goes through the engine's own chunk evaluation.
-    r->n_past = session_.evaluate(*question.suffix, r->seq, prefix_end_, true);
-    stats_.suffix_tokens += question.suffix->prompt.token_count();
-    accept(*r, pick(*r, -1));
+    return;
   }
-  return r;
+  // A suffix with images (no shared prefix) goes through the engine's own chunk evaluation.
+  r.n_past = session_.evaluate(*question.suffix, r.seq, prefix_end_, true);
+  stats_.suffix_tokens += question.suffix->prompt.token_count();
+  for (Running* fork : std::exchange(r.forks, {})) fork_suffix(r, *fork, -1);
+  accept(r, pick(r, -1));
+}
+
+// `fork` shares `from`'s evaluated suffix (before `from` generates anything) and picks its first
+// token from the same logits.
+void ParallelDecoder::fork_suffix(Running& from, Running& fork, int32_t batch_index) {
+  llama_memory_seq_cp(memory_, from.seq, fork.seq, prefix_end_, from.n_past);
+  fork.n_past = from.n_past;
+  ++stats_.forked_answers;
+  accept(fork, pick(fork, batch_index));
 }
 
 // Evaluates the queued entries, n_batch at a time, and picks the next token of each question
@@ -175,7 +232,11 @@ void ParallelDecoder::decode_batch() {
     session_.decode_or_throw(batch_.get(), "a batch of questions");
     ++stats_.decode_calls;
     for (size_t i = start; i < end; ++i) {
-      if (Running* r = entries_[i].sampler_of) accept(*r, pick(*r, static_cast<int32_t>(i - start)));
+      Running* r = entries_[i].sampler_of;
+      if (!r) continue;
+      const auto row = static_cast<int32_t>(i - start);
+      for (Running* fork : std::exchange(r->forks, {})) fork_suffix(*r, *fork, row);  // before r can finish
+      accept(*r, pick(*r, row));
     }
   }
 }
@@ -199,6 +260,7 @@ void ParallelDecoder::finish(Running& r, StopReason why) {
   r.generation.text = session_.detokenize(r.generation.tokens);
   llama_memory_seq_rm(memory_, r.seq, -1, -1);
   free_cells_ += r.reserved_cells;
+  if (--r.group->live == 0) free_cells_ += r.group->suffix_cells;
   free_seqs_.push_back(r.seq);
   stats_.generated_tokens += r.generation.tokens.size();
   stats_.grammar_seconds += r.picker->grammar_seconds();
@@ -208,7 +270,8 @@ void ParallelDecoder::finish(Running& r, StopReason why) {
 }  // namespace
 
 size_t cells_needed(const QuestionRequest& request) {
-  return request.suffix->prompt.token_count() + static_cast<size_t>(std::max(0, request.params.max_new_tokens));
+  const size_t suffix = request.forks_previous ? 0 : request.suffix->prompt.token_count();
+  return suffix + static_cast<size_t>(std::max(0, request.params.max_new_tokens));
 }
 
 void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,

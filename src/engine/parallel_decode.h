@@ -5,6 +5,11 @@
 // questions' suffixes and generated tokens, and it picks its tokens with its own TokenPicker (seed,
 // sampler and answer grammar: engine/token_picker.h).
 //
+// A question may want several answers (self-consistency samples): the requests after its first that
+// say `forks_previous` form a group with it. The group starts together; its suffix is evaluated once,
+// in the first request's sequence, and the others fork it (no copy) and pick their first tokens from
+// the same logits, so each further answer costs only its generated tokens.
+//
 // What must hold:
 //   - the same requests, prefix and max_parallel, with the cache cleared before the prefix, give
 //     the same answers (its size does not matter: the engine pads what attention reads), greedy
@@ -15,6 +20,7 @@
 //   - an answer with a grammar is one the grammar accepts (cut short only by its token budget);
 //   - a question is started only when its suffix and its whole token budget fit in the free KV
 //     cells, so decoding never runs out of room (questions that do not fit wait for others to end);
+//     a group starts only when all of its answers fit, and needs as many sequences as it has answers;
 //   - when decoding fails, no more results are delivered and ModelError is thrown (InputError for
 //     a grammar that does not parse); on SIGINT / SIGTERM (util/interrupt.h) Interrupted is thrown
 //     between two steps. The questions already delivered stay valid.
@@ -30,22 +36,27 @@ namespace drivevqa {
 struct QuestionRequest {
   const EncodedPrompt* suffix = nullptr;  // evaluated after the prefix; may hold images when there is no prefix
   GenerationParams params;
+  // Another answer to the previous request's suffix (the same EncodedPrompt): forks its evaluation.
+  bool forks_previous = false;
 };
 
 struct ParallelDecodeStats {
   size_t suffix_tokens = 0;     // prompt tokens evaluated after the shared prefix
+  size_t forked_answers = 0;    // answers that forked another's evaluated suffix
   size_t generated_tokens = 0;
   size_t decode_calls = 0;      // llama_decode calls (each a batch over all running questions)
   size_t max_running = 0;       // most questions decoded together
   double grammar_seconds = 0;   // spent checking tokens against answer grammars
 };
 
-// KV cells a question needs beyond the prefix: its suffix and its whole token budget.
+// KV cells a request needs beyond the prefix: its whole token budget, and its suffix unless it forks
+// the previous request's. A group needs the sum over its requests.
 size_t cells_needed(const QuestionRequest& request);
 
 // Answers `requests`, at most `max_parallel` at a time, over a prefix that occupies
 // `prefix_cells` KV cells and positions [0, prefix_end) of sequence 0 of `session` (both 0: no
-// prefix). Uses sequences 1..max_parallel, which must be below the session's n_seq_max.
+// prefix). Uses sequences 1..max_parallel, which must be below the session's n_seq_max; a group larger
+// than max_parallel is a ModelError, and so is a first request that forks (there is nothing to fork).
 // `on_done(i, generation)` is called as soon as request i finishes, in finishing order.
 void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,
                      int max_parallel, const std::function<void(size_t, Generation)>& on_done,

@@ -129,7 +129,9 @@ LlamaSamplerPtr make_sampler(const GenerationParams& params) {
   if (params.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(params.top_k));
   if (params.top_p < 1.0f) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(params.top_p, 1));
   llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(params.temperature));
-  llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(params.seed));
+  // llama.cpp reads LLAMA_DEFAULT_SEED as "a random seed": every seed must reproduce.
+  const uint32_t seed = params.seed == LLAMA_DEFAULT_SEED ? LLAMA_DEFAULT_SEED - 1 : params.seed;
+  llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(seed));
   return chain;
 }
 

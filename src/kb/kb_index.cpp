@@ -3,23 +3,26 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
+#include <functional>
 #include <cmath>
 #include <set>
 #include <tuple>
 #include <unordered_map>
 
+#include "kb/kb_impacts.h"
 #include "util/cache_publish.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 #include "util/sqlite_statement.h"
 #include "util/stopwatch.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;  // 5: note groups and their impact lists
 
 // Statements of this index: errors name the index.
 class Statement : public SqliteStatement {
@@ -47,120 +50,64 @@ bool pages_intact(const std::filesystem::path& path) {
   return ok;
 }
 
-// The content hash recorded in a complete index, or "" when the file is not one.
-std::string recorded_hash(const std::filesystem::path& path) {
+// A value of the meta table of a complete index of this schema, or "" when the file is not one.
+std::string recorded_meta(const std::filesystem::path& path, const char* key) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return "";
   const auto db = SqliteDb::try_open(path, SQLITE_OPEN_READONLY);
   if (!db) return "";
-  std::string hash;
+  std::string value;
   sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db->get(), "SELECT value FROM meta WHERE key = 'content_hash' AND "
+  if (sqlite3_prepare_v2(db->get(), "SELECT value FROM meta WHERE key = ? AND "
                                     "(SELECT value FROM meta WHERE key = 'schema') = ?", -1, &stmt, nullptr) == SQLITE_OK) {
-    sqlite3_bind_int(stmt, 1, kSchemaVersion);
-    if (sqlite3_step(stmt) == SQLITE_ROW) hash = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 2, kSchemaVersion);
+    if (sqlite3_step(stmt) == SQLITE_ROW) value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
   }
   sqlite3_finalize(stmt);
-  return hash;
+  return value;
 }
 
-// How many notes each term's impact list keeps (its best by BM25 contribution).
-constexpr size_t kImpactListLength = 64;
+// Every note's group, named by the caller and numbered from 1 in order of first appearance.
+struct NoteGroups {
+  std::vector<std::string> names;   // names[g - 1]
+  std::vector<int64_t> of_note;     // one per KB entry
+  std::string fingerprint;          // of every note's group name, in KB order
+};
 
-double term_weight(int64_t df, int64_t notes, double tf_q, double q_len, double avg_q, double tf_qa, double qa_len,
-                   double avg_qa);
-
-// The whole-KB search's postings: for every term, the kImpactListLength notes it adds most BM25 to
-// (table impacts, best first), and the columns' mean lengths.
-void write_impacts(const SqliteDb& db, const KbFile& kb, double& avg_q, double& avg_qa) {
-  struct Note {
-    std::vector<uint32_t> q, qa;  // token ids
-  };
-  std::unordered_map<std::string, uint32_t> id_of;
-  std::vector<const std::string*> term_of;
-  const auto intern = [&](const std::vector<std::string>& tokens) {
-    std::vector<uint32_t> ids;
-    ids.reserve(tokens.size());
-    for (const std::string& t : tokens) {
-      const auto [it, added] = id_of.emplace(t, static_cast<uint32_t>(term_of.size()));
-      if (added) term_of.push_back(&it->first);
-      ids.push_back(it->second);
-    }
-    return ids;
-  };
-  std::vector<Note> notes;
-  notes.reserve(kb.entries.size());
-  double q_total = 0, qa_total = 0;
+NoteGroups group_notes(const KbFile& kb, const NoteGroup& group_of) {
+  NoteGroups groups;
+  std::unordered_map<std::string, int64_t> id_of;
+  std::string all;
   for (const KbEntry& e : kb.entries) {
-    const std::string q = replace_object_refs(e.question);
-    Note note{intern(kb_tokens(q)), intern(kb_tokens(q + " " + replace_object_refs(e.answer)))};
-    q_total += static_cast<double>(note.q.size());
-    qa_total += static_cast<double>(note.qa.size());
-    notes.push_back(std::move(note));
+    const std::string name = group_of(e);
+    const auto [it, added] = id_of.emplace(name, static_cast<int64_t>(groups.names.size() + 1));
+    if (added) groups.names.push_back(name);
+    groups.of_note.push_back(it->second);
+    all += name;
+    all += '\n';
   }
-  const int64_t n = static_cast<int64_t>(notes.size());
-  avg_q = q_total / std::max<double>(1, static_cast<double>(n));
-  avg_qa = qa_total / std::max<double>(1, static_cast<double>(n));
-  // Document frequency: notes holding the term in either column (as FTS5's vocabulary counts).
-  std::vector<int64_t> df(term_of.size(), 0);
-  std::vector<uint32_t> seen_in(term_of.size(), UINT32_MAX);
-  for (size_t i = 0; i < notes.size(); ++i) {
-    for (uint32_t t : notes[i].qa) {
-      if (seen_in[t] != i) ++df[t];
-      seen_in[t] = static_cast<uint32_t>(i);
-    }
-  }
-  // Per term a min-heap of (weight, note) of at most kImpactListLength entries.
-  using Posting = std::pair<double, int64_t>;
-  std::vector<std::vector<Posting>> best(term_of.size());
-  std::unordered_map<uint32_t, std::pair<double, double>> tf;  // term -> (tf in question, tf in question + answer)
-  for (size_t i = 0; i < notes.size(); ++i) {
-    tf.clear();
-    for (uint32_t t : notes[i].q) tf[t].first += 1;
-    for (uint32_t t : notes[i].qa) tf[t].second += 1;
-    for (const auto& [t, counts] : tf) {
-      const double w = term_weight(df[t], n, counts.first, static_cast<double>(notes[i].q.size()), avg_q, counts.second,
-                                   static_cast<double>(notes[i].qa.size()), avg_qa);
-      std::vector<Posting>& heap = best[t];
-      const Posting p{w, -static_cast<int64_t>(i + 1)};  // ties: the earlier note wins
-      if (heap.size() < kImpactListLength) {
-        heap.push_back(p);
-        std::push_heap(heap.begin(), heap.end(), std::greater<>());
-      } else if (p > heap.front()) {
-        std::pop_heap(heap.begin(), heap.end(), std::greater<>());
-        heap.back() = p;
-        std::push_heap(heap.begin(), heap.end(), std::greater<>());
-      }
-    }
-  }
-  db.exec("CREATE TABLE impacts(term TEXT, weight REAL, id INTEGER, PRIMARY KEY(term, weight, id)) WITHOUT ROWID;");
-  Statement insert(db.get(), "INSERT INTO impacts VALUES(?, ?, ?)");
-  for (size_t t = 0; t < best.size(); ++t) {
-    for (const Posting& p : best[t]) {
-      // Stored negated, so that an index range scan yields the heaviest first.
-      insert.bind(1, *term_of[t]).bind_real(2, -p.first).bind(3, -p.second);
-      insert.step();
-      insert.reset();
-    }
-  }
+  groups.fingerprint = fingerprint(all);
+  return groups;
 }
 
-void build(const KbFile& kb, const std::filesystem::path& path) {
+void build(const KbFile& kb, const NoteGroups& groups, const std::filesystem::path& path) {
   const SqliteDb db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   db.exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; BEGIN;");
   db.exec(
       "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
       "CREATE TABLE entries(id INTEGER PRIMARY KEY, scene TEXT, frame TEXT, question TEXT, answer TEXT, "
-      "category TEXT, norm_question TEXT);"
+      "category TEXT, norm_question TEXT, grp INTEGER);"
+      "CREATE TABLE groups(id INTEGER PRIMARY KEY, name TEXT UNIQUE);"
       "CREATE VIRTUAL TABLE notes USING fts5(question, question_answer, tokenize = 'unicode61');"
       "CREATE VIRTUAL TABLE notes_terms USING fts5vocab(notes, 'row');");
-  Statement insert(db.get(), "INSERT INTO entries VALUES(?, ?, ?, ?, ?, ?, ?)");
+  Statement insert(db.get(), "INSERT INTO entries VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
   Statement insert_text(db.get(), "INSERT INTO notes(rowid, question, question_answer) VALUES(?, ?, ?)");
   int64_t id = 0;
   for (const KbEntry& e : kb.entries) {
     if (++id % 1024 == 0) throw_if_interrupted();  // a big KB takes minutes: Ctrl-C stops it, nothing published
     insert.bind(1, id).bind(2, e.scene_token).bind(3, e.frame_token).bind(4, e.question).bind(5, e.answer)
-        .bind(6, e.category).bind(7, normalise_question(e.question));
+        .bind(6, e.category).bind(7, normalise_question(e.question)).bind(8, groups.of_note[static_cast<size_t>(id - 1)]);
     insert.step();
     insert.reset();
     const std::string q = replace_object_refs(e.question);
@@ -168,27 +115,33 @@ void build(const KbFile& kb, const std::filesystem::path& path) {
     insert_text.step();
     insert_text.reset();
   }
+  Statement insert_group(db.get(), "INSERT INTO groups VALUES(?, ?)");
+  for (size_t g = 0; g < groups.names.size(); ++g) {
+    insert_group.bind(1, static_cast<int64_t>(g + 1)).bind(2, groups.names[g]).step();
+    insert_group.reset();
+  }
   db.exec(
       "CREATE INDEX entries_key ON entries(scene, frame, norm_question);"
       "CREATE INDEX entries_frame ON entries(frame);"
-      "CREATE INDEX entries_scene ON entries(scene);");
+      "CREATE INDEX entries_scene ON entries(scene);"
+      "CREATE INDEX entries_group ON entries(grp, id);");
   // Document frequencies as a plain table (a B-tree lookup per query term) and the columns'
   // mean lengths: what BM25 needs besides a note's own text.
   db.exec(
       "CREATE TABLE terms(term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;"
       "INSERT INTO terms SELECT term, doc FROM notes_terms;");
-  Statement meta(db.get(), "INSERT INTO meta VALUES(?, ?)");
   double avg_q = 0, avg_qa = 0;
-  write_impacts(db, kb, avg_q, avg_qa);
-  meta.bind(1, std::string("avg_question")).bind(2, std::to_string(avg_q)).step();
-  meta.reset();
-  meta.bind(1, std::string("avg_question_answer")).bind(2, std::to_string(avg_qa)).step();
-  meta.reset();
-  meta.bind(1, std::string("schema")).bind(2, std::to_string(kSchemaVersion)).step();
-  meta.reset();
-  meta.bind(1, std::string("skipped")).bind(2, std::to_string(kb.skipped)).step();
-  meta.reset();
-  meta.bind(1, std::string("content_hash")).bind(2, kb.content_hash).step();
+  write_impacts(db, kb, groups.of_note, avg_q, avg_qa);
+  Statement meta(db.get(), "INSERT INTO meta VALUES(?, ?)");
+  for (const auto& [key, value] : {std::pair<std::string, std::string>{"avg_question", std::to_string(avg_q)},
+                                   {"avg_question_answer", std::to_string(avg_qa)},
+                                   {"schema", std::to_string(kSchemaVersion)},
+                                   {"skipped", std::to_string(kb.skipped)},
+                                   {"groups", groups.fingerprint},
+                                   {"content_hash", kb.content_hash}}) {
+    meta.bind(1, key).bind(2, value).step();
+    meta.reset();
+  }
   db.exec("COMMIT;");
 }
 
@@ -212,21 +165,6 @@ std::vector<QueryTerm> query_terms(sqlite3* db, const std::string& question) {
   return terms;
 }
 
-// One query term's part of FTS5's bm25() (k1 = 1.2, b = 0.75, column weights 0.6 and 0.3) for a
-// note whose question has q_len tokens (tf_q of them this term) and question + answer qa_len (tf_qa).
-double term_weight(int64_t df, int64_t notes, double tf_q, double q_len, double avg_q, double tf_qa, double qa_len,
-                   double avg_qa) {
-  double idf = std::log((static_cast<double>(notes) - static_cast<double>(df) + 0.5) / (static_cast<double>(df) + 0.5));
-  if (idf <= 0) idf = 1e-6;
-  double sum = 0;
-  for (const auto& [tf, len, avg, weight] : {std::tuple{tf_q, q_len, avg_q, 0.6}, std::tuple{tf_qa, qa_len, avg_qa, 0.3}}) {
-    if (tf == 0) continue;
-    const double norm = 1.2 * (1 - 0.75 + 0.75 * len / std::max(avg, 1e-9));
-    sum += weight * tf * 2.2 / (tf + norm);
-  }
-  return idf * sum;
-}
-
 // bm25() of one note for the query terms, computed from its text; lower is better, as in FTS5.
 double bm25(const std::vector<QueryTerm>& terms, int64_t notes, double avg_q, double avg_qa, const std::string& question,
             const std::string& answer) {
@@ -246,6 +184,63 @@ KbEntry row_entry(const Statement& s, int first) {
   return {s.text(first), s.text(first + 1), s.text(first + 2), s.text(first + 3), s.text(first + 4)};
 }
 
+struct Scoring {
+  int64_t notes = 0;
+  double avg_q = 1, avg_qa = 1;
+};
+
+// Keeps a candidate note (given with its normalised question); null: every note.
+using NoteFilter = std::function<bool(const KbEntry&, const std::string&)>;
+
+// How many of a question's rarest terms a group search reads the lists of (each list holds at most
+// kImpactListLength notes: the cost is bounded whatever the question's length).
+constexpr size_t kGroupSearchTerms = 32;
+
+// The whole-KB search over impact list `list` (0: every note, g >= 1: group g's notes): candidates
+// from the informative terms' lists (the notes each term adds most BM25 to), ranked by the sum of
+// those parts; the best that `keep` accepts are rescored with the full BM25, and the k best of
+// those come back, best first (ties: the earlier note). The whole KB's search reads the terms in
+// at most a tenth of the notes (and the rarest); a group's reads its kGroupSearchTerms rarest,
+// however common: a group's notes share its template's words, which the whole KB finds common.
+std::vector<KbHit> search_impacts(sqlite3* db, const std::vector<QueryTerm>& terms, const Scoring& scoring, int64_t list,
+                                  int k, const NoteFilter& keep) {
+  std::unordered_map<int64_t, double> partial;
+  Statement postings(db, "SELECT id, weight FROM impacts WHERE grp = ? AND term = ? ORDER BY weight, id");
+  for (size_t i = 0; i < terms.size(); ++i) {
+    // Whole KB: terms in more than a tenth of the notes weigh next to nothing.
+    if (list == 0 ? i > 0 && terms[i].df * 10 > scoring.notes : i >= kGroupSearchTerms) break;
+    postings.bind(1, list).bind(2, terms[i].token);
+    while (postings.step()) partial[postings.integer(0)] += postings.real(1);
+    postings.reset();
+  }
+  std::vector<std::pair<double, int64_t>> candidates;
+  for (const auto& [id, weight] : partial) candidates.emplace_back(weight, id);
+  std::sort(candidates.begin(), candidates.end());
+  const size_t rescored = static_cast<size_t>(std::max(4 * k, 32));
+  Statement entry(db, "SELECT scene, frame, question, answer, category, norm_question FROM entries WHERE id = ?");
+  std::vector<std::pair<int64_t, KbHit>> ranked;
+  for (size_t i = 0; i < candidates.size() && ranked.size() < rescored; ++i) {
+    entry.bind(1, candidates[i].second);
+    if (entry.step()) {
+      KbEntry e = row_entry(entry, 0);
+      if (!keep || keep(e, entry.text(5))) {
+        const double score = bm25(terms, scoring.notes, scoring.avg_q, scoring.avg_qa, e.question, e.answer);
+        ranked.push_back({candidates[i].second, {std::move(e), score, "all"}});
+      }
+    }
+    entry.reset();
+  }
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    return a.second.score < b.second.score || (a.second.score == b.second.score && a.first < b.first);
+  });
+  std::vector<KbHit> hits;
+  for (auto& [id, hit] : ranked) {
+    if (static_cast<int>(hits.size()) >= k) break;
+    hits.push_back(std::move(hit));
+  }
+  return hits;
+}
+
 // Notes whose (scene, frame, normalised question) an earlier note already has.
 size_t count_duplicate_keys(const KbFile& kb) {
   std::set<std::tuple<std::string, std::string, std::string>> seen;
@@ -259,7 +254,7 @@ size_t count_duplicate_keys(const KbFile& kb) {
 }  // namespace
 
 std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, const std::filesystem::path& index_path,
-                                       const std::filesystem::path& cache_dir) {
+                                       const std::filesystem::path& cache_dir, const NoteGroup& group_of) {
   const KbFile kb = read_kb_file(kb_file);
   if (kb.entries.empty()) {
     throw InputError(kb_file.string() + ": no usable notes (" + std::to_string(kb.skipped) +
@@ -275,10 +270,12 @@ std::unique_ptr<KbIndex> KbIndex::open(const std::filesystem::path& kb_file, con
   std::error_code ec;
   std::filesystem::create_directories(index->path_.parent_path(), ec);
   const auto start = std::chrono::steady_clock::now();
+  const NoteGroups groups = group_notes(kb, group_of);
   // Built in a temporary folder and renamed into place once; concurrent runs wait and reuse it.
   const bool built = publish_cached_file(index->path_, [&](const std::filesystem::path& p) {
-    return recorded_hash(p) == kb.content_hash && pages_intact(p);
-  }, [&](const std::filesystem::path& tmp) { build(kb, tmp); });
+    return recorded_meta(p, "content_hash") == kb.content_hash && recorded_meta(p, "groups") == groups.fingerprint &&
+           pages_intact(p);
+  }, [&](const std::filesystem::path& tmp) { build(kb, groups, tmp); });
   if (built) {
     index->rebuilt_ = true;
     index->build_seconds_ = seconds_since(start);
@@ -330,37 +327,35 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
     if (static_cast<int>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
     return ranked;
   }
-  // The whole KB: candidates from the informative terms' impact lists (the notes each term adds
-  // most BM25 to), ranked by the sum of those parts; the best are rescored with the full BM25.
-  std::unordered_map<int64_t, double> partial;
-  Statement postings(db_->get(), "SELECT id, weight FROM impacts WHERE term = ? ORDER BY weight, id");
-  for (size_t i = 0; i < terms.size(); ++i) {
-    if (i > 0 && terms[i].df * 10 > notes) break;  // terms in more than a tenth of the notes weigh next to nothing
-    postings.bind(1, terms[i].token);
-    while (postings.step()) partial[postings.integer(0)] += postings.real(1);
-    postings.reset();
-  }
-  std::vector<std::pair<double, int64_t>> candidates;
-  for (const auto& [id, weight] : partial) candidates.emplace_back(weight, id);
-  const size_t rescored = std::min(candidates.size(), static_cast<size_t>(std::max(4 * k, 32)));
-  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(rescored), candidates.end());
-  Statement entry(db_->get(), "SELECT scene, frame, question, answer, category FROM entries WHERE id = ?");
-  std::vector<std::pair<int64_t, KbHit>> ranked;
-  for (size_t i = 0; i < rescored; ++i) {
-    entry.bind(1, candidates[i].second);
-    if (entry.step()) {
-      KbEntry e = row_entry(entry, 0);
-      const double score = bm25(terms, notes, avg_question_, avg_question_answer_, e.question, e.answer);
-      ranked.push_back({candidates[i].second, {std::move(e), score, "all"}});
-    }
-    entry.reset();
-  }
-  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
-    return a.second.score < b.second.score || (a.second.score == b.second.score && a.first < b.first);
-  });
-  for (auto& [id, hit] : ranked) {
-    if (static_cast<int>(hits.size()) >= k) break;
-    hits.push_back(std::move(hit));
+  return search_impacts(db_->get(), terms, {notes, avg_question_, avg_question_answer_}, 0, k, nullptr);
+}
+
+std::vector<KbHit> KbIndex::examples(const std::string& group, const std::string& scene, const std::string& frame,
+                                     const std::string& question, int k) const {
+  if (k <= 0) return {};
+  Statement group_id(db_->get(), "SELECT id FROM groups WHERE name = ?");
+  group_id.bind(1, group);
+  if (!group_id.step()) return {};  // no note of this group
+  const int64_t list = group_id.integer(0);
+  const std::string own = normalise_question(question);
+  const auto example = [&](const KbEntry& e, const std::string& norm_question) {
+    return !e.answer.empty() && !(e.scene_token == scene && e.frame_token == frame && norm_question == own);
+  };
+  const Scoring scoring{static_cast<int64_t>(entries_), avg_question_, avg_question_answer_};
+  std::vector<KbHit> hits = search_impacts(db_->get(), query_terms(db_->get(), question), scoring, list, k, example);
+  if (static_cast<int>(hits.size()) >= k) return hits;
+  // Fewer notes share a term with the question than asked: the group's others, in KB order.
+  Statement members(db_->get(), "SELECT scene, frame, question, answer, category, norm_question FROM entries "
+                                "WHERE grp = ? ORDER BY id");
+  members.bind(1, list);
+  while (static_cast<int>(hits.size()) < k && members.step()) {
+    KbEntry e = row_entry(members, 0);
+    if (!example(e, members.text(5))) continue;
+    const bool taken = std::any_of(hits.begin(), hits.end(), [&](const KbHit& h) {
+      return h.entry.scene_token == e.scene_token && h.entry.frame_token == e.frame_token && h.entry.question == e.question &&
+             h.entry.answer == e.answer;
+    });
+    if (!taken) hits.push_back({std::move(e), 0, "all"});
   }
   return hits;
 }

@@ -5,14 +5,19 @@
 // parts per note and rescores the best candidates with the full BM25; a note that is in none of
 // its terms' lists is not found, the price of a search that does not grow with the KB.
 //
+// Notes are also grouped (by the caller's NoteGroup, e.g. their subtask) and every group has
+// impact lists of its own, so that examples() searches one group of the whole KB at the same
+// constant cost, and a small group is never crowded out of the lists by a large one.
+//
 // What must hold: an index is used only if it was built completely from a KB file with the same
-// content hash (built in a temporary folder in one transaction, then renamed into place, see
-// util/cache_publish.h) and SQLite's quick_check finds its pages intact; any other file at the
+// content hash and the same group for every note (a fingerprint of the groups is kept in it), by
+// this schema version (built in a temporary folder in one transaction, then renamed into place,
+// see util/cache_publish.h), and SQLite's quick_check finds its pages intact; any other file at the
 // index path is rebuilt, never trusted. A KB without one usable note is refused (InputError).
 #pragma once
 
-
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,12 +35,19 @@ struct KbHit {
 
 class SqliteDb;
 
+// A note's group (its subtask, for few-shot examples). Must be a pure function of the note: it is
+// called for every note at every open (cheap: linear in the note), and an index whose notes were
+// grouped otherwise is rebuilt. Every opener of one KB should pass the same function, or each
+// open rebuilds the index the other built.
+using NoteGroup = std::function<std::string(const KbEntry&)>;
+
 class KbIndex {
  public:
   // Opens the index for `kb_file` at `index_path` (empty: <cache_dir>/kb/<content hash>.sqlite),
-  // building it when missing or built from other content. Throws InputError for a bad KB file.
+  // building it when missing or built from other content or groups. Throws InputError for a bad
+  // KB file. `group_of` is used during the call only.
   static std::unique_ptr<KbIndex> open(const std::filesystem::path& kb_file, const std::filesystem::path& index_path,
-                                       const std::filesystem::path& cache_dir);
+                                       const std::filesystem::path& cache_dir, const NoteGroup& group_of);
   ~KbIndex();
 
   // The entry of this exact (scene, frame, whitespace-normalised question), if any.
@@ -46,6 +58,15 @@ class KbIndex {
   // references replaced by their camera names.
   std::vector<KbHit> retrieve(const std::string& scene, const std::string& frame, const std::string& question,
                               int k) const;
+
+  // Up to k notes of group `group`, from any frame, most similar to `question` first (the same
+  // BM25 as retrieve(), over the group's own impact lists; tier "all"). Left out: notes without
+  // an answer, and every note of this very (scene, frame, whitespace-normalised question), which is
+  // the question's answer rather than an example. When fewer notes share a term with the
+  // question, the group's other notes follow in KB order (score 0), so fewer than k come back only
+  // when the group has fewer such notes.
+  std::vector<KbHit> examples(const std::string& group, const std::string& scene, const std::string& frame,
+                              const std::string& question, int k) const;
 
   bool rebuilt() const { return rebuilt_; }         // this open built the index
   double build_seconds() const { return build_seconds_; }

@@ -12,6 +12,9 @@ namespace {
 // Two frames' worth of cameras, and with close-ups a frame's worth of objects (c1..c6 in two cameras).
 constexpr size_t kCachedEmbeddings = 12;
 constexpr size_t kCachedCloseUps = 12;
+// With markers, a frame's marked copies of its cameras: a marked camera shared by two marker sets
+// (c1 alone, c1 and c2) is encoded once, and the frame's unmarked cameras stay while they pass.
+constexpr size_t kCachedMarkedImages = 6;
 // llama.cpp's limit is 256 sequences; sequence 0 holds the prefix.
 constexpr int kMaxParallel = 255;
 
@@ -31,11 +34,18 @@ size_t shared_prefix_length(const std::vector<FrameQuestion>& questions, size_t 
   return cut;
 }
 
-// KV cells for the prefix and the `parallel` largest questions, within max_context, but never
-// fewer than the prefix and the largest question: a frame that does not fit goes in waves.
+// KV cells for the prefix and the `parallel` largest questions (each with all of its answers), within
+// max_context, but never fewer than the prefix and the largest question: a frame that does not fit
+// goes in waves.
 size_t context_cells(std::span<const QuestionRequest> requests, size_t prefix_cells, int parallel, int max_context) {
   std::vector<size_t> needs;
-  for (const QuestionRequest& request : requests) needs.push_back(cells_needed(request));
+  for (const QuestionRequest& request : requests) {
+    if (request.forks_previous) {
+      needs.back() += cells_needed(request);
+    } else {
+      needs.push_back(cells_needed(request));
+    }
+  }
   std::sort(needs.begin(), needs.end(), std::greater<>());
   size_t want = prefix_cells;
   for (size_t i = 0; i < needs.size() && i < static_cast<size_t>(parallel); ++i) want += needs[i];
@@ -52,7 +62,12 @@ EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options)
 }
 
 ModelWorker::ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters)
-    : model_(std::move(model)), options_(options), counters_(counters), embeddings_(options.reuse ? kCachedEmbeddings + options.history_images + (options.close_ups ? kCachedCloseUps : 0) : 0) {}
+    : model_(std::move(model)),
+      options_(options),
+      counters_(counters),
+      embeddings_(options.reuse ? kCachedEmbeddings + options.history_images + (options.close_ups ? kCachedCloseUps : 0) +
+                                      (options.marked_images ? kCachedMarkedImages : 0)
+                                : 0) {}
 
 ModelWorker::~ModelWorker() = default;
 
@@ -70,12 +85,14 @@ void ModelWorker::ensure_session(size_t cells, int sequences) {
 }
 
 void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
-                               const std::string& image_key, const std::function<void(size_t, Generation)>& on_done) {
+                               const std::string& image_key, const AnswersDone& on_done) {
   if (questions.empty()) return;
   ++counters_.frames;
   const bool shared = options_.reuse && options_.layout == PromptLayout::kShared;
   const size_t cut = shared ? shared_prefix_length(questions, images.size()) : 0;
-  const int parallel = std::min({options_.parallel > 0 ? options_.parallel : kMaxParallel, kMaxParallel,
+  // Sampled groups are decoded in batches the frame alone sets (see the header).
+  const bool groups = std::any_of(questions.begin(), questions.end(), [](const FrameQuestion& q) { return q.answers.size() > 1; });
+  const int parallel = std::min({options_.parallel > 0 && !groups ? options_.parallel : kMaxParallel, kMaxParallel,
                                  static_cast<int>(questions.size())});
   try {
     encode_prefix(questions.front().text.substr(0, cut), images, image_key);
@@ -85,7 +102,7 @@ void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, cons
     for (size_t begin = 0; begin < questions.size(); begin += wave) {
       const size_t end = std::min(questions.size(), begin + wave);
       answer_wave(std::span(questions).subspan(begin, end - begin), cut, images, parallel,
-                  [&](size_t i, Generation g) { on_done(begin + i, std::move(g)); });
+                  [&](size_t i, std::vector<Generation> answers) { on_done(begin + i, std::move(answers)); });
     }
   } catch (...) {
     prefix_in_session_ = false;  // the context may hold half-evaluated sequences
@@ -110,7 +127,7 @@ void ModelWorker::encode_prefix(const std::string& text, const std::vector<const
 }
 
 void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, const std::vector<const RgbImage*>& images,
-                              int parallel, const std::function<void(size_t, Generation)>& on_done) {
+                              int parallel, const AnswersDone& on_done) {
   auto t0 = std::chrono::steady_clock::now();
   const size_t encodes_before = embeddings_.encodes();
   std::vector<EncodedPrompt> suffixes;
@@ -122,17 +139,39 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
     suffixes.push_back(encode(*model_, tokenize(*model_, q.text.substr(cut), suffix_images, cut == 0), &embeddings_));
     counters_.close_up_tokens += suffixes.back().prompt.image_token_count(cut ? 0 : images.size());
   }
+  // One request per answer; a question's further answers fork its first.
   std::vector<QuestionRequest> requests;
-  for (size_t i = 0; i < wave.size(); ++i) requests.push_back({&suffixes[i], wave[i].params});
+  std::vector<std::pair<size_t, size_t>> answer_of;  // request -> (question, answer)
+  size_t largest_group = 1;
+  for (size_t i = 0; i < wave.size(); ++i) {
+    for (size_t k = 0; k < wave[i].answers.size(); ++k) {
+      requests.push_back({&suffixes[i], wave[i].answers[k], k > 0});
+      answer_of.emplace_back(i, k);
+    }
+    largest_group = std::max(largest_group, wave[i].answers.size());
+  }
   counters_.images_encoded += embeddings_.encodes() - encodes_before;
   counters_.seconds.encode_images += seconds_since(t0);
 
   const size_t prefix_cells = cut ? prefix_->prompt.token_count() : 0;
-  ensure_session(context_cells(requests, prefix_cells, parallel, options_.max_context), parallel + 1);
+  const int sequences = static_cast<int>(std::min<size_t>(kMaxParallel, static_cast<size_t>(parallel) * largest_group));
+  ensure_session(context_cells(requests, prefix_cells, parallel, options_.max_context), sequences + 1);
   place_prefix(cut > 0, prefix_cells);
   t0 = std::chrono::steady_clock::now();
+  std::vector<std::vector<Generation>> answers(wave.size());
+  std::vector<size_t> missing(wave.size());
+  for (size_t i = 0; i < wave.size(); ++i) {
+    answers[i].resize(wave[i].answers.size());
+    missing[i] = wave[i].answers.size();
+  }
+  const auto answered = [&](size_t request, Generation g) {
+    const auto [question, k] = answer_of[request];
+    answers[question][k] = std::move(g);
+    if (--missing[question] == 0) on_done(question, std::move(answers[question]));
+  };
   ParallelDecodeStats stats;
-  decode_parallel(*session_, prefix_end_, prefix_cells, requests, parallel, on_done, &stats);
+  decode_parallel(*session_, prefix_end_, prefix_cells, requests, sequences, answered, &stats);
+  counters_.forked_answers += stats.forked_answers;
   counters_.suffix_tokens += stats.suffix_tokens;
   counters_.generated_tokens += stats.generated_tokens;
   counters_.max_parallel = std::max(counters_.max_parallel, stats.max_running);

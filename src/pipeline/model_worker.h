@@ -31,11 +31,14 @@ struct FrameOptions {
   ggml_type kv_type = GGML_TYPE_F16;
   bool close_ups = false;      // questions carry their own images (object close-ups): room to keep theirs too
   size_t history_images = 0;   // earlier frames' images a frame shows: room to keep them for the next frames
+  bool marked_images = false;  // frames of marker sets (--draw_markers): room to keep a frame's worth of marked cameras
 };
 
 struct FrameQuestion {
   std::string text;           // the whole chat text, one image marker per image: the frame's, then close_ups
-  GenerationParams params;
+  // The answers wanted (at least one): more than one are decoded as a group that evaluates the
+  // question's suffix once (self-consistency samples, engine/parallel_decode.h).
+  std::vector<GenerationParams> answers;
   std::vector<const RgbImage*> close_ups;  // the question's own images, after the frame's shared ones
 };
 
@@ -49,11 +52,16 @@ class ModelWorker {
   ModelWorker(std::unique_ptr<Model> model, const FrameOptions& options, RunCounters& counters);
   ~ModelWorker();
 
+  // Called once per question, when all of its answers are in (in the order of FrameQuestion::answers).
+  using AnswersDone = std::function<void(size_t question, std::vector<Generation> answers)>;
+
   // Answers questions that share `images` (identified by `image_key`, e.g. their file paths);
-  // on_done(i, generation) as each ends. The images and close-ups must live until it returns. Throws ModelError (or bad_alloc) when the engine fails;
-  // questions already delivered stay answered.
+  // on_done as each question ends. The images and close-ups must live until it returns. Throws
+  // ModelError (or bad_alloc) when the engine fails; questions already delivered stay answered.
+  // A frame with a question of several answers is decoded with as many sequences as its context
+  // holds, whatever FrameOptions::parallel says, so that sampled answers do not depend on it.
   void answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
-                    const std::string& image_key, const std::function<void(size_t, Generation)>& on_done);
+                    const std::string& image_key, const AnswersDone& on_done);
 
  private:
   void ensure_session(size_t cells, int sequences);
@@ -62,7 +70,7 @@ class ModelWorker {
   void encode_prefix(const std::string& text, const std::vector<const RgbImage*>& images, const std::string& image_key);
   // Encodes `wave`'s suffixes (each question's text after `cut`) and decodes them in parallel.
   void answer_wave(std::span<const FrameQuestion> wave, size_t cut, const std::vector<const RgbImage*>& images,
-                   int parallel, const std::function<void(size_t, Generation)>& on_done);
+                   int parallel, const AnswersDone& on_done);
   // Sequence 0 of the session holds the prefix (evaluated unless it is there already), or the
   // session is cleared when there is none.
   void place_prefix(bool has_prefix, size_t prefix_cells);

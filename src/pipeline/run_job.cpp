@@ -129,9 +129,17 @@ nlohmann::ordered_json stats_json(const RunSummary& s) {
   j["suffix_tokens"] = c.suffix_tokens;
   j["close_ups"] = c.close_ups;
   j["close_up_tokens"] = c.close_up_tokens;
+  j["marked_images"] = c.marked_images;
+  j["marker_sets"] = c.marker_sets;
   j["generated_tokens"] = c.generated_tokens;
   j["max_parallel"] = c.max_parallel;
+  j["forked_answers"] = c.forked_answers;
+  j["voted_questions"] = c.voted_questions;
+  j["vote_ties"] = c.vote_ties;
+  j["vote_overrides"] = c.vote_overrides;
   j["kb_answers"] = c.kb_answers;
+  j["few_shot_examples"] = c.few_shot_examples;
+  j["few_shot_short"] = c.few_shot_short;
   j["stage_seconds"] = {{"decode_images", c.seconds.decode_images},
                         {"encode_images", c.seconds.encode_images},
                         {"prefixes", c.seconds.prefixes},
@@ -166,13 +174,31 @@ std::string describe(const RunSummary& s) {
   const RunCounters& c = s.counters;
   std::snprintf(line, sizeof line,
                 "frames %zu; images decoded %zu, encoded %zu; shared prefixes evaluated %zu (%zu tokens); "
-                "question tokens evaluated %zu; generated tokens %zu (up to %zu questions at once); "
+                "question tokens evaluated %zu; generated tokens %zu (up to %zu answers at once); "
                 "answered from the knowledge base %zu\n",
                 c.frames, c.images_decoded, c.images_encoded, c.prefix_evaluations, c.prefix_tokens, c.suffix_tokens,
                 c.generated_tokens, c.max_parallel, c.kb_answers);
   text += line;
   if (c.close_ups > 0) {
     std::snprintf(line, sizeof line, "object close-ups %zu (%zu of the question tokens)\n", c.close_ups, c.close_up_tokens);
+    text += line;
+  }
+  if (c.few_shot_examples > 0 || c.few_shot_short > 0) {
+    std::snprintf(line, sizeof line, "knowledge-base examples shown %zu (%zu questions got fewer than asked)\n",
+                  c.few_shot_examples, c.few_shot_short);
+    text += line;
+  }
+  if (c.voted_questions > 0) {
+    std::snprintf(line, sizeof line,
+                  "self-consistency: %zu questions voted (%zu ties kept the main answer, %zu changed it); "
+                  "%zu samples forked a question's evaluated suffix\n",
+                  c.voted_questions, c.vote_ties, c.vote_overrides, c.forked_answers);
+    text += line;
+  }
+  if (c.marker_sets > 0) {
+    // Each marker set is a frame of its own: its prefix (and its marked images) are not shared.
+    std::snprintf(line, sizeof line, "markers drawn on %zu camera images, in %zu marker sets (each its own prefix)\n",
+                  c.marked_images, c.marker_sets);
     text += line;
   }
   std::snprintf(line, sizeof line,

@@ -7,12 +7,14 @@
 #include <unordered_map>
 
 #include "lora/lora_convert.h"
+#include "pipeline/kb_examples.h"
 #include "prompt/chat_prompt.h"
 #include "util/error.h"
 #include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/interrupt.h"
 #include "util/stopwatch.h"
+#include "vote/self_consistency.h"
 
 namespace drivevqa {
 namespace {
@@ -31,6 +33,14 @@ ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) 
   return r;
 }
 
+// Sample k's seed, from its question's: distinct for every (question, k), whatever order they run in.
+uint32_t sample_seed(uint32_t question_seed, uint32_t k) {
+  uint64_t z = (static_cast<uint64_t>(question_seed) << 32 | k) + 0x9E3779B97F4A7C15ull;  // splitmix64
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<uint32_t>(z ^ (z >> 31));
+}
+
 }  // namespace
 
 // An item that a model still has to answer.
@@ -39,22 +49,59 @@ struct Runner::Pending {
   Subtask subtask = Subtask::kPerceptionMcq;
   ModelSize routed = ModelSize::k7B;
   std::string kb_context;
+  std::string examples;     // knowledge-base question/answer pairs of its subtask (--few_shot)
   std::string instruction;  // the answer's form, said after the question
   GenerationParams params;
   bool fallback = false;  // handed over by a failed 72B model
   std::vector<ObjectRef> close_ups;  // the objects it names, when its subtask gets close-ups
+  std::vector<ObjectRef> markers;    // drawn on its camera images (--draw_markers): its frame's marker set
+
+  AnswerKind kind = AnswerKind::kOpen;  // the answer's shape as the scorer reads it (for votes)
+  int samples = 0;                      // self-consistency samples; < 2: one answer, not voted
 
   ItemResult error(const std::string& reason) const { return error_result(subtask, routed, reason); }
-  ItemResult answer(ModelSize answered_by, Generation g) const {
-    ItemResult r;
-    r.subtask = subtask;
-    r.routed = routed;
-    r.model_used = answered_by == ModelSize::k72B ? "72B" : fallback ? "7B_fallback" : "7B";
-    r.answer = std::move(g.text);
-    r.generated_tokens = g.tokens.size();
+  // The answers FrameQuestion::answers asked for, as answer_params() made them.
+  ItemResult answer(ModelSize answered_by, std::vector<Generation> answers, RunCounters& counters) const;
+  // The answers to decode: the main one alone, or with self-consistency the main one (closed
+  // questions: it settles ties) and the samples, each with a seed of its own.
+  std::vector<GenerationParams> answer_params(const RunOptions& options) const;
+};
+
+ItemResult Runner::Pending::answer(ModelSize answered_by, std::vector<Generation> answers, RunCounters& counters) const {
+  ItemResult r;
+  r.subtask = subtask;
+  r.routed = routed;
+  r.model_used = answered_by == ModelSize::k72B ? "72B" : fallback ? "7B_fallback" : "7B";
+  for (const Generation& g : answers) r.generated_tokens += g.tokens.size();
+  if (samples < 2) {
+    r.answer = std::move(answers.front().text);
     return r;
   }
-};
+  std::vector<std::string> texts;
+  for (size_t k = kind == AnswerKind::kOpen ? 0 : 1; k < answers.size(); ++k) texts.push_back(std::move(answers[k].text));
+  const Vote vote = kind == AnswerKind::kOpen ? pick_by_mbr(texts) : vote_closed(kind, answers.front().text, texts);
+  r.answer = vote.answer;
+  r.votes = vote_json(vote, kind);
+  ++counters.voted_questions;
+  counters.vote_ties += vote.tie && kind != AnswerKind::kOpen;
+  counters.vote_overrides += vote.overrides;
+  return r;
+}
+
+std::vector<GenerationParams> Runner::Pending::answer_params(const RunOptions& options) const {
+  if (samples < 2) return {params};
+  std::vector<GenerationParams> wanted;
+  if (kind != AnswerKind::kOpen) wanted.push_back(params);
+  for (int k = 1; k <= samples; ++k) {
+    GenerationParams sample = params;
+    sample.do_sample = true;
+    sample.temperature = options.sc_temperature;
+    sample.top_p = options.sc_top_p;
+    sample.seed = sample_seed(params.seed, static_cast<uint32_t>(k));
+    wanted.push_back(std::move(sample));
+  }
+  return wanted;
+}
 
 // An earlier frame as an item shows it: how long before, and the cameras chosen.
 struct Runner::HistoryShown {
@@ -65,13 +112,13 @@ struct Runner::HistoryShown {
 Runner::Runner(RunOptions options) : options_(std::move(options)) {
   if (!options_.model_7b && !options_.model_72b) throw UsageError("no model given: pass --model_7b and/or --model_72b");
   // Work in progress (#15): refused rather than silently ignored until each lands.
-  if (most_over_subtasks(options_.prompts.draw_markers, options_.draw_markers)) throw UsageError("--draw_markers is not built yet");
-  if (most_over_subtasks(options_.prompts.few_shot, options_.few_shot) > 0) throw UsageError("--few_shot is not built yet");
-  if (most_over_subtasks(options_.prompts.self_consistency, options_.self_consistency) > 1) {
-    throw UsageError("--self_consistency is not built yet");
+  // Few-shot examples come from the knowledge base, whatever --rag_mode says.
+  if (most_over_subtasks(options_.prompts.few_shot, options_.few_shot) > 0 && !options_.kb) {
+    throw UsageError("--few_shot (or a prompts file's few_shot) needs --kb_file: the examples come from the knowledge base");
   }
   // What the prompts ask for sizes the engine's caches.
   options_.frames.close_ups = most_over_subtasks(options_.prompts.object_crops, options_.object_crops);
+  options_.frames.marked_images = most_over_subtasks(options_.prompts.draw_markers, options_.draw_markers);
   options_.frames.history_images = history_image_budget(options_);
   cached_images_ = kCachedImages + options_.frames.history_images;
 }
@@ -96,8 +143,8 @@ std::vector<Runner::HistoryShown> Runner::shown_history(const QuestionItem& item
   return shown;
 }
 
-// Items with the same image files (history included) form a frame (the seed's algorithm: every
-// item its own frame).
+// Items with the same image files (history included) and, with --draw_markers, the same marker set
+// form a frame (the seed's algorithm: every item its own frame).
 std::string Runner::frame_key(const QuestionItem& item, Subtask s) const {
   if (!options_.frames.reuse) return std::to_string(item.index);
   std::string key;
@@ -105,6 +152,9 @@ std::string Runner::frame_key(const QuestionItem& item, Subtask s) const {
     for (const CameraImage& camera : frame.images) key += camera.path.string() + '\n';
   }
   for (const CameraImage& camera : item.images) key += camera.path.string() + '\n';
+  if (for_subtask(options_.prompts.draw_markers, s, options_.draw_markers)) {
+    key += marker_set_key(choose_markers(item.question, item.images).marked);  // "" without markers: the frame's own
+  }
   return key;
 }
 
@@ -184,6 +234,9 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
     }
     p.kb_context = kb_context_block(options_.kb->retrieve(item.scene_token, item.frame_token, item.question, options_.kb_topk));
   }
+  if (const int k = for_subtask(options_.prompts.few_shot, p.subtask, options_.few_shot); k > 0) {
+    p.examples = few_shot_text(*options_.kb, p.subtask, item, k, counters_);
+  }
   p.params = options_.generation;
   p.params.max_new_tokens = token_budget(options_.prompts, p.subtask);
   if (options_.max_new_tokens_cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, options_.max_new_tokens_cap);
@@ -195,7 +248,14 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
     if (const int cap = answer_token_cap(shape, options_.mcq_format); cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, cap);
   }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
+  p.kind = answer_shape(p.subtask, item.question).kind;
+  p.samples = for_subtask(options_.prompts.self_consistency, p.subtask, options_.self_consistency);
   if (for_subtask(options_.prompts.object_crops, p.subtask, options_.object_crops)) p.close_ups = object_refs(item.question);
+  if (for_subtask(options_.prompts.draw_markers, p.subtask, options_.draw_markers)) {
+    MarkerChoice markers = choose_markers(item.question, item.images);
+    for (const std::string& why : markers.skipped) spdlog::warn("item {}: no marker for {}", item.index, why);
+    p.markers = std::move(markers.marked);
+  }
   if (for_subtask(options_.prompts.history_frames, p.subtask, options_.history_frames) > 0) {
     for (const std::string& w : item.history_warnings) spdlog::warn("item {}: {}", item.index, w);
   }
@@ -246,6 +306,7 @@ struct Runner::FrameImages {
   std::vector<const RgbImage*> images;
   std::string key;      // their files, one per line: the frame's identity for the engine
   std::vector<HistoryView> history;  // the earlier frames' cameras that decoded (their images come first)
+  FrameMarkers markers;  // with --draw_markers: the marked copies `images` points to for their cameras
 };
 
 std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink) {
@@ -303,8 +364,8 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
 
   // Engine: the frame's questions, decoded together.
   std::vector<bool> delivered(frame.size(), false);
-  const auto deliver = [&](size_t i, Generation g) {
-    ItemResult r = frame[i].answer(size, std::move(g));
+  const auto deliver = [&](size_t i, std::vector<Generation> answers) {
+    ItemResult r = frame[i].answer(size, std::move(answers), counters_);
     delivered[i] = true;
     sink(*frame[i].item, std::move(r));
   };
@@ -362,6 +423,15 @@ Runner::FrameImages Runner::decode_frame_images(const std::vector<Pending>& fram
   for (const CameraImage& camera : frame.front().item->images) {
     if (hold(camera, "")) out.usable.images.push_back(camera);
   }
+  // A marker set's frame (frame_key): its cameras marked once for all its questions, keyed apart.
+  if (const std::vector<ObjectRef>& markers = frame.front().markers; !markers.empty()) {
+    const std::span<const RgbImage*> cameras = std::span(out.images).last(out.usable.images.size());
+    out.markers = draw_frame_markers(markers, out.usable.images, cameras, counters_);
+    for (const std::string& why : out.markers.skipped) {
+      for (const Pending& p : frame) spdlog::warn("item {}: no marker for {}", p.item->index, why);
+    }
+    out.key += out.markers.key;
+  }
   counters_.seconds.decode_images += seconds_since(t0);
   return out;
 }
@@ -376,21 +446,27 @@ std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pendi
     const Pending& p = frame[i];
     usable.question = p.item->question;
     FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
-                                                      p.instruction, close_ups.shown[i], images.history)),
-                    p.params, close_ups.of[i]};
-    if (!options_.dump_prompts_dir.empty()) dump_prompt(p.item->index, q, close_ups.shown[i]);
+                                                      p.instruction, close_ups.shown[i], images.history, p.examples)),
+                    p.answer_params(options_), close_ups.of[i]};
+    if (!options_.dump_prompts_dir.empty()) dump_prompt(p.item->index, q, close_ups.shown[i], images.markers);
     questions.push_back(std::move(q));
   }
   return questions;
 }
 
-void Runner::dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown) const {
+void Runner::dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown,
+                         const FrameMarkers& markers) const {
   char name[32];
   std::snprintf(name, sizeof name, "%06zu", item_index);
   write_file_atomic(options_.dump_prompts_dir / (std::string(name) + ".txt"), q.text);
   for (size_t k = 0; k < shown.size(); ++k) {
     const std::vector<uint8_t> png = encode_png(*q.close_ups[k]);
     write_file_atomic(options_.dump_prompts_dir / (std::string(name) + "-" + shown[k].label + ".png"), png.data(), png.size());
+  }
+  for (size_t k = 0; k < markers.images.size(); ++k) {
+    const std::vector<uint8_t> png = encode_png(*markers.images[k]);
+    write_file_atomic(options_.dump_prompts_dir / (std::string(name) + "-marked-" + markers.cameras[k] + ".png"), png.data(),
+                      png.size());
   }
 }
 

@@ -2,7 +2,9 @@
 //
 // Work is scheduled by model, then by frame: all of the 72B model's items first (so that items a
 // failing 72B model hands over join the 7B model's frames), then the 7B model's, each model's
-// items grouped by their image files and answered frame by frame (pipeline/model_worker.h).
+// items grouped by their image files and answered frame by frame (pipeline/model_worker.h). With
+// --draw_markers the questions of a frame with the same marker set are a frame of their own: their
+// marked images differ from the frame's, so they cannot share its prefix (pipeline/frame_markers.h).
 //
 // What must hold: every item gets exactly one result, delivered as soon as it is known; an item
 // that cannot be answered gets an error answer and the run goes on; a frame's images are decoded
@@ -22,6 +24,7 @@
 #include "engine/image_resize.h"
 #include "kb/kb_index.h"
 #include "pipeline/frame_close_ups.h"
+#include "pipeline/frame_markers.h"
 #include "pipeline/model_worker.h"
 #include "pipeline/run_counters.h"
 #include "prompt/task_prompts.h"
@@ -50,7 +53,7 @@ struct RunOptions {
   std::filesystem::path dump_prompts_dir;  // non-empty: the exact chat text of each item is written there
   FrameOptions frames;          // prompt layout, reuse, parallelism, context size, KV type
   ImageSizing sizing;           // images are resized to the Qwen processor's target size
-  std::shared_ptr<const KbIndex> kb;       // with rag_mode hint or override
+  std::shared_ptr<const KbIndex> kb;       // with rag_mode hint or override, or few_shot (pipeline/kb_examples.h)
   RagMode rag_mode = RagMode::kOff;
   int kb_topk = 4;
   bool object_crops = false;    // close-ups of the objects a question names (per subtask: prompts.object_crops)
@@ -58,7 +61,7 @@ struct RunOptions {
   int history_frames = 0;       // earlier key frames shown before the current images (per subtask: prompts)
   std::vector<std::string> history_cameras = {"CAM_FRONT"};  // which of their cameras
   bool draw_markers = false;    // markers on the camera images themselves (per subtask: prompts.draw_markers)
-  int few_shot = 0;             // knowledge-base examples of the same subtask (per subtask: prompts.few_shot)
+  int few_shot = 0;             // knowledge-base examples of the same subtask (per subtask: prompts.few_shot); needs kb
   int self_consistency = 0;     // sampled answers voted on; < 2: off (per subtask: prompts.self_consistency)
   float sc_temperature = 0.7f;  // their sampling
   float sc_top_p = 0.9f;
@@ -112,7 +115,8 @@ class Runner {
   FrameImages decode_frame_images(const std::vector<Pending>& frame);
   std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, const FrameImages& images,
                                                    const FrameCloseUps& close_ups) const;
-  void dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown) const;
+  void dump_prompt(size_t item_index, const FrameQuestion& q, const std::vector<ObjectRef>& shown,
+                   const FrameMarkers& markers) const;
   std::shared_ptr<const RgbImage> decoded(const std::filesystem::path& path, std::string& warning);
   struct HistoryShown;
   // The earlier frames an item of subtask `s` is shown, oldest first, with the chosen cameras.

@@ -59,12 +59,13 @@ std::string without_image_markers(std::string text) {
 
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item, const std::string& kb_context,
                              PromptLayout layout, const std::string& instruction, const std::vector<ObjectRef>& close_ups,
-                             const std::vector<HistoryView>& history) {
+                             const std::vector<HistoryView>& history, const std::string& examples) {
   std::string context = without_image_markers(kb_context);
   if (const auto it = prompts.hints.find(s); it != prompts.hints.end() && !it->second.empty()) {
     context += it->second;
     context += "\n";
   }
+  context += without_image_markers(examples);
   std::vector<std::string> cameras;
   for (const CameraImage& image : item.images) cameras.push_back(image.camera);
   const std::string images = history_block(history) + image_block(cameras);

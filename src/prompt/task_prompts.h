@@ -1,7 +1,7 @@
 // Task-specific prompts: the system prompt, a hint per subtask and a token budget per subtask.
 //
-// The user turn follows the seed's layout: [KB context], [task hint], images in camera order,
-// [close-ups of the objects the question names], question, then [the answer's form]
+// The user turn follows the seed's layout: [KB context], [task hint], [few-shot examples], images
+// in camera order, [close-ups of the objects the question names], question, then [the answer's form]
 // (prompt/answer_shape.h).
 #pragma once
 
@@ -76,9 +76,11 @@ enum class PromptLayout { kShared, kSeed };
 // `history`: earlier frames' images, oldest first, before the camera images (in the shared prefix).
 // `close_ups`: one line and image marker per object close-up, after the camera images and the
 // context, just before the question (so that they are the question's own, after a shared prefix).
+// `examples`: few_shot_block()'s text, after the context and hint, before the close-ups (text only:
+// in the shared layout the question's own part, so the frame's prefix stays shared).
 ChatPrompt build_item_prompt(const PromptSet& prompts, Subtask s, const QuestionItem& item,
                              const std::string& kb_context = "", PromptLayout layout = PromptLayout::kSeed,
                              const std::string& instruction = "", const std::vector<ObjectRef>& close_ups = {},
-                             const std::vector<HistoryView>& history = {});
+                             const std::vector<HistoryView>& history = {}, const std::string& examples = "");
 
 }  // namespace drivevqa

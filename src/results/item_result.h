@@ -17,8 +17,9 @@ struct ItemResult {
   ModelSize routed = ModelSize::k7B;
   std::string model_used;   // "7B", "72B", "7B_fallback", "kb"; "none" for error answers
   std::string answer;
-  size_t generated_tokens = 0;
+  size_t generated_tokens = 0;  // over all of its answers (self-consistency samples included)
   bool is_error = false;
+  std::string votes;  // self-consistency: how the answer was chosen, a JSON object (vote/); "" when not voted
 };
 
 }  // namespace drivevqa

@@ -32,6 +32,7 @@ JournalEntry parse_entry(const Json& j) {
   r.answer = j.at("answer").get<std::string>();
   r.is_error = j.at("error").get<bool>();
   r.generated_tokens = json_number<size_t>(j.value("tokens", Json(0))).value_or(0);
+  if (const auto votes = j.find("votes"); votes != j.end() && votes->is_object()) r.votes = votes->dump();
   return e;
 }
 
@@ -160,14 +161,15 @@ const ItemResult* Journal::find(const QuestionItem& item) const {
 
 void Journal::append(const QuestionItem& item, const ItemResult& r) {
   JournalEntry entry{journal_item_identity(item), r};
-  const Json j{{"index", item.index},
-               {"item", entry.item},
-               {"subtask", std::string(subtask_name(r.subtask))},
-               {"model_routed", std::string(model_size_name(r.routed))},
-               {"model_used", r.model_used},
-               {"answer", r.answer},
-               {"error", r.is_error},
-               {"tokens", r.generated_tokens}};
+  Json j{{"index", item.index},
+         {"item", entry.item},
+         {"subtask", std::string(subtask_name(r.subtask))},
+         {"model_routed", std::string(model_size_name(r.routed))},
+         {"model_used", r.model_used},
+         {"answer", r.answer},
+         {"error", r.is_error},
+         {"tokens", r.generated_tokens}};
+  if (!r.votes.empty()) j["votes"] = Json::parse(r.votes);
   write_all(j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n", "append to");
   entries_[item.index] = std::move(entry);
 }

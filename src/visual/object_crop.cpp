@@ -99,14 +99,23 @@ void draw_marker(RgbImage& image, int x, int y, const ObjectRef& ref) {
   draw_label(image, x, y, ref.label, style, color);
 }
 
-ObjectCrop crop_object(const RgbImage& original, const ObjectRef& ref, int size) {
-  const PixelPoint p = point_in_image(ref, original.width, original.height);
-  if (!(p.x >= 0 && p.y >= 0 && p.x < original.width && p.y < original.height)) {
+MarkerPixel marker_pixel(const ObjectRef& ref, int width, int height) {
+  const PixelPoint p = point_in_image(ref, width, height);
+  if (!(p.x >= 0 && p.y >= 0 && p.x < width && p.y < height)) {
     throw InputError("object " + ref.label + ": its point (" + std::to_string(ref.x) + ", " + std::to_string(ref.y) +
-                     ") lies outside the " + std::to_string(original.width) + "x" + std::to_string(original.height) + " " +
-                     ref.camera + " image");
+                     ") lies outside the " + std::to_string(width) + "x" + std::to_string(height) + " " + ref.camera + " image");
   }
-  const int px = static_cast<int>(p.x), py = static_cast<int>(p.y);
+  return {static_cast<int>(p.x), static_cast<int>(p.y)};
+}
+
+MarkerPixel mark_object(RgbImage& image, const ObjectRef& ref) {
+  const MarkerPixel at = marker_pixel(ref, image.width, image.height);
+  draw_marker(image, at.x, at.y, ref);
+  return at;
+}
+
+ObjectCrop crop_object(const RgbImage& original, const ObjectRef& ref, int size) {
+  const auto [px, py] = marker_pixel(ref, original.width, original.height);
   ObjectCrop crop;
   crop.image.width = std::min(size, original.width);
   crop.image.height = std::min(size, original.height);

@@ -1,6 +1,7 @@
 // Visual prompts for referenced objects: a marker (a ring with a dark outline and the object's
-// label, one colour per object) drawn at an object's point, and a close-up crop of the original
-// camera image around it.
+// label, one colour per object) drawn at an object's point, on a whole camera image
+// (--draw_markers) or on a close-up crop of the original camera image around it (--object_crops).
+// Both draw with draw_marker, so a marker looks the same in either.
 //
 // What must hold: the marker leaves the pixels inside its ring untouched (the object stays
 // visible) and is centred on the referenced pixel; a crop holds the original pixels of its window
@@ -33,6 +34,17 @@ MarkerColor marker_color(int object_number);
 // Draws `ref`'s marker centred on pixel (x, y) of `image`, its label beside the ring (on the side
 // with room). Parts outside the image are clipped.
 void draw_marker(RgbImage& image, int x, int y, const ObjectRef& ref);
+
+// `ref`'s point in a width x height image (point_in_image, truncated to the pixel it falls in).
+// Throws InputError naming the object when the point lies outside the image.
+struct MarkerPixel {
+  int x = 0, y = 0;
+};
+MarkerPixel marker_pixel(const ObjectRef& ref, int width, int height);
+
+// Draws `ref`'s marker on `image` at its point, scaled to the image's size (a resized camera image
+// gets it where the object is in it); returns that pixel. Throws as marker_pixel, drawing nothing.
+MarkerPixel mark_object(RgbImage& image, const ObjectRef& ref);
 
 struct ObjectCrop {
   RgbImage image;
