@@ -95,17 +95,20 @@ void print_table(const std::filesystem::path& dir, const std::string& title) {
     const char* name;
   } techniques[] = {{"f.json", "f  drivevqa --object_crops"},
                     {"g.json", "g  drivevqa --history_frames 2"},
-                    {"h.json", "h  drivevqa --draw_markers"}};
+                    {"h.json", "h  drivevqa --draw_markers"},
+                    {"i.json", "i  drivevqa --self_consistency 5"}};
   for (const auto& t : techniques) {
     if (!std::filesystem::exists(dir / t.file)) continue;
     const nlohmann::json j = read_json(dir / t.file);
     std::printf("%-38s %10zu %12.3f %14zu %10.1f   %.2fx a's time; prefixes %zu (a %zu), prefix tokens %zu (a %zu), "
-                "close-up tokens %zu, marked images %zu\n",
+                "close-up tokens %zu, marked images %zu, generated tokens %zu (a %zu), forked answers %zu\n",
                 t.name, questions(j), qps(j), j.value("images_encoded", size_t{0}), j.value("seconds", 0.0),
                 j.value("seconds", 0.0) / std::max(rows[0].j.value("seconds", 0.0), 1e-9),
                 j.value("prefix_evaluations", size_t{0}), rows[0].j.value("prefix_evaluations", size_t{0}),
                 j.value("prefix_tokens", size_t{0}), rows[0].j.value("prefix_tokens", size_t{0}),
-                j.value("close_up_tokens", size_t{0}), j.value("marked_images", size_t{0}));
+                j.value("close_up_tokens", size_t{0}), j.value("marked_images", size_t{0}),
+                j.value("generated_tokens", size_t{0}), rows[0].j.value("generated_tokens", size_t{0}),
+                j.value("forked_answers", size_t{0}));
   }
 }
 

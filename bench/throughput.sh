@@ -15,6 +15,8 @@
 #   g  drivevqa --history_frames 2: a with the two earlier key frames' CAM_FRONT before each frame
 #   h  drivevqa --draw_markers: a with every named object marked on its camera image; each marker set
 #      is a frame of its own (its own prefix), so this row shows what losing prefix sharing costs
+#   i  drivevqa --self_consistency 5: a with 5 sampled answers per question (closed questions also
+#      keep the greedy one for ties), forked from the question's evaluated suffix, then voted
 # Usage: bench/throughput.sh [build-dir]      (BENCH_MODELS="tiny small", BENCH_THREADS=2, BENCH_SUBSET=5)
 # Takes about half an hour on 2 cores. Results and logs stay in <build-dir>/bench-throughput.
 set -euo pipefail
@@ -65,6 +67,8 @@ for model in ${BENCH_MODELS:-tiny small}; do
   "$bin" run "${common[@]}" --history_frames 2 --output_file "$dir/g-results.json" --stats_json "$dir/g.json" 2>"$dir/g.log"
   echo "[$model] h: drivevqa with markers on the camera images" >&2
   "$bin" run "${common[@]}" --draw_markers --output_file "$dir/h-results.json" --stats_json "$dir/h.json" 2>"$dir/h.log"
+  echo "[$model] i: drivevqa with self-consistency over 5 samples" >&2
+  "$bin" run "${common[@]}" --self_consistency 5 --output_file "$dir/i-results.json" --stats_json "$dir/i.json" 2>"$dir/i.log"
   echo "[$model] b: the seed's algorithm on $subset questions" >&2
   "$bin" run "${common[@]}" --prompt_layout seed --parallel 1 --frame_reuse False --limit "$subset" \
     --output_file "$dir/b-results.json" --stats_json "$dir/b.json" 2>"$dir/b.log"

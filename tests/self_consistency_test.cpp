@@ -208,6 +208,21 @@ TEST(SelfConsistency, OnTheDemoTheVotesAreJournaledAndTheAnswersDoNotDependOnPar
   EXPECT_EQ(all.stats["prefix_evaluations"], all.stats["frames"]) << "samples do not cost a prefix of their own";
 }
 
+TEST(SelfConsistency, ARunResumedFromItsJournalGivesTheUninterruptedAnswers) {
+  const fs::path dir = test::scratch_dir("sc-resume");
+  std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
+                                   "--image_base_dir", test::demo_dir().string(), "--output_file", (dir / "out.json").string(),
+                                   "--model_7b", test::tiny_model_dir().string(), "--dtype", "fp16", "--max_new_tokens_cap", "3",
+                                   "-t", "2", "--image_max_tokens", "16", "--self_consistency", "3", "--seed", "7"};
+  std::vector<std::string> partial = argv;
+  partial.insert(partial.end(), {"--limit", "9"});  // stops inside the first frame
+  ASSERT_EQ(test::run_process(partial).exit_code, 0);
+  const auto resumed = test::run_process(argv);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const ScRun whole = run_demo("sc-resume-whole", {"--self_consistency", "3", "--seed", "7"});
+  EXPECT_EQ(test::read_text(dir / "out.json"), whole.results);
+}
+
 TEST(SelfConsistency, ThePromptsFileTurnsItOnPerSubtask) {
   const fs::path dir = test::scratch_dir("sc-prompts");
   std::ofstream(dir / "prompts.json") << R"({"self_consistency": {"Perception-MCQs": 3}})";
@@ -218,6 +233,29 @@ TEST(SelfConsistency, ThePromptsFileTurnsItOnPerSubtask) {
     voted += j.contains("votes");
   }
   EXPECT_GT(voted, 0u);
+}
+
+TEST(SelfConsistency, AskVotesOverTheMainAnswerAndItsSamples) {
+  const std::string image = test::first_frame_images().front().string();
+  const auto r = test::run_process({test::drivevqa_binary(), "ask", "--model", test::tiny_model_dir().string(), "--images",
+                                    image, "--image_max_tokens", "16", "-t", "2", "--self_consistency", "3", "--seed", "5",
+                                    "What is the car doing? A. Going ahead. B. Turning left. C. Stopped."});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("self-consistency over 4 answers"), std::string::npos) << r.err;
+  const size_t votes = r.err.find("{\"method\":");
+  ASSERT_NE(votes, std::string::npos) << r.err;
+  const auto j = nlohmann::json::parse(r.err.substr(votes, r.err.find('\n', votes) - votes));
+  EXPECT_EQ(j["samples"].size(), 3u);
+  const std::string answer = r.out.substr(0, r.out.find('\n'));
+  ASSERT_EQ(answer.size(), 1u) << r.out;
+  EXPECT_NE(std::string("ABC").find(answer), std::string::npos) << r.out;
+  if (j["method"] == "majority") {
+    std::string winner;
+    for (const auto& [value, n] : j["counts"].items()) {
+      if (winner.empty() || n.get<int>() > j["counts"][winner].get<int>()) winner = value;
+    }
+    EXPECT_EQ(answer, winner) << r.err;
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // ask: one question about a set of camera images, answered with one model.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -18,6 +19,8 @@
 #include "prompt/task_prompts.h"
 #include "route/route.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
+#include "vote/self_consistency.h"
 #include "util/path_roles.h"
 
 namespace drivevqa {
@@ -41,6 +44,7 @@ struct AskArgs {
   bool show_prompt = false;
   bool show_tokens = false;
   bool object_crops = false;
+  SelfConsistency self_consistency;
   int crop_size = kDefaultCropSize;
   std::vector<std::string> history;  // earlier frames, most recent first: each the history cameras' files
   std::vector<std::string> history_cameras = {"CAM_FRONT"};
@@ -125,6 +129,24 @@ std::string ask_examples(const AskArgs& a) {
   return few_shot_block(few_shot_examples(*kb, classify(a.category, a.question), "", "", a.question, a.few_shot));
 }
 
+// --self_consistency: the samples (and for closed questions the main answer) decoded together from
+// one evaluated prompt, and the answer their vote chooses (vote/self_consistency.h).
+void print_voted_answer(const Model& model, const std::string& text, std::span<const RgbImage* const> images,
+                        const AskArgs& a, AnswerKind kind) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Generation> answers = answer_prompt_group(model, text, images, answers_to_decode(a.generation, kind, a.self_consistency));
+  std::vector<std::string> texts;
+  size_t tokens = 0;
+  for (Generation& g : answers) {
+    tokens += g.tokens.size();
+    texts.push_back(std::move(g.text));
+  }
+  const Vote vote = choose_answer(kind, texts);
+  std::printf("%s\n", vote.answer.c_str());
+  spdlog::info("self-consistency over {} answers ({} generated tokens, {:.2f} s): {}", texts.size(), tokens,
+               seconds_since(t0), vote_json(vote, kind));
+}
+
 void ask(AskArgs& a) {
   const std::vector<std::string> cameras = camera_names(a);
   const std::string examples = ask_examples(a);
@@ -156,7 +178,10 @@ void ask(AskArgs& a) {
                                                      : FlashAttention::kAuto;
   ModelFiles files = resolve_model(a.model, a.sources);
   if (!a.lora.empty()) files = with_lora(files, a.lora, a.sources);
-  a.engine.planned_context = planned_answer_context(image_ptrs, a.engine, a.generation.max_new_tokens);
+  const AnswerKind kind = answer_shape(classify(a.category, a.question), a.question).kind;
+  const size_t answers = answers_to_decode(a.generation, kind, a.self_consistency).size();
+  a.engine.planned_context = planned_answer_context(image_ptrs, a.engine, a.generation.max_new_tokens * static_cast<int>(answers));
+  a.engine.planned_sequences = static_cast<int>(answers) + 1;
   const std::unique_ptr<Model> model = Model::load(files, a.engine);
   const AnswerFormat format = answer_format_from_name(a.answer_format);
   const McqFormat mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
@@ -170,6 +195,7 @@ void ask(AskArgs& a) {
   }
   const std::string text = render_chatml({a.system_given->count() > 0 ? a.system : prompts.system, user});
   if (a.show_prompt) std::fprintf(stderr, "%s\n", text.c_str());
+  if (answers > 1) return print_voted_answer(*model, text, image_ptrs, a, kind);
   const Answer answer = answer_prompt(*model, text, image_ptrs, a.generation);
   std::printf("%s\n", answer.generation.text.c_str());
   if (a.show_tokens) {
@@ -227,6 +253,13 @@ CommandAction add_ask_command(CLI::App& app) {
                   "Most LLM tokens per image (0: the model's default)");
   cmd->add_option("--image_min_tokens,--image-min-tokens", a->engine.image_min_tokens,
                   "Fewest LLM tokens per image (0: the model's default)");
+  cmd->add_option("--self_consistency,--self-consistency", a->self_consistency.samples,
+                  "Sample N answers and vote, as run does (0 or 1: off)")
+      ->capture_default_str()->check(CLI::Range(0, kMaxSelfConsistency));
+  cmd->add_option("--sc_temperature,--sc-temperature", a->self_consistency.temperature, "Temperature of the samples")
+      ->capture_default_str()->check(finite_range(0.01, 10));
+  cmd->add_option("--sc_top_p,--sc-top-p", a->self_consistency.top_p, "Top-p of the samples")
+      ->capture_default_str()->check(finite_range(0.01, 1));
   cmd->add_flag("--object_crops,--object-crops", a->object_crops,
                 "Show each object the question names (<cN,CAM,x,y>) as a marked close-up after the images, as run does");
   cmd->add_option("--crop_size,--crop-size", a->crop_size, "Side of an object close-up, in pixels of the camera image")

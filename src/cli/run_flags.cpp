@@ -78,7 +78,8 @@ void add_engine_flags(CLI::App& cmd, RunArgs& a) {
                  "Smallest image area after resizing, as the Qwen processor's min_pixels")
       ->capture_default_str()->check(CLI::Range(int64_t{784}, int64_t{1} << 31));
   cmd.add_option("--parallel", a.parallel,
-                 "Questions of a frame decoded at once (0: as many as the context holds)")
+                 "Questions of a frame decoded at once (0: as many as the context holds; frames with "
+                 "--self_consistency samples always take as many, so that their answers do not depend on it)")
       ->capture_default_str()->check(CLI::Range(0, 254));
   cmd.add_option("--max_context,--max-context", a.max_context,
                  "Most KV cache cells per model (prefix + parallel questions); a frame that needs more goes in waves")
@@ -126,9 +127,9 @@ void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
                  "answer; open: the sample closest to the others by ROUGE-L); 0 or 1: off (per subtask: the prompts file)")
       ->capture_default_str()->check(CLI::Range(0, kMaxSelfConsistency));
   cmd.add_option("--sc_temperature,--sc-temperature", a.sc_temperature, "Temperature of the --self_consistency samples")
-      ->capture_default_str()->check(CLI::Range(0.01, 10.0));
+      ->capture_default_str()->check(finite_range(0.01, 10));
   cmd.add_option("--sc_top_p,--sc-top-p", a.sc_top_p, "Top-p of the --self_consistency samples")
-      ->capture_default_str()->check(CLI::Range(0.01, 1.0));
+      ->capture_default_str()->check(finite_range(0.01, 1));
   cmd.add_option("--prompts", a.prompts_file, "Prompts file replacing parts of the built-in prompts "
                  "(see `drivevqa prompts`)");
   cmd.add_option("--dump_prompts,--dump-prompts", a.dump_prompts, "Write each item's exact chat text into this folder");
@@ -203,7 +204,7 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
        [batches = std::to_string(a.parallel) + "/" + std::to_string(a.max_context)](const RunOptions& o) {
          return o.generation.do_sample ? key_line("batches", batches) : "";
        }},
-      {"max_context", a.max_context, nullptr},  // in the batches line
+      {"max_context", a.max_context, nullptr},  // in the batches and self_consistency lines
       {"route", a.routes, [](const RunOptions& o) { return route_lines(o.routes); }},
       {"kb_file", a.kb_file,
        [off = a.kb_file.empty() || a.rag_mode == "off", mode = a.rag_mode + " " + std::to_string(a.kb_topk) + " "](
@@ -213,7 +214,13 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
       {"prompts", a.prompts_file,
        [](const RunOptions& o) { return key_line("prompts", prompts_to_json(o.prompts) + std::to_string(o.prompts.default_budget)); }},
       {"max_new_tokens_default", a.max_new_tokens_default, nullptr},  // in the prompts line (the default budget)
-      // Only when close-ups are on somewhere: the keys of runs without them stay as they were.
+  };
+}
+
+// The Track 1 teams' techniques (README): each adds its line only when it is on somewhere, so the
+// keys of runs without them stay as they were.
+std::vector<RunSetting> technique_settings(const RunArgs& a) {
+  return {
       {"object_crops", a.object_crops->value(),
        [](const RunOptions& o) { return most_over_subtasks(o.prompts.object_crops, o.object_crops) ? key_line("close_ups", std::to_string(o.crop_size)) : ""; }},
       {"crop_size", a.crop_size, nullptr},  // in the close_ups line
@@ -236,8 +243,9 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
       {"self_consistency", a.self_consistency,
        [](const RunOptions& o) {
          if (most_over_subtasks(o.prompts.self_consistency, o.self_consistency) < 2) return std::string();
+         // Samples reproduce with the same batches, which the frame and --max_context set (not --parallel).
          return key_line("self_consistency", std::to_string(o.self_consistency) + " " + std::to_string(o.sc_temperature) + " " +
-                                                 std::to_string(o.sc_top_p));
+                                                 std::to_string(o.sc_top_p) + " " + std::to_string(o.frames.max_context));
        }},
       {"sc_temperature", shortest_double(a.sc_temperature), nullptr},  // in the self_consistency line
       {"sc_top_p", shortest_double(a.sc_top_p), nullptr},              // in the self_consistency line
@@ -277,6 +285,8 @@ void register_run_flags(CLI::App& cmd, RunArgs& args) {
 
 std::vector<RunSetting> run_settings(const RunArgs& a) {
   std::vector<RunSetting> settings = answer_settings(a);
+  std::vector<RunSetting> techniques = technique_settings(a);
+  settings.insert(settings.end(), std::make_move_iterator(techniques.begin()), std::make_move_iterator(techniques.end()));
   std::vector<RunSetting> others = other_settings(a);
   settings.insert(settings.end(), std::make_move_iterator(others.begin()), std::make_move_iterator(others.end()));
   return settings;

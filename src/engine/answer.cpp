@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "engine/parallel_decode.h"
 #include "util/stopwatch.h"
 
 namespace drivevqa {
@@ -39,6 +40,25 @@ Answer answer_prompt(const Model& model, const std::string& prompt_text, std::sp
   answer.generation = session.generate(0, n_past, params);
   answer.timings.generate_seconds = seconds_since(t0);
   return answer;
+}
+
+std::vector<Generation> answer_prompt_group(const Model& model, const std::string& prompt_text,
+                                            std::span<const RgbImage* const> images,
+                                            std::span<const GenerationParams> answers, SessionOptions options) {
+  const EncodedPrompt encoded = encode(model, tokenize(model, prompt_text, images));
+  std::vector<QuestionRequest> requests;
+  size_t cells = 1;
+  for (size_t k = 0; k < answers.size(); ++k) {
+    requests.push_back({&encoded, answers[k], k > 0});
+    cells += cells_needed(requests.back());
+  }
+  options.n_ctx = static_cast<int>((cells + 255) / 256 * 256);
+  options.n_seq_max = static_cast<int>(answers.size()) + 1;
+  Session session(model, options);
+  std::vector<Generation> out(answers.size());
+  decode_parallel(session, 0, 0, requests, static_cast<int>(answers.size()),
+                  [&](size_t i, Generation g) { out[i] = std::move(g); });
+  return out;
 }
 
 }  // namespace drivevqa

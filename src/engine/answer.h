@@ -4,6 +4,7 @@
 
 #include <span>
 #include <string>
+#include <vector>
 
 #include "engine/session.h"
 
@@ -30,5 +31,11 @@ int planned_answer_context(std::span<const RgbImage* const> images, const Engine
 // `session` (its n_ctx is replaced by what the prompt needs).
 Answer answer_prompt(const Model& model, const std::string& prompt_text, std::span<const RgbImage* const> images,
                      const GenerationParams& params, SessionOptions session = {});
+
+// Several answers to one prompt (self-consistency samples), in the order of `answers`: the prompt is
+// evaluated once and every further answer forks it (engine/parallel_decode.h), all decoded together.
+std::vector<Generation> answer_prompt_group(const Model& model, const std::string& prompt_text,
+                                            std::span<const RgbImage* const> images,
+                                            std::span<const GenerationParams> answers, SessionOptions session = {});
 
 }  // namespace drivevqa

@@ -56,7 +56,8 @@ size_t context_cells(std::span<const QuestionRequest> requests, size_t prefix_ce
 
 EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options) {
   engine.planned_context = (options.max_context + 255) / 256 * 256;
-  engine.planned_sequences = std::min(options.parallel > 0 ? options.parallel : kMaxParallel, kMaxParallel) + 1;
+  const bool capped = options.parallel > 0 && !options.sample_groups;
+  engine.planned_sequences = std::min(capped ? options.parallel : kMaxParallel, kMaxParallel) + 1;
   engine.planned_kv_type = options.kv_type;
   return engine;
 }

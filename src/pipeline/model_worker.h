@@ -31,6 +31,7 @@ struct FrameOptions {
   ggml_type kv_type = GGML_TYPE_F16;
   bool close_ups = false;      // questions carry their own images (object close-ups): room to keep theirs too
   size_t history_images = 0;   // earlier frames' images a frame shows: room to keep them for the next frames
+  bool sample_groups = false;  // questions may want several answers (self-consistency): `parallel` does not apply
   bool marked_images = false;  // frames of marker sets (--draw_markers): room to keep a frame's worth of marked cameras
 };
 

@@ -68,6 +68,39 @@ Vote pick_by_mbr(std::span<const std::string> samples) {
   return v;
 }
 
+namespace {
+
+// Sample k's seed from its question's: distinct for every (question, k). splitmix64's finalizer.
+uint32_t sample_seed(uint32_t question_seed, uint32_t k) {
+  uint64_t z = (static_cast<uint64_t>(question_seed) << 32 | k) + 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<uint32_t>(z ^ (z >> 31));
+}
+
+}  // namespace
+
+std::vector<GenerationParams> answers_to_decode(const GenerationParams& main, AnswerKind kind, const SelfConsistency& sc) {
+  if (sc.samples < 2) return {main};
+  std::vector<GenerationParams> wanted;
+  if (kind != AnswerKind::kOpen) wanted.push_back(main);
+  for (int k = 1; k <= sc.samples; ++k) {
+    GenerationParams sample = main;
+    sample.do_sample = true;
+    sample.temperature = sc.temperature;
+    sample.top_p = sc.top_p;
+    sample.seed = sample_seed(main.seed, static_cast<uint32_t>(k));
+    wanted.push_back(std::move(sample));
+  }
+  return wanted;
+}
+
+Vote choose_answer(AnswerKind kind, std::span<const std::string> answers) {
+  if (kind == AnswerKind::kOpen) return pick_by_mbr(answers);
+  if (answers.empty()) throw ModelError("self-consistency got no answer to choose from");
+  return vote_closed(kind, answers.front(), answers.subspan(1));
+}
+
 std::string vote_json(const Vote& vote, AnswerKind kind) {
   nlohmann::ordered_json j;
   if (kind == AnswerKind::kOpen) {

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/session.h"
 #include "prompt/answer_shape.h"
 
 namespace drivevqa {
@@ -45,6 +46,22 @@ Vote vote_closed(AnswerKind kind, std::string_view main_answer, std::span<const 
 
 // At least one sample.
 Vote pick_by_mbr(std::span<const std::string> samples);
+
+// --self_consistency N with its sampling; fewer than 2 samples: off.
+struct SelfConsistency {
+  int samples = 0;
+  float temperature = 0.7f;
+  float top_p = 0.9f;
+};
+
+// The answers to decode for one question (engine/parallel_decode.h decodes them as one group):
+// `main` alone when off; else the main answer (closed questions only: it settles ties) then the
+// samples, each with `main`'s budget and grammar, sampled, with a seed of its own derived from
+// main.seed (so the choice does not depend on the order answers are decoded in).
+std::vector<GenerationParams> answers_to_decode(const GenerationParams& main, AnswerKind kind, const SelfConsistency& sc);
+
+// The vote over the texts of the answers answers_to_decode asked for, in its order.
+Vote choose_answer(AnswerKind kind, std::span<const std::string> answers);
 
 // The vote as a JSON object's text, for the journal: {"method": "majority"|"tie"|"mbr", ...}.
 std::string vote_json(const Vote& vote, AnswerKind kind);
