@@ -33,14 +33,6 @@ ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) 
   return r;
 }
 
-// Sample k's seed, from its question's: distinct for every (question, k), whatever order they run in.
-uint32_t sample_seed(uint32_t question_seed, uint32_t k) {
-  uint64_t z = (static_cast<uint64_t>(question_seed) << 32 | k) + 0x9E3779B97F4A7C15ull;  // splitmix64
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return static_cast<uint32_t>(z ^ (z >> 31));
-}
-
 }  // namespace
 
 // An item that a model still has to answer.
@@ -57,14 +49,11 @@ struct Runner::Pending {
   std::vector<ObjectRef> markers;    // drawn on its camera images (--draw_markers): its frame's marker set
 
   AnswerKind kind = AnswerKind::kOpen;  // the answer's shape as the scorer reads it (for votes)
-  int samples = 0;                      // self-consistency samples; < 2: one answer, not voted
+  SelfConsistency self_consistency;     // its samples (fewer than 2: one answer, not voted)
 
   ItemResult error(const std::string& reason) const { return error_result(subtask, routed, reason); }
-  // The answers FrameQuestion::answers asked for, as answer_params() made them.
+  // Its answers, in the order answers_to_decode() gave (FrameQuestion::answers).
   ItemResult answer(ModelSize answered_by, std::vector<Generation> answers, RunCounters& counters) const;
-  // The answers to decode: the main one alone, or with self-consistency the main one (closed
-  // questions: it settles ties) and the samples, each with a seed of its own.
-  std::vector<GenerationParams> answer_params(const RunOptions& options) const;
 };
 
 ItemResult Runner::Pending::answer(ModelSize answered_by, std::vector<Generation> answers, RunCounters& counters) const {
@@ -73,35 +62,21 @@ ItemResult Runner::Pending::answer(ModelSize answered_by, std::vector<Generation
   r.routed = routed;
   r.model_used = answered_by == ModelSize::k72B ? "72B" : fallback ? "7B_fallback" : "7B";
   for (const Generation& g : answers) r.generated_tokens += g.tokens.size();
-  if (samples < 2) {
+  if (self_consistency.samples < 2) {
     r.answer = std::move(answers.front().text);
     return r;
   }
   std::vector<std::string> texts;
-  for (size_t k = kind == AnswerKind::kOpen ? 0 : 1; k < answers.size(); ++k) texts.push_back(std::move(answers[k].text));
-  const Vote vote = kind == AnswerKind::kOpen ? pick_by_mbr(texts) : vote_closed(kind, answers.front().text, texts);
+  for (Generation& g : answers) texts.push_back(std::move(g.text));
+  const Vote vote = choose_answer(kind, texts);
   r.answer = vote.answer;
   r.votes = vote_json(vote, kind);
   ++counters.voted_questions;
-  counters.vote_ties += vote.tie && kind != AnswerKind::kOpen;
+  counters.vote_ties += vote.tie;
   counters.vote_overrides += vote.overrides;
   return r;
 }
 
-std::vector<GenerationParams> Runner::Pending::answer_params(const RunOptions& options) const {
-  if (samples < 2) return {params};
-  std::vector<GenerationParams> wanted;
-  if (kind != AnswerKind::kOpen) wanted.push_back(params);
-  for (int k = 1; k <= samples; ++k) {
-    GenerationParams sample = params;
-    sample.do_sample = true;
-    sample.temperature = options.sc_temperature;
-    sample.top_p = options.sc_top_p;
-    sample.seed = sample_seed(params.seed, static_cast<uint32_t>(k));
-    wanted.push_back(std::move(sample));
-  }
-  return wanted;
-}
 
 // An earlier frame as an item shows it: how long before, and the cameras chosen.
 struct Runner::HistoryShown {
@@ -118,6 +93,7 @@ Runner::Runner(RunOptions options) : options_(std::move(options)) {
   }
   // What the prompts ask for sizes the engine's caches.
   options_.frames.close_ups = most_over_subtasks(options_.prompts.object_crops, options_.object_crops);
+  options_.frames.sample_groups = most_over_subtasks(options_.prompts.self_consistency, options_.self_consistency) > 1;
   options_.frames.marked_images = most_over_subtasks(options_.prompts.draw_markers, options_.draw_markers);
   options_.frames.history_images = history_image_budget(options_);
   cached_images_ = kCachedImages + options_.frames.history_images;
@@ -249,7 +225,8 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
   }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
   p.kind = answer_shape(p.subtask, item.question).kind;
-  p.samples = for_subtask(options_.prompts.self_consistency, p.subtask, options_.self_consistency);
+  p.self_consistency = {for_subtask(options_.prompts.self_consistency, p.subtask, options_.self_consistency),
+                        options_.sc_temperature, options_.sc_top_p};
   if (for_subtask(options_.prompts.object_crops, p.subtask, options_.object_crops)) p.close_ups = object_refs(item.question);
   if (for_subtask(options_.prompts.draw_markers, p.subtask, options_.draw_markers)) {
     MarkerChoice markers = choose_markers(item.question, item.images);
@@ -447,7 +424,7 @@ std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pendi
     usable.question = p.item->question;
     FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
                                                       p.instruction, close_ups.shown[i], images.history, p.examples)),
-                    p.answer_params(options_), close_ups.of[i]};
+                    answers_to_decode(p.params, p.kind, p.self_consistency), close_ups.of[i]};
     if (!options_.dump_prompts_dir.empty()) dump_prompt(p.item->index, q, close_ups.shown[i], images.markers);
     questions.push_back(std::move(q));
   }
