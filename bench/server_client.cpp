@@ -89,26 +89,30 @@ void print_table(const std::filesystem::path& dir, const std::string& title) {
                 rows[0].j.value("generated_tokens", size_t{0}), e.value("seconds", 0.0), e.value("generated_tokens", size_t{0}));
   }
   // The techniques of the best Track 1 teams, each a's workload with one option on: their time
-  // relative to a, and what they add (prefixes and their tokens, close-up tokens, marked images).
+  // relative to a, and what they add (prefixes and their tokens, close-up tokens, marked images,
+  // question tokens).
   const struct {
     const char* file;
     const char* name;
   } techniques[] = {{"f.json", "f  drivevqa --object_crops"},
                     {"g.json", "g  drivevqa --history_frames 2"},
                     {"h.json", "h  drivevqa --draw_markers"},
-                    {"i.json", "i  drivevqa --self_consistency 5"}};
+                    {"i.json", "i  drivevqa --self_consistency 5"},
+                    {"j.json", "j  drivevqa --few_shot 3"}};
   for (const auto& t : techniques) {
     if (!std::filesystem::exists(dir / t.file)) continue;
     const nlohmann::json j = read_json(dir / t.file);
     std::printf("%-38s %10zu %12.3f %14zu %10.1f   %.2fx a's time; prefixes %zu (a %zu), prefix tokens %zu (a %zu), "
-                "close-up tokens %zu, marked images %zu, generated tokens %zu (a %zu), forked answers %zu\n",
+                "close-up tokens %zu, marked images %zu, generated tokens %zu (a %zu), forked answers %zu, "
+                "question tokens %zu (a %zu)\n",
                 t.name, questions(j), qps(j), j.value("images_encoded", size_t{0}), j.value("seconds", 0.0),
                 j.value("seconds", 0.0) / std::max(rows[0].j.value("seconds", 0.0), 1e-9),
                 j.value("prefix_evaluations", size_t{0}), rows[0].j.value("prefix_evaluations", size_t{0}),
                 j.value("prefix_tokens", size_t{0}), rows[0].j.value("prefix_tokens", size_t{0}),
                 j.value("close_up_tokens", size_t{0}), j.value("marked_images", size_t{0}),
                 j.value("generated_tokens", size_t{0}), rows[0].j.value("generated_tokens", size_t{0}),
-                j.value("forked_answers", size_t{0}));
+                j.value("forked_answers", size_t{0}), j.value("suffix_tokens", size_t{0}),
+                rows[0].j.value("suffix_tokens", size_t{0}));
   }
 }
 

@@ -17,6 +17,8 @@
 #      is a frame of its own (its own prefix), so this row shows what losing prefix sharing costs
 #   i  drivevqa --self_consistency 5: a with 5 sampled answers per question (closed questions also
 #      keep the greedy one for ties), forked from the question's evaluated suffix, then voted
+#   j  drivevqa --few_shot 3: a with the 3 most similar question/answer pairs of each question's
+#      subtask from the workload's ground truth (as the knowledge base, --rag_mode off) as text examples
 # Usage: bench/throughput.sh [build-dir]      (BENCH_MODELS="tiny small", BENCH_THREADS=2, BENCH_SUBSET=5)
 # Takes about half an hour on 2 cores. Results and logs stay in <build-dir>/bench-throughput.
 set -euo pipefail
@@ -69,6 +71,9 @@ for model in ${BENCH_MODELS:-tiny small}; do
   "$bin" run "${common[@]}" --draw_markers --output_file "$dir/h-results.json" --stats_json "$dir/h.json" 2>"$dir/h.log"
   echo "[$model] i: drivevqa with self-consistency over 5 samples" >&2
   "$bin" run "${common[@]}" --self_consistency 5 --output_file "$dir/i-results.json" --stats_json "$dir/i.json" 2>"$dir/i.log"
+  echo "[$model] j: drivevqa with three knowledge-base examples per question" >&2
+  "$bin" run "${common[@]}" --few_shot 3 --kb_file "$data/gt.json" --rag_mode off --kb_index "$dir/kb.sqlite" \
+    --output_file "$dir/j-results.json" --stats_json "$dir/j.json" 2>"$dir/j.log"
   echo "[$model] b: the seed's algorithm on $subset questions" >&2
   "$bin" run "${common[@]}" --prompt_layout seed --parallel 1 --frame_reuse False --limit "$subset" \
     --output_file "$dir/b-results.json" --stats_json "$dir/b.json" 2>"$dir/b.log"

@@ -180,7 +180,9 @@ void ask(AskArgs& a) {
   if (!a.lora.empty()) files = with_lora(files, a.lora, a.sources);
   const AnswerKind kind = answer_shape(classify(a.category, a.question), a.question).kind;
   const size_t answers = answers_to_decode(a.generation, kind, a.self_consistency).size();
-  a.engine.planned_context = planned_answer_context(image_ptrs, a.engine, a.generation.max_new_tokens * static_cast<int>(answers));
+  // The examples' bytes bound their tokens: room beyond the planned question text.
+  a.engine.planned_context = planned_answer_context(image_ptrs, a.engine, a.generation.max_new_tokens * static_cast<int>(answers) +
+                                                                              static_cast<int>(examples.size()));
   a.engine.planned_sequences = static_cast<int>(answers) + 1;
   const std::unique_ptr<Model> model = Model::load(files, a.engine);
   const AnswerFormat format = answer_format_from_name(a.answer_format);

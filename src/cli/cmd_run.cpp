@@ -213,8 +213,8 @@ CommandAction add_run_command(CLI::App& app) {
 
 CommandAction add_kb_command(CLI::App& app) {
   struct Args {
-    std::string kb_file, kb_index, query, scene, frame, cache_dir;
-    int topk = 4;
+    std::string kb_file, kb_index, query, scene, frame, cache_dir, category;
+    int topk = 4, few_shot = 0;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("kb", "Build or check the knowledge base index and show what retrieval returns");
@@ -226,6 +226,9 @@ CommandAction add_kb_command(CLI::App& app) {
   cmd->add_option("--scene", a->scene, "Its scene token");
   cmd->add_option("--frame", a->frame, "Its frame token");
   cmd->add_option("--kb_topk,--kb-topk", a->topk, "Notes to show")->capture_default_str();
+  cmd->add_option("--few_shot,--few-shot", a->few_shot, "Also show the K examples run --few_shot gives the query")
+      ->capture_default_str()->check(CLI::Range(0, kMaxFewShot));
+  cmd->add_option("--category", a->category, "The query's Track 1 category, for its subtask (as in ask)");
   return [a] {
     install_interrupt_handlers();  // Ctrl-C / SIGTERM stop a long index build and leave nothing behind
     ModelSourceOptions sources;
@@ -248,6 +251,10 @@ CommandAction add_kb_command(CLI::App& app) {
       std::printf("[%s, bm25 %.3f] %s -> %s\n", h.tier.c_str(), h.score, h.entry.question.c_str(), h.entry.answer.c_str());
     }
     std::printf("\nhint block:\n%s", kb_context_block(hits).c_str());
+    if (a->few_shot == 0) return;
+    const Subtask s = classify(a->category, a->query);
+    std::printf("\n%s examples (--few_shot %d):\n%s", std::string(subtask_name(s)).c_str(), a->few_shot,
+                few_shot_block(few_shot_examples(*index, s, a->scene, a->frame, a->query, a->few_shot)).c_str());
   };
 }
 

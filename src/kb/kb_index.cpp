@@ -199,11 +199,11 @@ constexpr size_t kGroupSearchTerms = 32;
 // The whole-KB search over impact list `list` (0: every note, g >= 1: group g's notes): candidates
 // from the informative terms' lists (the notes each term adds most BM25 to), ranked by the sum of
 // those parts; the best that `keep` accepts are rescored with the full BM25, and the k best of
-// those come back, best first (ties: the earlier note). The whole KB's search reads the terms in
+// those come back with their note ids, best first (ties: the earlier note). The whole KB's search reads the terms in
 // at most a tenth of the notes (and the rarest); a group's reads its kGroupSearchTerms rarest,
 // however common: a group's notes share its template's words, which the whole KB finds common.
-std::vector<KbHit> search_impacts(sqlite3* db, const std::vector<QueryTerm>& terms, const Scoring& scoring, int64_t list,
-                                  int k, const NoteFilter& keep) {
+std::vector<std::pair<int64_t, KbHit>> search_impacts(sqlite3* db, const std::vector<QueryTerm>& terms,
+                                                      const Scoring& scoring, int64_t list, int k, const NoteFilter& keep) {
   std::unordered_map<int64_t, double> partial;
   Statement postings(db, "SELECT id, weight FROM impacts WHERE grp = ? AND term = ? ORDER BY weight, id");
   for (size_t i = 0; i < terms.size(); ++i) {
@@ -233,12 +233,8 @@ std::vector<KbHit> search_impacts(sqlite3* db, const std::vector<QueryTerm>& ter
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
     return a.second.score < b.second.score || (a.second.score == b.second.score && a.first < b.first);
   });
-  std::vector<KbHit> hits;
-  for (auto& [id, hit] : ranked) {
-    if (static_cast<int>(hits.size()) >= k) break;
-    hits.push_back(std::move(hit));
-  }
-  return hits;
+  if (static_cast<int>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
+  return ranked;
 }
 
 // Notes whose (scene, frame, normalised question) an earlier note already has.
@@ -327,7 +323,10 @@ std::vector<KbHit> KbIndex::retrieve(const std::string& scene, const std::string
     if (static_cast<int>(ranked.size()) > k) ranked.resize(static_cast<size_t>(k));
     return ranked;
   }
-  return search_impacts(db_->get(), terms, {notes, avg_question_, avg_question_answer_}, 0, k, nullptr);
+  for (auto& [id, hit] : search_impacts(db_->get(), terms, {notes, avg_question_, avg_question_answer_}, 0, k, nullptr)) {
+    hits.push_back(std::move(hit));
+  }
+  return hits;
 }
 
 std::vector<KbHit> KbIndex::examples(const std::string& group, const std::string& scene, const std::string& frame,
@@ -342,20 +341,20 @@ std::vector<KbHit> KbIndex::examples(const std::string& group, const std::string
     return !e.answer.empty() && !(e.scene_token == scene && e.frame_token == frame && norm_question == own);
   };
   const Scoring scoring{static_cast<int64_t>(entries_), avg_question_, avg_question_answer_};
-  std::vector<KbHit> hits = search_impacts(db_->get(), query_terms(db_->get(), question), scoring, list, k, example);
+  std::vector<KbHit> hits;
+  std::set<int64_t> taken;
+  for (auto& [id, hit] : search_impacts(db_->get(), query_terms(db_->get(), question), scoring, list, k, example)) {
+    taken.insert(id);
+    hits.push_back(std::move(hit));
+  }
   if (static_cast<int>(hits.size()) >= k) return hits;
   // Fewer notes share a term with the question than asked: the group's others, in KB order.
-  Statement members(db_->get(), "SELECT scene, frame, question, answer, category, norm_question FROM entries "
+  Statement members(db_->get(), "SELECT scene, frame, question, answer, category, norm_question, id FROM entries "
                                 "WHERE grp = ? ORDER BY id");
   members.bind(1, list);
   while (static_cast<int>(hits.size()) < k && members.step()) {
     KbEntry e = row_entry(members, 0);
-    if (!example(e, members.text(5))) continue;
-    const bool taken = std::any_of(hits.begin(), hits.end(), [&](const KbHit& h) {
-      return h.entry.scene_token == e.scene_token && h.entry.frame_token == e.frame_token && h.entry.question == e.question &&
-             h.entry.answer == e.answer;
-    });
-    if (!taken) hits.push_back({std::move(e), 0, "all"});
+    if (example(e, members.text(5)) && !taken.count(members.integer(6))) hits.push_back({std::move(e), 0, "all"});
   }
   return hits;
 }

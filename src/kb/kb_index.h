@@ -60,11 +60,12 @@ class KbIndex {
                               int k) const;
 
   // Up to k notes of group `group`, from any frame, most similar to `question` first (the same
-  // BM25 as retrieve(), over the group's own impact lists; tier "all"). Left out: notes without
+  // BM25 as retrieve(), over the group's own impact lists of the question's 32 rarest terms, common
+  // or not: a cost bounded on any KB; tier "all"). Left out: notes without
   // an answer, and every note of this very (scene, frame, whitespace-normalised question), which is
   // the question's answer rather than an example. When fewer notes share a term with the
   // question, the group's other notes follow in KB order (score 0), so fewer than k come back only
-  // when the group has fewer such notes.
+  // when the group has fewer answered notes besides the question's own.
   std::vector<KbHit> examples(const std::string& group, const std::string& scene, const std::string& frame,
                               const std::string& question, int k) const;
 
