@@ -239,7 +239,7 @@ TEST(GgufCheck, AcceptsTheTinyModelFiles) {
 
 // Metadata only, as make-model and convert write it, for every preset and weight type.
 TEST(GgufCheck, AcceptsEveryPresetInEveryWeightType) {
-  for (const char* name : {"tiny", "small"}) {
+  for (const char* name : {"tiny", "small", "vision7b"}) {
     const ModelPreset& preset = model_preset(name);
     const QwenVocab vocab = qwen25vl_vocab(preset.text.vocab);
     for (ggml_type type : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0}) {

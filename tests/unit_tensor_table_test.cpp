@@ -15,6 +15,23 @@ const QwenTensor* find(const std::vector<QwenTensor>& tensors, const std::string
   return it == tensors.end() ? nullptr : &*it;
 }
 
+TEST(UnitTensorTable, Vision7bIsQwen25Vl7bsVisionTowerBeforeTinysTextModel) {
+  const ModelPreset& p = model_preset("vision7b");
+  EXPECT_EQ(p.vision.hidden, 1280);
+  EXPECT_EQ(p.vision.blocks, 32);
+  EXPECT_EQ(p.vision.heads, 16);
+  EXPECT_EQ(p.vision.ffn, 3420);
+  std::vector<int> full;  // Qwen2.5-VL-7B's fullatt_block_indexes
+  for (int i = p.vision.full_attention_every - 1; i < p.vision.blocks; i += p.vision.full_attention_every) full.push_back(i);
+  EXPECT_EQ(full, (std::vector<int>{7, 15, 23, 31}));
+  EXPECT_EQ(p.text.hidden, model_preset("tiny").text.hidden);
+  const DimSizes sizes = dim_sizes(p.text, p.vision);
+  const auto vision = written_tensors(Tower::kVision, sizes, p.vision.blocks);
+  const QwenTensor* merger_out = find(vision, "mm.2.weight");
+  ASSERT_NE(merger_out, nullptr);
+  EXPECT_EQ(merger_out->ne.back(), p.text.hidden) << "the merger ends at the text model's width";
+}
+
 TEST(UnitTensorTable, TinyTextTowerHasEveryLayerAndTheRealShapes) {
   const ModelPreset& p = model_preset("tiny");
   const DimSizes sizes = dim_sizes(p.text, p.vision);

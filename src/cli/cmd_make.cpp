@@ -30,8 +30,9 @@ CommandAction add_make_model_command(CLI::App& app) {
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("make-model", "Write a random-weight Qwen2.5-VL (model.gguf + mmproj.gguf)");
   cmd->add_option("--out", args->out, "Output folder")->required();
-  cmd->add_option("--preset", args->preset, "tiny (tests) or small (benchmarks)")->capture_default_str()
-      ->check(CLI::IsMember({"tiny", "small"}));
+  cmd->add_option("--preset", args->preset,
+                  "tiny (tests), small (benchmarks) or vision7b (Qwen2.5-VL-7B's vision tower, tiny's text model)")
+      ->capture_default_str()->check(CLI::IsMember({"tiny", "small", "vision7b"}));
   cmd->add_option("--seed", args->seed, "Random seed: the same seed gives the same bytes")->capture_default_str();
   cmd->add_option("--outtype", args->type, "Weight type: f32, f16, bf16 or q8_0")->capture_default_str()
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));

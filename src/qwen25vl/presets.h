@@ -1,11 +1,14 @@
 // Shapes of the random-weight Qwen2.5-VL models drivevqa makes for tests and benchmarks.
 //
-// Both keep the real architecture (M-RoPE text model, windowed RMSNorm/SwiGLU vision tower,
+// All keep the real architecture (M-RoPE text model, windowed RMSNorm/SwiGLU vision tower,
 // 2x2 merger) and the real Qwen2 vocabulary; only widths and depths are small.
 //   tiny : text 128 wide, 2 layers, 4 heads (2 KV), FFN 384; vision 64 wide, 4 blocks, 4 heads,
 //          FFN 96, full attention in blocks 1 and 3. For tests: a question in seconds.
 //   small: text 512 wide, 8 layers, 8 heads (2 KV), FFN 1536; vision 256 wide, 8 blocks, 4 heads,
 //          FFN 704, full attention in blocks 3 and 7. For benchmarks.
+//   vision7b: tiny's text model after Qwen2.5-VL-7B's exact vision tower (1280 wide, 32 blocks,
+//          16 heads, FFN 3420, full attention in blocks 7, 15, 23, 31; ~630M weights). For
+//          measuring image encoding at its real cost (bench/vision.sh).
 #pragma once
 
 #include <array>
