@@ -21,14 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-RgbImage noise_image(int width, int height, uint32_t seed) {
-  RgbImage image{width, height, {}};
-  image.pixels.resize(image.byte_size());
-  std::mt19937 rng(seed);
-  // Dark values only: no pixel can be mistaken for a marker colour (each has a channel at 255).
-  for (uint8_t& v : image.pixels) v = static_cast<uint8_t>(rng() % 120);
-  return image;
-}
 
 const uint8_t* pixel(const RgbImage& image, int x, int y) {
   return &image.pixels[(static_cast<size_t>(y) * image.width + x) * 3];
@@ -100,7 +92,7 @@ TEST(UnitObjectRefs, PointsScaleToTheImageAndNormalisedOnesToo) {
 }
 
 TEST(UnitObjectCrop, TheCropIsTheWindowAroundThePointWithTheMarkerOnIt) {
-  const RgbImage original = noise_image(1600, 900, 7);
+  const RgbImage original = test::dark_noise_image(1600, 900, 7);
   const ObjectRef ref = object_refs("<c1,CAM_FRONT,812.4,540.0>").at(0);
   const ObjectCrop crop = crop_object(original, ref, 448);
   EXPECT_EQ(crop.image.width, 448);
@@ -120,7 +112,7 @@ TEST(UnitObjectCrop, TheCropIsTheWindowAroundThePointWithTheMarkerOnIt) {
 }
 
 TEST(UnitObjectCrop, AtTheBordersTheWindowStaysInsideAndTheMarkerOnThePoint) {
-  const RgbImage original = noise_image(1600, 900, 8);
+  const RgbImage original = test::dark_noise_image(1600, 900, 8);
   for (const auto& [x, y] : std::vector<std::pair<double, double>>{{0, 0}, {1599.9, 899.9}, {3, 880}, {1590, 10}}) {
     const ObjectRef ref = object_refs("<c2,CAM_BACK," + std::to_string(x) + "," + std::to_string(y) + ">").at(0);
     const ObjectCrop crop = crop_object(original, ref, 448);
@@ -131,7 +123,7 @@ TEST(UnitObjectCrop, AtTheBordersTheWindowStaysInsideAndTheMarkerOnThePoint) {
     EXPECT_EQ(crop.left + crop.marker_x, static_cast<int>(x));
     EXPECT_EQ(crop.top + crop.marker_y, static_cast<int>(y));
   }
-  const RgbImage small = noise_image(100, 60, 9);
+  const RgbImage small = test::dark_noise_image(100, 60, 9);
   const ObjectCrop whole = crop_object(small, object_refs("<c4,CAM_FRONT,800,450>").at(0), 448);
   EXPECT_EQ(whole.image.width, 100) << "a window larger than the image is the image";
   EXPECT_EQ(whole.image.height, 60);
@@ -140,7 +132,7 @@ TEST(UnitObjectCrop, AtTheBordersTheWindowStaysInsideAndTheMarkerOnThePoint) {
 }
 
 TEST(UnitObjectCrop, APointOutsideTheImageIsAnInputErrorNamingTheObject) {
-  const RgbImage original = noise_image(1600, 900, 10);
+  const RgbImage original = test::dark_noise_image(1600, 900, 10);
   for (const char* text : {"<c5,CAM_FRONT,1600,10>", "<c5,CAM_FRONT,10,900.5>", "<c5,CAM_FRONT,-3,10>"}) {
     try {
       crop_object(original, object_refs(text).at(0), 448);

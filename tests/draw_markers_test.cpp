@@ -21,14 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-RgbImage dark_noise(int width, int height, uint32_t seed) {
-  RgbImage image{width, height, {}};
-  image.pixels.resize(image.byte_size());
-  std::mt19937 rng(seed);
-  // Dark values only: no pixel can be mistaken for a marker colour (each has a channel at 255).
-  for (uint8_t& v : image.pixels) v = static_cast<uint8_t>(rng() % 120);
-  return image;
-}
 
 const uint8_t* pixel(const RgbImage& image, int x, int y) { return &image.pixels[(static_cast<size_t>(y) * image.width + x) * 3]; }
 
@@ -90,7 +82,7 @@ TEST(UnitDrawMarkers, OnlyDrawableReferencesAreChosenInAnOrderThatDoesNotDependO
 
 TEST(UnitDrawMarkers, TheMarkerIsDrawnOnACopyAtThePointScaledToTheImageAndOtherCamerasAreLeftAlone) {
   // Images at a model's input size (not 1600x900): the point scales with them.
-  const RgbImage front = dark_noise(196, 112, 1), back = dark_noise(196, 112, 2), left = dark_noise(196, 112, 3);
+  const RgbImage front = test::dark_noise_image(196, 112, 1), back = test::dark_noise_image(196, 112, 2), left = test::dark_noise_image(196, 112, 3);
   const std::vector<CameraImage> cameras = {{"CAM_FRONT", "f.jpg"}, {"CAM_BACK", "b.jpg"}, {"CAM_FRONT_LEFT", "l.jpg"}};
   std::vector<const RgbImage*> images = {&front, &back, &left};
   const std::vector<ObjectRef> marked = object_refs("<c1,CAM_FRONT,812.4,540.0> <c2,CAM_BACK,0.25,0.5> <c3,CAM_BACK_RIGHT,5,5>");

@@ -15,20 +15,7 @@ using Json = nlohmann::json;
 
 }  // namespace
 
-std::string normalise_question(std::string_view q) {
-  std::string out;
-  bool space = false;
-  for (char c : q) {
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += c;
-  }
-  return out;
-}
+std::string normalise_question(std::string_view q) { return fold_spaces(q); }
 
 std::string replace_object_refs(std::string_view text) {
   std::string out;

@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "prompt/chat_prompt.h"
+#include "util/text.h"
 
 namespace drivevqa {
 namespace {
@@ -10,17 +11,7 @@ namespace {
 // One line: white space folded (a multi-line answer must not read as a new example), and no
 // engine image marker (each one would claim an image).
 std::string one_line(const std::string& text) {
-  std::string line;
-  bool space = false;
-  for (const char c : text) {
-    if (std::isspace(static_cast<unsigned char>(c))) {
-      space = !line.empty();
-      continue;
-    }
-    if (space) line += ' ';
-    space = false;
-    line += c;
-  }
+  std::string line = fold_spaces(text);
   for (size_t at = line.find(kImageMarker); at != std::string::npos; at = line.find(kImageMarker, at)) {
     line.replace(at, kImageMarker.size(), "<image>");
   }

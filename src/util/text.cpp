@@ -118,4 +118,19 @@ std::string_view trim_spaces(std::string_view s) {
   return s;
 }
 
+std::string fold_spaces(std::string_view s) {
+  std::string out;
+  bool space = false;
+  for (char c : s) {
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace drivevqa

@@ -34,6 +34,9 @@ std::string to_lower(std::string_view s);
 // `s` without leading and trailing white space (ASCII isspace).
 std::string_view trim_spaces(std::string_view s);
 
+// Every run of white space as one space, none at either end.
+std::string fold_spaces(std::string_view s);
+
 // `text` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD; `replaced`
 // counts them. Outside files may hold stray Latin-1 bytes, which the JSON parser would refuse.
 std::string repair_utf8(std::string_view text, size_t* replaced = nullptr);

@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include <random>
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -99,6 +101,14 @@ std::vector<std::string> journal_lines(const std::filesystem::path& journal) {
   std::string line;
   while (std::getline(in, line)) lines.push_back(line);
   return lines;
+}
+
+RgbImage dark_noise_image(int width, int height, uint32_t seed) {
+  RgbImage image{width, height, {}};
+  image.pixels.resize(image.byte_size());
+  std::mt19937 rng(seed);
+  for (uint8_t& v : image.pixels) v = static_cast<uint8_t>(rng() % 120);
+  return image;
 }
 
 }  // namespace drivevqa::test

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <filesystem>
+
+#include "engine/image.h"
 #include <string>
 #include <vector>
 
@@ -53,6 +55,9 @@ std::string mtmd_cli_binary();
 std::vector<std::filesystem::path> first_frame_images();
 
 std::string read_text(const std::filesystem::path& path);
+
+// A seeded image of dark values only: no pixel can be mistaken for a marker colour (each has a channel at 255).
+RgbImage dark_noise_image(int width, int height, uint32_t seed);
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 
 // The lines of a run's journal (header first); empty when it does not exist yet.
