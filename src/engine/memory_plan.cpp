@@ -94,21 +94,26 @@ bool measure_text(const ModelFiles& files, const EngineOptions& options, Tally& 
 
 // The vision tower: its weights and the compute buffer of its largest image.
 bool measure_vision(const ModelFiles& files, const EngineOptions& options, Tally& tally) {
+  // Two dry runs: the weights alone, then with the warm-up image's compute buffer reserved.
   mtmd_context_params vparams = vision_context_params(options);
-  vparams.warmup = true;  // the dry run reserves the warm-up image's compute buffer
-  std::map<ggml_backend_dev_t, size_t> usage;
+  std::map<ggml_backend_dev_t, size_t> weights_usage, usage;
   try {
+    vparams.warmup = false;
+    weights_usage = mtmd_get_memory_usage(files.vision.c_str(), vparams);
+    vparams.warmup = true;
     usage = mtmd_get_memory_usage(files.vision.c_str(), vparams);
   } catch (const std::exception& e) {
     spdlog::debug("vision memory dry run failed: {}", e.what());
     return false;
   }
-  // The dry run allocates the warm-up's compute buffer for real: a size no larger than the
-  // weights means that allocation failed here, and the real warm-up would fail the same way.
-  uint64_t total = 0;
+  // The dry run allocates the warm-up's compute buffer for real: none at all means that allocation
+  // failed here, and the real warm-up would fail the same way. (Per-window attention makes a small
+  // model's buffer small: the tiny model's at 256 tokens is under 1 MiB.)
+  uint64_t total = 0, weights = 0;
   for (const auto& [dev, bytes] : usage) total += bytes;
-  const uint64_t weights = file_size_or_zero(files.vision);
-  if (total <= weights + kMiB) {
+  for (const auto& [dev, bytes] : weights_usage) weights += bytes;
+  spdlog::debug("vision dry run: {} bytes with the warm-up image, {} without", total, weights);
+  if (total <= weights + 1) {
     throw MemoryError(files.vision.string() + ": not enough memory for the vision tower's compute buffer (" +
                       format_bytes(mapped_address_space()) + " in use); a smaller image size needs less");
   }

@@ -61,8 +61,8 @@ std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type wt
   return tensor_plan(Tower::kText, preset, wt, init_scale);
 }
 
-std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type wt) {
-  return tensor_plan(Tower::kVision, preset, wt, 1.0f);
+std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type wt, float init_scale) {
+  return tensor_plan(Tower::kVision, preset, wt, init_scale);
 }
 
 std::vector<float> random_tensor_values(uint64_t seed, const TensorPlan& plan) {
@@ -117,7 +117,7 @@ void write_random_model(const std::filesystem::path& dir, const RandomModelOptio
     keys.shape = preset.vision;
     keys.projection_dim = t.hidden;
     write_vision_model_keys(w, keys);
-    write_file(dir / "mmproj.gguf", w, vision_tensor_plan(preset, options.weight_type), options.seed);
+    write_file(dir / "mmproj.gguf", w, vision_tensor_plan(preset, options.weight_type, options.vision_init_scale), options.seed);
   }
 }
 

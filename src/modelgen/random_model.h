@@ -24,6 +24,8 @@ struct RandomModelOptions {
   // but a chaotic network in which rounding differences grow ~1000x by the logits; numerical
   // equivalence tests use a calmer 0.5.
   float init_scale = 2.0f;
+  // Vision weights: std vision_init_scale/sqrt(fan_in). Equivalence tests of the vision tower use 0.5.
+  float vision_init_scale = 1.0f;
 };
 
 // How a tensor's random values are drawn.
@@ -38,7 +40,7 @@ struct TensorPlan {
 };
 
 std::vector<TensorPlan> text_tensor_plan(const ModelPreset& preset, ggml_type weight_type, float init_scale = 2.0f);
-std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type weight_type);
+std::vector<TensorPlan> vision_tensor_plan(const ModelPreset& preset, ggml_type weight_type, float init_scale = 1.0f);
 
 // The f32 values of one planned tensor (deterministic in seed and name).
 std::vector<float> random_tensor_values(uint64_t seed, const TensorPlan& plan);
