@@ -380,21 +380,22 @@ std::filesystem::path write_hf_config(const std::string& name, const nlohmann::j
   return dir;
 }
 
-// A converted LoRA adapter whose q pair is then given a lora_b of another rank: `ask --lora`
-// picks the cached adapter up and must stop at the check.
+// A converted LoRA adapter whose q pair is then given a lora_b of another rank: `ask --lora
+// --lora_mode runtime` picks the cached adapter up and must stop at the check.
 TEST(GgufCheck, BrokenLoraPairStopsAskWithExit4) {
   const auto dir = test::scratch_dir("lora-cli");
   const auto hf = write_hf_config("lora-cli-hf", tiny_hf_config());
   write_random_lora(hf, dir / "adapter", {});
   ModelSourceOptions sources;
   sources.cache_dir = dir / "cache";
-  const ModelFiles files = with_lora(find_model_files(test::tiny_model_dir()), dir / "adapter", sources);
+  const ModelFiles files = with_lora(find_model_files(test::tiny_model_dir()), dir / "adapter", sources, LoraMode::kRuntime);
   ASSERT_TRUE(files.lora.has_value());
   EXPECT_NO_THROW(check_lora_file(*files.lora, check_text_model_file(files.text)));
   GgufEdit edit(*files.lora);
   edit.reshape("blk.1.attn_q.weight.lora_b", {3, 128});
   edit.write(*files.lora);
-  expect_exit_4_naming(ask(test::tiny_model_dir(), {"--lora", (dir / "adapter").string(), "--cache_dir", sources.cache_dir.string()}),
+  expect_exit_4_naming(ask(test::tiny_model_dir(), {"--lora", (dir / "adapter").string(), "--lora_mode", "runtime", "--cache_dir",
+                                                     sources.cache_dir.string()}),
                        *files.lora, "tensor blk.1.attn_q.weight.lora_b has shape [3, 128], expected [4, 128]");
 }
 

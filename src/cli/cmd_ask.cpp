@@ -39,6 +39,7 @@ struct AskArgs {
   ModelSourceOptions sources;
   std::string outtype = "bf16";
   std::string lora;
+  std::string lora_mode = "auto";
   GenerationParams generation;
   std::string flash_attn = "auto";
   bool show_prompt = false;
@@ -177,7 +178,7 @@ void ask(AskArgs& a) {
                              : a.flash_attn == "off" ? FlashAttention::kOff
                                                      : FlashAttention::kAuto;
   ModelFiles files = resolve_model(a.model, a.sources);
-  if (!a.lora.empty()) files = with_lora(files, a.lora, a.sources);
+  if (!a.lora.empty()) files = with_lora(files, a.lora, a.sources, lora_mode_from_name(a.lora_mode));
   const AnswerKind kind = answer_shape(classify(a.category, a.question), a.question).kind;
   const size_t answers = answers_to_decode(a.generation, kind, a.self_consistency).size();
   // The examples' bytes bound their tokens: room beyond the planned question text.
@@ -220,6 +221,10 @@ CommandAction add_ask_command(CLI::App& app) {
       ->required();
   cmd->add_option("--cache_dir,--cache-dir", a->sources.cache_dir, "Where converted Hugging Face models are kept");
   cmd->add_option("--lora", a->lora, "PEFT LoRA adapter folder (or a root of checkpoint-N folders: the largest N)");
+  cmd->add_option("--lora_mode,--lora-mode", a->lora_mode,
+                  "The adapter's language-model pairs: merged (into a cached copy of the text weights), runtime (beside "
+                  "the base weights at every token), or auto: merged when the base's text weights are f32/f16/bf16, as run")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "merged", "runtime"}));
   cmd->add_option("--outtype", a->outtype, "Weight type when a Hugging Face folder is converted: f32, f16, bf16, q8_0")
       ->capture_default_str()->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
   cmd->add_option("--images", a->images, "Image files (JPEG or PNG), comma-separated, in camera order")

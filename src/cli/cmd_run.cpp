@@ -75,6 +75,7 @@ RunOptions run_options(const RunArgs& a) {
   if (!a.model_72b.empty()) options.model_72b = a.model_72b;
   if (a.use_lora_7b->value()) options.lora_7b = a.lora_7b_dir;
   if (a.use_lora_72b->value()) options.lora_72b = a.lora_72b_dir;
+  options.lora_mode = lora_mode_from_name(a.lora_mode);
   options.engine.n_threads = a.threads;
   options.engine.n_gpu_layers = gpu_layers_for(a.device_map);
   options.engine.flash_attention = !a.use_flash_attn->given()  ? FlashAttention::kAuto

@@ -24,6 +24,11 @@ void add_input_and_model_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--lora_7b_dir,--lora-7b-dir", a.lora_7b_dir, "7B LoRA adapter folder");
   a.use_lora_72b = std::make_unique<BoolFlag>(cmd, "--use_lora_72b,--use-lora-72b", false, "Apply the 72B LoRA adapter");
   cmd.add_option("--lora_72b_dir,--lora-72b-dir", a.lora_72b_dir, "72B LoRA adapter folder");
+  cmd.add_option("--lora_mode,--lora-mode", a.lora_mode,
+                 "The adapters' language-model pairs: merged (into a cached copy of the text weights: no cost per token, "
+                 "a copy's disk space), runtime (beside the base weights at every token), or auto: merged when the base's "
+                 "text weights are f32/f16/bf16, runtime when they are quantized")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "merged", "runtime"}));
   cmd.add_option("--cache_dir,--cache-dir", a.cache_dir, "Where converted Hugging Face models are kept "
                  "(default ~/.cache/drivevqa/models)");
   cmd.add_option("--dtype", a.dtype, "bf16 or fp16: the KV cache type, and the weight type when a Hugging Face "
@@ -175,6 +180,13 @@ std::vector<RunSetting> answer_settings(const RunArgs& a) {
       {"use_lora_72b", a.use_lora_72b->value(),
        [](const RunOptions& o) { return key_line("lora_72b", o.lora_72b ? o.lora_72b->string() : ""); }},
       {"lora_72b_dir", a.lora_72b_dir, nullptr},  // in the lora_72b line
+      // Merged and run-time pairs round differently (different answers possible): a line of its own,
+      // none for runtime, which is how every LoRA run went before the flag (those journals resume).
+      {"lora_mode", a.lora_mode,
+       [](const RunOptions& o) {
+         const bool used = o.lora_7b || o.lora_72b;
+         return used && o.lora_mode != LoraMode::kRuntime ? key_line("lora_mode", lora_mode_name(o.lora_mode)) : "";
+       }},
       {"image_base_dir", a.image_base_dir, constant_line("image_base_dir", a.image_base_dir)},
       {"dtype", a.dtype, constant_line("dtype", a.dtype)},
       {"device_map", a.device_map, constant_line("device_map", a.device_map)},

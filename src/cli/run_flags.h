@@ -27,7 +27,7 @@ namespace drivevqa {
 
 struct RunArgs {
   std::string json_file, output_file, image_base_dir, model_7b, model_72b, lora_7b_dir, lora_72b_dir;
-  std::string dtype = "bf16", device_map = "auto", kb_file, rag_mode = "hint";
+  std::string dtype = "bf16", device_map = "auto", kb_file, rag_mode = "hint", lora_mode = "auto";
   int max_images = 6, max_new_tokens_default = 512, max_new_tokens_cap = 0, kb_topk = 4, threads = 0;
   int image_max_tokens = 0, parallel = 0, max_context = 32768;
   int64_t max_pixels = ImageSizing{}.max_pixels, min_pixels = ImageSizing{}.min_pixels;

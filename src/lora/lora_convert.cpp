@@ -3,62 +3,15 @@
 #include <gguf.h>
 #include <spdlog/spdlog.h>
 
-#include <cstring>
-#include <map>
-
 #include "convert/content_key.h"
 #include "convert/finite_check.h"
+#include "lora/lora_merge.h"
 #include "qwen25vl/gguf_stream_writer.h"
 #include "qwen25vl/tensor_table.h"
 #include "util/error.h"
 
 namespace drivevqa {
 namespace {
-
-using GgufPtr = std::unique_ptr<gguf_context, decltype(&gguf_free)>;
-using GgmlPtr = std::unique_ptr<ggml_context, decltype(&ggml_free)>;
-
-// The base tensor's (ne0, ne1), to check an adapter against the model it is meant for.
-std::map<std::string, std::pair<int64_t, int64_t>> tensor_shapes(const std::filesystem::path& path) {
-  ggml_context* meta = nullptr;
-  gguf_init_params params{true, &meta};
-  GgufPtr g(gguf_init_from_file(path.c_str(), params), &gguf_free);
-  if (!g) throw ModelError(path.string() + ": GGUF file is truncated or corrupt");
-  GgmlPtr owner(meta, &ggml_free);
-  std::map<std::string, std::pair<int64_t, int64_t>> shapes;
-  for (ggml_tensor* t = ggml_get_first_tensor(meta); t; t = ggml_get_next_tensor(meta, t)) shapes[t->name] = {t->ne[0], t->ne[1]};
-  return shapes;
-}
-
-void check_fits(const LoraModule& m, const LoraTarget& t, const std::map<std::string, std::pair<int64_t, int64_t>>& shapes,
-                const std::string& adapter) {
-  const auto it = shapes.find(t.gguf);
-  if (it == shapes.end()) throw InputError(adapter + ": " + m.module + " targets " + t.gguf + ", which the base model lacks");
-  const int64_t in = m.a->shape[1], out = m.b->shape[0] / t.parts;
-  if (it->second.first != in || it->second.second != out) {
-    throw InputError(adapter + ": " + m.module + " is " + std::to_string(in) + " -> " + std::to_string(out) +
-                     " but the base model's " + t.gguf + " is " + std::to_string(it->second.first) + " -> " +
-                     std::to_string(it->second.second) + " (an adapter for another model?)");
-  }
-}
-
-// scale * B[rows] * A as a row-major [out, in] f32 matrix (dot products accumulated in double).
-std::vector<float> lora_delta(const LoraModule& m, const LoraTarget& t) {
-  const std::vector<float> a = m.a->to_f32(), b = m.b->to_f32();
-  const int64_t r = m.rank, in = m.a->shape[1];
-  const int64_t out = m.b->shape[0] / t.parts;
-  const int64_t first = t.part * out;
-  std::vector<float> delta(static_cast<size_t>(out * in));
-  for (int64_t o = 0; o < out; ++o) {
-    const float* brow = &b[static_cast<size_t>((first + o) * r)];
-    for (int64_t i = 0; i < in; ++i) {
-      double acc = 0;
-      for (int64_t k = 0; k < r; ++k) acc += static_cast<double>(brow[k]) * a[static_cast<size_t>(k * in + i)];
-      delta[static_cast<size_t>(o * in + i)] = static_cast<float>(m.scale * acc);
-    }
-  }
-  return delta;
-}
 
 void write_text_adapter(const PeftAdapter& adapter, const std::vector<const LoraModule*>& modules,
                         const std::filesystem::path& path) {
@@ -86,57 +39,40 @@ void write_text_adapter(const PeftAdapter& adapter, const std::vector<const Lora
   });
 }
 
-void write_merged_vision(const std::vector<const LoraModule*>& modules, const std::filesystem::path& base,
-                         const std::filesystem::path& path) {
-  ggml_context* data_ctx = nullptr;
-  gguf_init_params params{false, &data_ctx};
-  GgufPtr g(gguf_init_from_file(base.c_str(), params), &gguf_free);
-  if (!g) throw ModelError(base.string() + ": GGUF file is truncated or corrupt");
-  GgmlPtr owner(data_ctx, &ggml_free);
-  std::map<std::string, std::vector<float>> deltas;
-  for (const LoraModule* m : modules) {
-    for (const LoraTarget& t : lora_targets(m->module)) {
-      std::vector<float> d = lora_delta(*m, t);
-      auto [it, fresh] = deltas.emplace(t.gguf, std::move(d));
-      if (!fresh) throw InputError("two LoRA pairs change " + t.gguf);
-    }
-  }
-  GgufStreamWriter w;
-  gguf_set_kv(w.kv(), g.get());
-  std::vector<ggml_tensor*> tensors;
-  for (int64_t i = 0; i < gguf_get_n_tensors(g.get()); ++i) {
-    ggml_tensor* t = ggml_get_tensor(data_ctx, gguf_get_tensor_name(g.get(), i));
-    tensors.push_back(t);
-    w.declare_tensor(t->name, t->type, std::vector<int64_t>(t->ne, t->ne + ggml_n_dims(t)));
-  }
-  w.write(path, [&](size_t i, const ggml_tensor&) {
-    const ggml_tensor* t = tensors[i];
-    const auto it = deltas.find(t->name);
-    const auto* bytes = static_cast<const uint8_t*>(t->data);
-    if (it == deltas.end()) return std::vector<uint8_t>(bytes, bytes + ggml_nbytes(t));
-    std::vector<float> w32(static_cast<size_t>(ggml_nelements(t)));
-    if (t->type == GGML_TYPE_F32) {
-      std::memcpy(w32.data(), t->data, w32.size() * sizeof(float));
-    } else {
-      ggml_get_type_traits(t->type)->to_float(t->data, w32.data(), ggml_nelements(t));
-    }
-    for (size_t k = 0; k < w32.size(); ++k) w32[k] += it->second[k];
-    return convert_f32(w32, t->type, t->ne[0]);
-  });
-}
-
 }  // namespace
 
-LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const std::filesystem::path& out_dir) {
+LoraMode lora_mode_from_name(const std::string& name) {
+  if (name == "auto") return LoraMode::kAuto;
+  if (name == "merged") return LoraMode::kMerged;
+  if (name == "runtime") return LoraMode::kRuntime;
+  throw UsageError("--lora_mode " + name + ": expected auto, merged or runtime");
+}
+
+const char* lora_mode_name(LoraMode mode) {
+  switch (mode) {
+    case LoraMode::kAuto: return "auto";
+    case LoraMode::kMerged: return "merged";
+    case LoraMode::kRuntime: return "runtime";
+  }
+  return "auto";
+}
+
+LoraMode resolve_lora_mode(LoraMode mode, const std::filesystem::path& base_text) {
+  if (mode != LoraMode::kAuto) return mode;
+  return has_float_weights(base_text) ? LoraMode::kMerged : LoraMode::kRuntime;
+}
+
+LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const std::filesystem::path& out_dir, LoraMode mode) {
+  mode = resolve_lora_mode(mode, base.text);
   const std::string where = adapter.dir().string();
-  const auto text_shapes = tensor_shapes(base.text);
-  const auto vision_shapes = tensor_shapes(base.vision);
+  const TensorShapes text_shapes = gguf_tensor_shapes(base.text);
+  const TensorShapes vision_shapes = gguf_tensor_shapes(base.vision);
   std::vector<const LoraModule*> text, vision;
   for (const LoraModule& m : adapter.modules()) {
     const std::vector<LoraTarget> targets = lora_targets(m.module);
     if (targets.empty()) throw InputError(where + ": LoRA on " + m.module + " cannot be mapped onto the Qwen2.5-VL engine");
     for (const TensorView* v : {m.a, m.b}) require_finite(*v, where + ": tensor " + v->name);  // before anything is written
-    for (const LoraTarget& t : targets) check_fits(m, t, m.vision() ? vision_shapes : text_shapes, where);
+    for (const LoraTarget& t : targets) check_lora_fits(m, t, m.vision() ? vision_shapes : text_shapes, where);
     (m.vision() ? vision : text).push_back(&m);
   }
   std::error_code ec;
@@ -146,38 +82,50 @@ LoraFiles convert_lora(const PeftAdapter& adapter, const ModelFiles& base, const
   files.text_pairs = text.size();
   files.vision_pairs = vision.size();
   files.vision = base.vision;
-  if (!text.empty()) {
+  if (!text.empty() && mode == LoraMode::kMerged) {
+    files.text = out_dir / "model.gguf";
+    write_merged_gguf(text, base.text, *files.text, where);
+  } else if (!text.empty()) {
     files.text_adapter = out_dir / "adapter.gguf";
     write_text_adapter(adapter, text, *files.text_adapter);
   }
   if (!vision.empty()) {
     files.vision = out_dir / "mmproj.gguf";
-    write_merged_vision(vision, base.vision, files.vision);
+    write_merged_gguf(vision, base.vision, files.vision, where);
   }
   return files;
 }
 
 // with_lora without the exit-code mapping.
 static ModelFiles with_lora_files(const ModelFiles& base, const std::filesystem::path& lora_dir,
-                                  const ModelSourceOptions& options) {
+                                  const ModelSourceOptions& options, LoraMode requested) {
   const std::filesystem::path adapter_dir = select_adapter_dir(lora_dir);
-  const std::string key = "lora-" + content_label(adapter_dir) + "-" +
-                          content_key({adapter_dir, base.text, base.vision}, "lora");
+  const LoraMode mode = resolve_lora_mode(requested, base.text);
+  const bool merged = mode == LoraMode::kMerged;
+  // Runtime entries keep the key they always had; merged ones have their own.
+  const std::string key = "lora-" + content_label(adapter_dir) + (merged ? "-merged-" : "-") +
+                          content_key({adapter_dir, base.text, base.vision}, merged ? "lora merged-1" : "lora");
   const std::filesystem::path dir = build_cached(cache_root(options), key, "adapter " + adapter_dir.string(),
                                                  [&](const std::filesystem::path& partial) {
-    const LoraFiles f = convert_lora(PeftAdapter(adapter_dir), base, partial);
-    spdlog::info("adapter {}: {} language-model pairs (applied at run time), {} vision pairs (merged)",
-                 adapter_dir.string(), f.text_pairs, f.vision_pairs);
+    const LoraFiles f = convert_lora(PeftAdapter(adapter_dir), base, partial, mode);
+    spdlog::info("adapter {}: {} language-model pairs ({}), {} vision pairs (merged)", adapter_dir.string(), f.text_pairs,
+                 merged ? "merged into a copy of the text model" : "applied at run time", f.vision_pairs);
   });
+  if (requested == LoraMode::kAuto) {
+    spdlog::info("adapter {}: language-model pairs {} (--lora_mode auto: the base's text weights are {})", adapter_dir.string(),
+                 merged ? "merged" : "applied at run time", merged ? "f32/f16/bf16" : "quantized");
+  }
   ModelFiles files = base;
   std::error_code ec;
   if (std::filesystem::exists(dir / "adapter.gguf", ec)) files.lora = dir / "adapter.gguf";
+  if (std::filesystem::exists(dir / "model.gguf", ec)) files.text = dir / "model.gguf";
   if (std::filesystem::exists(dir / "mmproj.gguf", ec)) files.vision = dir / "mmproj.gguf";
   return files;
 }
 
-ModelFiles with_lora(const ModelFiles& base, const std::filesystem::path& lora_dir, const ModelSourceOptions& options) {
-  return as_model_error([&] { return with_lora_files(base, lora_dir, options); });
+ModelFiles with_lora(const ModelFiles& base, const std::filesystem::path& lora_dir, const ModelSourceOptions& options,
+                     LoraMode mode) {
+  return as_model_error([&] { return with_lora_files(base, lora_dir, options, mode); });
 }
 
 }  // namespace drivevqa

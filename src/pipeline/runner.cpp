@@ -148,7 +148,7 @@ ModelWorker& Runner::worker(ModelSize size) {
     spdlog::info("loading the {} model from {}", model_size_name(size), dir.string());
     ModelFiles files = resolve_model(dir, options_.sources);
     const std::optional<std::filesystem::path>& lora = size == ModelSize::k7B ? options_.lora_7b : options_.lora_72b;
-    if (lora) files = with_lora(files, *lora, options_.sources);
+    if (lora) files = with_lora(files, *lora, options_.sources, options_.lora_mode);
     slot = std::make_unique<ModelWorker>(Model::load(files, with_frame_plan(options_.engine, options_.frames)), options_.frames, counters_);
   }
   return *slot;

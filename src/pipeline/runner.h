@@ -23,6 +23,7 @@
 #include "dataset/question_file.h"
 #include "engine/image_resize.h"
 #include "kb/kb_index.h"
+#include "lora/lora_convert.h"
 #include "pipeline/frame_close_ups.h"
 #include "pipeline/frame_markers.h"
 #include "pipeline/model_worker.h"
@@ -40,6 +41,7 @@ struct RunOptions {
   std::optional<std::filesystem::path> model_72b;
   std::optional<std::filesystem::path> lora_7b;   // PEFT adapter folders (or roots of checkpoint-N)
   std::optional<std::filesystem::path> lora_72b;
+  LoraMode lora_mode = LoraMode::kAuto;  // their language-model pairs: merged into a cached copy, or at run time
   EngineOptions engine;
   ModelSourceOptions sources;   // how Hugging Face folders are converted and cached
   RoutingTable routes;
