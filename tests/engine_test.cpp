@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/answer.h"
+#include "engine/session.h"
 #include "engine/image.h"
 #include "modelgen/random_model.h"
 #include "prompt/chat_prompt.h"
@@ -110,6 +111,37 @@ TEST(Engine, SamplingIsReproducibleForASeed) {
   const auto c = answer_prompt(*model, prompt_text(frame), frame.pointers, params).generation.tokens;
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+// A prompt evaluated alone on the flash kernel (engine patch 0002) and continued on the plain one, as
+// a frame's prefix and its questions are: the same function of the prompt (logits within rounding),
+// computed by the other kernel (not bit-identical: the switch took effect), and reproducible.
+std::vector<float> logits_after(const Model& model, const EncodedPrompt& prefix, const EncodedPrompt& question, bool flash) {
+  SessionOptions options{4096, 2048, 512, 2, GGML_TYPE_F16, FlashAttention::kOff};
+  options.flash_when_alone = flash;
+  Session session(model, options);
+  const llama_pos end = session.evaluate_alone(prefix, 0, 0);
+  session.evaluate(question, 0, end, true);
+  return {session.last_logits().begin(), session.last_logits().end()};
+}
+
+TEST(Engine, FlashPrefixGivesThePlainPrefixResultWithinRoundingAndRepeats) {
+  const FrameImages frame = load_first_frame();
+  const auto model = Model::load(find_model_files(test::tiny_model_dir()), test_engine(64));
+  const std::string text = render_chatml({default_system_prompt(), image_block(frame.cameras)});
+  const EncodedPrompt prefix = encode(*model, tokenize(*model, text, frame.pointers));
+  const EncodedPrompt question = encode(*model, tokenize(*model, std::string(kQuestion) + "<|im_end|>\n<|im_start|>assistant\n", {}, false));
+  const auto plain = logits_after(*model, prefix, question, false);
+  const auto flash = logits_after(*model, prefix, question, true);
+  double diff2 = 0, norm2 = 0;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    diff2 += (flash[i] - plain[i]) * static_cast<double>(flash[i] - plain[i]);
+    norm2 += plain[i] * static_cast<double>(plain[i]);
+  }
+  std::printf("flash prefix vs plain prefix: relative L2 %.2e over %zu logits\n", std::sqrt(diff2 / norm2), plain.size());
+  EXPECT_NE(flash, plain) << "the prefix did not run on the flash kernel";
+  EXPECT_LT(std::sqrt(diff2 / norm2), 1e-2);
+  EXPECT_EQ(logits_after(*model, prefix, question, true), flash);
 }
 
 TEST(Determinism, SameSeedSameBytesOtherSeedOtherBytes) {

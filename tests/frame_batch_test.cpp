@@ -41,11 +41,15 @@ DemoRun run_demo(const std::string& name, std::vector<std::string> extra) {
 
 bool is_error(const nlohmann::json& item) { return item["answer"].get<std::string>().rfind("[drivevqa error]", 0) == 0; }
 
+// Prefix sharing is exact. With flash attention off everywhere, every batch runs on one kernel; by
+// default the prefix alone runs on the flash kernel (Engine.FlashPrefix... in engine_test.cpp).
 TEST(FrameBatch, WithParallelOneEveryAnswerEqualsItsFullPromptEvaluatedAlone) {
   const auto prompts = test::scratch_dir("parallel-one-prompts");
-  const DemoRun run = run_demo("parallel-one", {"--parallel", "1", "--limit", "20", "--dump_prompts", prompts.string()});
+  const DemoRun run = run_demo("parallel-one", {"--parallel", "1", "--limit", "20", "--dump_prompts", prompts.string(),
+                                                "--use_flash_attn", "False"});
   EngineOptions options;
   options.n_threads = 2;
+  options.flash_attention = FlashAttention::kOff;  // the vision tower too, as the run
   options.image_min_tokens = 4;
   options.image_max_tokens = kImageTokens;
   const auto model = Model::load(find_model_files(test::tiny_model_dir()), options);
@@ -72,9 +76,7 @@ TEST(FrameBatch, WithParallelOneEveryAnswerEqualsItsFullPromptEvaluatedAlone) {
     const AnswerShape shape = answer_shape(subtask_from_name(item["subtask"].get<std::string>()), item["question"].get<std::string>());
     params.grammar = answer_grammar(shape, McqFormat::kLetter);
     if (const int cap = answer_token_cap(shape, McqFormat::kLetter); cap > 0) params.max_new_tokens = std::min(12, cap);
-    SessionOptions plain_attention;  // as the run's text context on the CPU (model_worker.cpp)
-    plain_attention.flash_attention = FlashAttention::kOff;
-    const Answer fresh = answer_prompt(*model, text, ptrs, params, plain_attention);
+    const Answer fresh = answer_prompt(*model, text, ptrs, params);
     // The results file stores invalid UTF-8 (a token cut inside a character) as U+FFFD.
     const auto as_stored = [](const std::string& s) { return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); };
     EXPECT_EQ(item["answer"].dump(), as_stored(fresh.generation.text)) << "item " << i;

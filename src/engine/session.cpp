@@ -62,6 +62,16 @@ llama_pos Session::evaluate(const EncodedPrompt& encoded, llama_seq_id seq, llam
   return n_past;
 }
 
+llama_pos Session::evaluate_alone(const EncodedPrompt& prompt, llama_seq_id seq, llama_pos n_past) {
+  if (!options_.flash_when_alone) return evaluate(prompt, seq, n_past, false);
+  struct FlashKernel {  // back to the context's own kernel, also on an exception
+    llama_context* ctx;
+    explicit FlashKernel(llama_context* c) : ctx(c) { llama_set_flash_attn(ctx, true); }
+    ~FlashKernel() { llama_set_flash_attn(ctx, false); }
+  } flash(ctx_.get());
+  return evaluate(prompt, seq, n_past, false);
+}
+
 void Session::decode_or_throw(llama_batch& batch, const char* what) {
   const int32_t rc = llama_decode(ctx_.get(), batch);
   if (rc != 0) {
