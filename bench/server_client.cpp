@@ -20,6 +20,7 @@
 #include "engine/image_resize.h"
 #include "prompt/answer_shape.h"
 #include "prompt/chat_prompt.h"
+#include "prompt/prompt_file.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
 #include "util/atomic_file.h"
@@ -54,6 +55,12 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 
 // The comparison table of one model from the four runs' JSON files in `dir`:
 // a.json / b.json (drivevqa --stats_json), c.json / d.json (this program's --out, with encodes added).
+std::string stage_entry(const std::string& stage, double seconds) {
+  char text[96];
+  std::snprintf(text, sizeof text, " %s %.1f", stage.c_str(), seconds);
+  return text;
+}
+
 void print_table(const std::filesystem::path& dir, const std::string& title) {
   struct Row {
     const char* name;
@@ -76,6 +83,12 @@ void print_table(const std::filesystem::path& dir, const std::string& title) {
   const double a = qps(rows[0].j);
   std::printf("a/b %.1fx   a/c %.1fx   a/d %.1fx   identical answers a vs c: %zu of %zu\n", a / qps(rows[1].j),
               a / qps(rows[2].j), a / qps(rows[3].j), rows[2].j.value("identical_answers", size_t{0}), questions(rows[2].j));
+  // Where a's time goes, by stage (--stats_json).
+  std::string stages;
+  for (const auto& [stage, seconds] : rows[0].j.value("stage_seconds", nlohmann::json::object()).items()) {
+    if (seconds.is_number()) stages += stage_entry(stage, seconds.get<double>());
+  }
+  std::printf("a's stages (s):%s\n", stages.c_str());
   if (std::filesystem::exists(dir / "e.json")) {
     // The answer grammar's cost: measured inside a (time in grammar checks) and as a vs e (the same
     // prompts without the grammar; the random model's unconstrained answers run longer).
@@ -114,6 +127,24 @@ void print_table(const std::filesystem::path& dir, const std::string& title) {
                 j.value("forked_answers", size_t{0}), j.value("suffix_tokens", size_t{0}),
                 rows[0].j.value("suffix_tokens", size_t{0}));
   }
+  // LoRA adapters (rows k-m): the prefix stage of each, against the base model's.
+  if (std::filesystem::exists(dir / "k.json")) {
+    const nlohmann::json k = read_json(dir / "k.json");
+    const double base = k["stage_seconds"].value("prefixes", 0.0);
+    const struct {
+      const char* file;
+      const char* name;
+    } adapters[] = {{"k.json", "k  drivevqa, base from a HF folder"},
+                    {"l.json", "l  k + LoRA, --lora_mode merged"},
+                    {"m.json", "m  k + LoRA, --lora_mode runtime"}};
+    for (const auto& r : adapters) {
+      if (!std::filesystem::exists(dir / r.file)) continue;
+      const nlohmann::json j = read_json(dir / r.file);
+      const double prefixes = j["stage_seconds"].value("prefixes", 0.0);
+      std::printf("%-38s %10zu %12.3f %14zu %10.1f   prefixes %.2f s (%.3fx k's)\n", r.name, questions(j), qps(j),
+                  j.value("images_encoded", size_t{0}), j.value("seconds", 0.0), prefixes, prefixes / std::max(base, 1e-9));
+    }
+  }
 }
 
 }  // namespace
@@ -136,6 +167,8 @@ int main(int argc, char** argv) {
   app.add_option("--clients", clients, "Concurrent clients");
   app.add_option("--limit", limit, "Only the first N items");
   app.add_option("--max_new_tokens_default", max_new_tokens_default);
+  std::string prompts_file;
+  app.add_option("--prompts_file", prompts_file, "The run's --prompts file (its token budgets apply here too)");
   app.add_option("--wait", wait_seconds, "Seconds to wait for the server to come up");
   app.add_option("--out", out_file, "Write the timing and answers as JSON");
   CLI11_PARSE(app, argc, argv);
@@ -152,7 +185,8 @@ int main(int argc, char** argv) {
   const size_t n = limit ? std::min(limit, results.size()) : results.size();
   ImageSizing sizing;
   sizing.max_pixels = max_pixels;
-  const PromptSet prompts = default_prompts(max_new_tokens_default);
+  PromptSet prompts = default_prompts(max_new_tokens_default);
+  if (!prompts_file.empty()) apply_prompts_file(prompts_file, prompts);
 
   // Requests, prepared before timing: the same images drivevqa used, as PNG.
   std::map<std::string, std::string> png_of;
