@@ -85,7 +85,8 @@ void print_table(const std::filesystem::path& dir, const std::string& title) {
               a / qps(rows[2].j), a / qps(rows[3].j), rows[2].j.value("identical_answers", size_t{0}), questions(rows[2].j));
   // Where a's time goes, by stage (--stats_json).
   std::string stages;
-  for (const auto& [stage, seconds] : rows[0].j.value("stage_seconds", nlohmann::json::object()).items()) {
+  const nlohmann::json stage_seconds = rows[0].j.value("stage_seconds", nlohmann::json::object());
+  for (const auto& [stage, seconds] : stage_seconds.items()) {
     if (seconds.is_number()) stages += stage_entry(stage, seconds.get<double>());
   }
   std::printf("a's stages (s):%s\n", stages.c_str());

@@ -21,20 +21,6 @@
 namespace drivevqa {
 namespace {
 
-// Overwrites element `index` of an F32 tensor in a safetensors file, in place (size kept).
-void patch_f32(const std::filesystem::path& file, const std::string& tensor, size_t index, float value) {
-  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-  uint64_t header_len = 0;
-  f.read(reinterpret_cast<char*>(&header_len), 8);
-  std::string header(header_len, '\0');
-  f.read(header.data(), static_cast<std::streamsize>(header_len));
-  const auto j = nlohmann::json::parse(header);
-  ASSERT_EQ(j.at(tensor).at("dtype"), "F32");
-  const uint64_t begin = j.at(tensor).at("data_offsets")[0].get<uint64_t>();
-  f.seekp(static_cast<std::streamoff>(8 + header_len + begin + index * 4));
-  f.write(reinterpret_cast<const char*>(&value), 4);
-  ASSERT_TRUE(f.good());
-}
 
 std::vector<std::string> ask_args(const std::filesystem::path& model, const std::filesystem::path& cache,
                                   const std::string& outtype, const std::filesystem::path& lora = {}) {
@@ -126,7 +112,7 @@ class FiniteWeights : public ::testing::Test {
 };
 
 TEST_F(FiniteWeights, NanInABaseWeightIsRefusedByName) {
-  patch_f32(dir_ / "hf" / "model.safetensors", "model.layers.0.mlp.up_proj.weight", 77, std::nanf(""));
+  test::patch_safetensors_f32(dir_ / "hf" / "model.safetensors", "model.layers.0.mlp.up_proj.weight", 77, std::nanf(""));
   const auto r = convert("f32");
   EXPECT_EQ(r.exit_code, 4) << r.err;
   expect_has(r.err, "model.layers.0.mlp.up_proj.weight: element 77 of");
@@ -140,7 +126,7 @@ TEST_F(FiniteWeights, NanInABaseWeightIsRefusedByName) {
 }
 
 TEST_F(FiniteWeights, InfInAVisionWeightIsRefusedByName) {
-  patch_f32(dir_ / "hf" / "model.safetensors", "visual.blocks.0.attn.qkv.weight", 3, -INFINITY);
+  test::patch_safetensors_f32(dir_ / "hf" / "model.safetensors", "visual.blocks.0.attn.qkv.weight", 3, -INFINITY);
   const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "f32"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "visual.blocks.0.attn.qkv.weight: element 3 of");
@@ -149,7 +135,7 @@ TEST_F(FiniteWeights, InfInAVisionWeightIsRefusedByName) {
 }
 
 TEST_F(FiniteWeights, Fp16OverflowIsRefusedAndBf16Suggested) {
-  patch_f32(dir_ / "hf" / "model.safetensors", "model.layers.1.self_attn.o_proj.weight", 0, 70000.0f);
+  test::patch_safetensors_f32(dir_ / "hf" / "model.safetensors", "model.layers.1.self_attn.o_proj.weight", 0, 70000.0f);
   const auto f16 = convert("f16");
   EXPECT_EQ(f16.exit_code, 4) << f16.err;
   expect_has(f16.err, "model.layers.1.self_attn.o_proj.weight: holds 70000");
@@ -167,7 +153,7 @@ TEST_F(FiniteWeights, Fp16OverflowIsRefusedAndBf16Suggested) {
 TEST_F(FiniteWeights, NanInALoraMatrixIsRefusedByName) {
   write_random_lora(dir_ / "hf", dir_ / "adapter", {});
   const std::string b = "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight";
-  patch_f32(dir_ / "adapter" / "adapter_model.safetensors", b, 2, std::nanf(""));
+  test::patch_safetensors_f32(dir_ / "adapter" / "adapter_model.safetensors", b, 2, std::nanf(""));
   const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "f32", dir_ / "adapter"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, b + ": element 2 of");

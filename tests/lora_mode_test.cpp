@@ -109,20 +109,6 @@ fs::path tiny_adapter(const fs::path& dir, uint64_t seed, const std::string& nam
   return dir / name;
 }
 
-// Writes `value` over element `index` of an F32 tensor of a safetensors file, in place.
-void patch_f32(const fs::path& file, const std::string& tensor, size_t index, float value) {
-  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-  uint64_t header_len = 0;
-  f.read(reinterpret_cast<char*>(&header_len), 8);
-  std::string header(header_len, '\0');
-  f.read(header.data(), static_cast<std::streamsize>(header_len));
-  const auto j = nlohmann::json::parse(header);
-  ASSERT_EQ(j.at(tensor).at("dtype"), "F32");
-  const uint64_t begin = j.at(tensor).at("data_offsets")[0].get<uint64_t>();
-  f.seekp(static_cast<std::streamoff>(8 + header_len + begin + index * 4));
-  f.write(reinterpret_cast<const char*>(&value), 4);
-  ASSERT_TRUE(f.good());
-}
 
 // Finished cache entries (not lock files or build leftovers) whose name starts with "lora-".
 std::set<std::string> lora_entries(const fs::path& cache) {
@@ -260,7 +246,7 @@ TEST(LoraMerge, AdapterThatDoesNotFitIsRefusedNamingTheTensor) {
 
   // A merged value the base's type cannot hold (f16 beyond 65504) is refused naming the tensor.
   const fs::path big = tiny_adapter(dir, 1, "big");
-  patch_f32(big / "adapter_model.safetensors", "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight", 0, 1e6f);
+  test::patch_safetensors_f32(big / "adapter_model.safetensors", "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight", 0, 1e6f);
   write_random_model(dir / "f16", {"tiny", 1, GGML_TYPE_F16});
   const std::string overflow =
       input_error([&] { convert_lora(PeftAdapter(big), find_model_files(dir / "f16"), dir / "out16", LoraMode::kMerged); });

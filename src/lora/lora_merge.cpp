@@ -119,6 +119,22 @@ std::vector<uint8_t> merged_bytes(const ggml_tensor& t, const uint8_t* data, con
   return convert_f32(w, t.type, t.ne[0]);
 }
 
+// A GGUF file's tensor infos, without their data.
+struct GgufMetadata {
+  GgufPtr gguf{nullptr, &gguf_free};
+  GgmlPtr tensors{nullptr, &ggml_free};
+};
+
+GgufMetadata read_gguf_metadata(const std::filesystem::path& path) {
+  ggml_context* meta = nullptr;
+  gguf_init_params params{true, &meta};
+  GgufMetadata m;
+  m.gguf.reset(gguf_init_from_file(path.c_str(), params));
+  m.tensors.reset(meta);
+  if (!m.gguf) throw ModelError(path.string() + ": GGUF file is truncated or corrupt");
+  return m;
+}
+
 }  // namespace
 
 bool is_float_weight_type(ggml_type type) {
@@ -126,11 +142,8 @@ bool is_float_weight_type(ggml_type type) {
 }
 
 bool has_float_weights(const std::filesystem::path& gguf) {
-  ggml_context* meta = nullptr;
-  gguf_init_params params{true, &meta};
-  GgufPtr g(gguf_init_from_file(gguf.c_str(), params), &gguf_free);
-  GgmlPtr owner(meta, &ggml_free);
-  if (!g) throw ModelError(gguf.string() + ": GGUF file is truncated or corrupt");
+  const GgufMetadata m = read_gguf_metadata(gguf);
+  ggml_context* meta = m.tensors.get();
   for (ggml_tensor* t = ggml_get_first_tensor(meta); t; t = ggml_get_next_tensor(meta, t)) {
     if (ggml_n_dims(t) >= 2 && !is_float_weight_type(t->type)) return false;
   }
@@ -138,11 +151,8 @@ bool has_float_weights(const std::filesystem::path& gguf) {
 }
 
 TensorShapes gguf_tensor_shapes(const std::filesystem::path& gguf) {
-  ggml_context* meta = nullptr;
-  gguf_init_params params{true, &meta};
-  GgufPtr g(gguf_init_from_file(gguf.c_str(), params), &gguf_free);
-  GgmlPtr owner(meta, &ggml_free);
-  if (!g) throw ModelError(gguf.string() + ": GGUF file is truncated or corrupt");
+  const GgufMetadata m = read_gguf_metadata(gguf);
+  ggml_context* meta = m.tensors.get();
   TensorShapes shapes;
   for (ggml_tensor* t = ggml_get_first_tensor(meta); t; t = ggml_get_next_tensor(meta, t)) shapes[t->name] = {t->ne[0], t->ne[1]};
   return shapes;

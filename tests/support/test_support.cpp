@@ -111,4 +111,18 @@ RgbImage dark_noise_image(int width, int height, uint32_t seed) {
   return image;
 }
 
+void patch_safetensors_f32(const std::filesystem::path& file, const std::string& tensor, size_t index, float value) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t header_len = 0;
+  f.read(reinterpret_cast<char*>(&header_len), 8);
+  std::string header(header_len, '\0');
+  f.read(header.data(), static_cast<std::streamsize>(header_len));
+  const auto j = nlohmann::json::parse(header);
+  if (j.at(tensor).at("dtype") != "F32") throw std::runtime_error(tensor + " is not F32");
+  const uint64_t begin = j.at(tensor).at("data_offsets")[0].get<uint64_t>();
+  f.seekp(static_cast<std::streamoff>(8 + header_len + begin + index * 4));
+  f.write(reinterpret_cast<const char*>(&value), 4);
+  if (!f.good()) throw std::runtime_error(file.string() + ": write failed");
+}
+
 }  // namespace drivevqa::test

@@ -60,6 +60,10 @@ std::string read_text(const std::filesystem::path& path);
 RgbImage dark_noise_image(int width, int height, uint32_t seed);
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 
+// Overwrites element `index` of an F32 tensor in a safetensors file, in place (size kept); throws
+// std::runtime_error when the tensor is not F32 or the write fails.
+void patch_safetensors_f32(const std::filesystem::path& file, const std::string& tensor, size_t index, float value);
+
 // The lines of a run's journal (header first); empty when it does not exist yet.
 std::vector<std::string> journal_lines(const std::filesystem::path& journal);
 
