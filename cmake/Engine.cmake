@@ -82,7 +82,8 @@ endif()
 # Our patches (cmake/engine-patches/*.patch, applied in name order) on the pinned source. The applied set
 # is recorded by its hash; a changed set resets the source to the pinned commit and applies anew, and
 # every configure checks that each patch is still in place (git apply --reverse --check). A checkout of
-# the user's own (DRIVEVQA_LLAMA_CPP_DIR) is never modified: a patch missing there is a warning.
+# the user's own (DRIVEVQA_LLAMA_CPP_DIR) is never modified: without the patches it is refused, saying
+# how to apply them (drivevqa calls the API patch 0002 adds).
 file(GLOB _engine_patches "${CMAKE_CURRENT_LIST_DIR}/engine-patches/*.patch")
 list(SORT _engine_patches)
 set(_patch_hashes "")
@@ -106,8 +107,8 @@ find_program(GIT git REQUIRED)
 if(DRIVEVQA_LLAMA_CPP_DIR)
   _engine_patches_in_place(_in_place)
   if(NOT _in_place)
-    message(WARNING "${DRIVEVQA_LLAMA_CPP_DIR} lacks drivevqa's engine patches (cmake/engine-patches); "
-                    "Qwen2.5-VL window blocks will run as dense masked attention")
+    message(FATAL_ERROR "${DRIVEVQA_LLAMA_CPP_DIR} lacks drivevqa's engine patches; apply them with "
+                        "git -C ${DRIVEVQA_LLAMA_CPP_DIR} apply ${CMAKE_CURRENT_LIST_DIR}/engine-patches/*.patch")
   endif()
 else()
   set(_patch_stamp "${ENGINE_SOURCE_DIR}/.drivevqa-patches")
