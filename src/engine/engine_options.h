@@ -40,5 +40,9 @@ llama_flash_attn_type to_llama(FlashAttention fa);
 // while the plain kernel does not (measured: 11 of 69 demo answers drifted with it, none without),
 // and it is no faster for short question suffixes. The vision tower keeps "auto" (6x faster there).
 FlashAttention text_flash_attention(const EngineOptions& options);
+// Whether a prompt evaluated alone (a frame's prefix) may still use the flash kernel where
+// text_flash_attention turned "auto" off: only with an f16 KV cache (on bf16 K/V the CPU kernel is
+// 4x slower than the plain one). See Session::evaluate_alone.
+bool flash_when_alone(const EngineOptions& options, ggml_type kv_type);
 
 }  // namespace drivevqa

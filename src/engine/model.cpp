@@ -88,6 +88,11 @@ FlashAttention text_flash_attention(const EngineOptions& options) {
   return options.flash_attention == FlashAttention::kAuto && on_cpu ? FlashAttention::kOff : options.flash_attention;
 }
 
+bool flash_when_alone(const EngineOptions& options, ggml_type kv_type) {
+  return options.flash_attention == FlashAttention::kAuto && text_flash_attention(options) == FlashAttention::kOff &&
+         kv_type == GGML_TYPE_F16;
+}
+
 void install_engine_logging() {
   static const bool installed = [] {
     ggml_set_abort_callback(on_engine_abort);

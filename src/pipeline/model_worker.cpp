@@ -77,10 +77,7 @@ void ModelWorker::ensure_session(size_t cells, int sequences) {
   SessionOptions o;
   o.kv_type = options_.kv_type;
   o.flash_attention = text_flash_attention(model_->options());
-  // "auto" turned off on the CPU for batch-invariant answers; the prefix is evaluated alone. Only
-  // with an f16 cache: the CPU flash kernel on bf16 K/V is 4x slower than the plain one.
-  o.flash_when_alone = model_->options().flash_attention == FlashAttention::kAuto && o.flash_attention == FlashAttention::kOff &&
-                       o.kv_type == GGML_TYPE_F16;
+  o.flash_when_alone = flash_when_alone(model_->options(), o.kv_type);
   const size_t keep = session_ ? static_cast<size_t>(session_->options().n_ctx) : 0;
   o.n_ctx = static_cast<int>((std::max(cells, keep) + 255) / 256 * 256);
   o.n_seq_max = std::max(sequences, session_ ? session_->options().n_seq_max : 1);
