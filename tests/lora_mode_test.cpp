@@ -305,7 +305,14 @@ void expect_same_demo_answers(const std::string& preset) {
 }
 
 TEST(LoraMode, MergedAndRuntimeGiveTheSameGreedyDemoAnswersTiny) { expect_same_demo_answers("tiny"); }
-TEST(LoraMode, MergedAndRuntimeGiveTheSameGreedyDemoAnswersSmall) { expect_same_demo_answers("small"); }
+// The small preset runs the same drivevqa code as the tiny one on wider tensors; under the sanitizer
+// that would only repeat the tiny test slower (the engine is not instrumented).
+TEST(LoraMode, MergedAndRuntimeGiveTheSameGreedyDemoAnswersSmall) {
+#ifdef DRIVEVQA_SANITIZED_BUILD
+  GTEST_SKIP() << "the tiny preset's test covers the same code under the sanitizer";
+#endif
+  expect_same_demo_answers("small");
+}
 
 // The journal key: merged and runtime answers differ in the last bits, so a journal of one is not
 // resumed by the other; runtime keeps the key LoRA runs had before the flag.

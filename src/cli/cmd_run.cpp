@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/run_flags.h"
 #include "dataset/question_file.h"
+#include "dataset/shard.h"
 #include "kb/kb_index.h"
 #include "pipeline/kb_examples.h"
 #include "pipeline/run_job.h"
@@ -134,6 +135,7 @@ void run(const RunArgs& a, std::span<const RunSetting> settings) {
     return;
   }
   refuse_unbuilt_features(a);
+  const std::optional<ShardSpec> shard = resolve_shard(a.shard, a.num_shards, process_environment());
   install_interrupt_handlers();  // SIGINT / SIGTERM: stop at the next safe point, keep what was answered
   RunOptions options = run_options(a);
   if (a.kb_file.empty() && options.rag_mode == RagMode::kOverride) throw UsageError("--rag_mode override needs --kb_file");
@@ -146,6 +148,11 @@ void run(const RunArgs& a, std::span<const RunSetting> settings) {
   const std::vector<uint8_t> input = read_file_bytes(a.json_file);
   DatasetOptions dataset{a.image_base_dir, static_cast<size_t>(a.max_images), a.limit};
   job.items = parse_question_list(std::string(input.begin(), input.end()), a.json_file, dataset);
+  if (shard) {
+    const size_t all = job.items.size();
+    job.items = items_in_shard(std::move(job.items), *shard);
+    spdlog::info("shard {}: {} of the {} items (whole frames)", shard->text(), job.items.size(), all);
+  }
   // Nothing is written before every path is known not to alias another (util/path_roles.h).
   check_paths(a, job.items);
   if (!a.stats_json.empty()) require_writable_file_path(a.stats_json, "--stats_json");
@@ -163,11 +170,15 @@ void run(const RunArgs& a, std::span<const RunSetting> settings) {
   job.journal_key = {fingerprint(input.data(), input.size()), fingerprint(journal_key_text(settings, options))};
   job.overwrite_journal = a.overwrite;
   job.print_answers = a.print_answers;
-  spdlog::info("{} items from {}", job.items.size(), a.json_file);
+  if (!shard) spdlog::info("{} items from {}", job.items.size(), a.json_file);
   Runner runner(std::move(options));
   const RunSummary summary = run_job(job, runner);
   spdlog::info("wrote {}\n{}", a.output_file, describe(summary));
-  if (!a.stats_json.empty()) write_file_atomic(a.stats_json, stats_json(summary).dump(2) + "\n");
+  if (!a.stats_json.empty()) {
+    nlohmann::ordered_json stats = stats_json(summary);
+    if (shard) stats["shard"] = shard->text();
+    write_file_atomic(a.stats_json, stats.dump(2) + "\n");
+  }
 }
 
 void route_only(const std::string& json_file, const std::string& output_file, const std::vector<std::string>& overrides) {

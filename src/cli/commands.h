@@ -21,5 +21,6 @@ CommandAction add_route_command(CLI::App& app);
 CommandAction add_kb_command(CLI::App& app);
 CommandAction add_prompts_command(CLI::App& app);
 CommandAction add_eval_command(CLI::App& app);
+CommandAction add_merge_command(CLI::App& app);
 
 }  // namespace drivevqa

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     actions[app.get_subcommands({})[before]] = std::move(action);
   };
   add(add_run_command);
+  add(add_merge_command);
   add(add_route_command);
   add(add_kb_command);
   add(add_prompts_command);

@@ -58,6 +58,10 @@ void add_generation_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--top_k,--top-k", a.top_k, "Sampling top-k (0: off)")->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
   cmd.add_option("--limit", a.limit, "Answer only the first N items (0: all)");
+  cmd.add_option("--shard", a.shard, "Answer only shard K of N (K/N, from 0; whole frames by a stable hash), or auto: "
+                 "from a Slurm array or, with --num_shards, a Kubernetes Indexed Job; join the shards with merge");
+  cmd.add_option("--num_shards,--num-shards", a.num_shards, "With --shard auto in a Kubernetes Indexed Job: the Job's "
+                 "completions")->check(CLI::Range(size_t{1}, size_t{1000000}));
 }
 
 void add_knowledge_and_route_flags(CLI::App& cmd, RunArgs& a) {
@@ -272,6 +276,8 @@ std::vector<RunSetting> other_settings(const RunArgs& a) {
       {"json_file", a.json_file, nullptr},
       {"output_file", a.output_file, nullptr},
       {"limit", a.limit, nullptr},
+      {"shard", a.shard, nullptr},  // a shard's frames are answered as in the unsharded run
+      {"num_shards", a.num_shards, nullptr},
       {"threads", a.threads, nullptr},
       {"frame_reuse", a.frame_reuse->value(), nullptr},
       {"keep_models_loaded", a.keep_models_loaded, nullptr},

@@ -30,6 +30,8 @@ struct RunArgs {
   std::string dtype = "bf16", device_map = "auto", kb_file, rag_mode = "hint", lora_mode = "auto";
   int max_images = 6, max_new_tokens_default = 512, max_new_tokens_cap = 0, kb_topk = 4, threads = 0;
   int image_max_tokens = 0, parallel = 0, max_context = 32768;
+  std::string shard;
+  size_t num_shards = 0;
   int64_t max_pixels = ImageSizing{}.max_pixels, min_pixels = ImageSizing{}.min_pixels;
   uint32_t seed = 888;
   size_t limit = 0;

@@ -13,7 +13,9 @@
 
 namespace drivevqa {
 
-// 64-bit FNV-1a: stable across runs and machines; for cache keys and content ids, not security.
+// 64-bit FNV-1a: stable across runs and machines; for cache keys, content ids and shard choice,
+// not security. Its offset basis lacks the standard one's last digit (14695981039346656037); it
+// stays as it is, since cache entries, journal keys and shard assignments depend on its values.
 constexpr uint64_t kFnvOffset = 1469598103934665603ull;
 inline uint64_t fnv1a64(const void* data, size_t size, uint64_t h = kFnvOffset) {
   const auto* p = static_cast<const unsigned char*>(data);
