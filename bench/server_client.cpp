@@ -1,9 +1,12 @@
-// The llama-server side of bench/throughput.sh: sends the prompts of a drivevqa run to a running
-// llama-server (/completion, images as base64) in input order from N concurrent clients, times
-// them, and compares the server's answers with drivevqa's.
-//
-// The images are sent exactly as drivevqa hands them to the engine (resized to the Qwen target size,
-// as lossless PNG), prepared before the clock starts, so that both sides see the same pixels.
+// The server side of bench/throughput.sh and bench/serve_load.sh: sends the items of a drivevqa run
+// to a running server in input order from N concurrent clients, times them, and compares the
+// server's answers with the run's.
+//   llama-server (default): the run's exact prompts to /completion, with the images exactly as
+//     drivevqa hands them to the engine (resized to the Qwen target size, as lossless PNG), and the
+//     same answer grammar and budget per question.
+//   drivevqa serve (--openai): what a user's client sends to /v1/chat/completions: the question,
+//     its category and the six camera JPEGs as data: URIs, greedy; the server builds the prompt.
+// Requests are prepared before the clock starts.
 #include <httplib.h>
 
 #include <CLI/CLI.hpp>
@@ -59,6 +62,50 @@ std::string stage_entry(const std::string& stage, double seconds) {
   char text[96];
   std::snprintf(text, sizeof text, " %s %.1f", stage.c_str(), seconds);
   return text;
+}
+
+// What a user's client sends drivevqa serve for one item: the question, its category and the six
+// camera JPEGs as they are on disk, greedy (the server builds the prompt and the answer's shape).
+nlohmann::json chat_request(const nlohmann::json& item, const std::string& image_base_dir) {
+  nlohmann::json content = nlohmann::json::array({{{"type", "text"}, {"text", item["question"]}}});
+  for (std::string_view cam : drivevqa::kCameraOrder) {
+    const std::string key(cam);
+    if (!item["img_paths"].contains(key)) continue;
+    const std::string url = "data:image/jpeg;base64," +
+                            base64(drivevqa::read_file_bytes(image_base_dir + "/" + item["img_paths"][key].get<std::string>()));
+    content.push_back({{"type", "image_url"}, {"image_url", {{"url", url}}}});
+  }
+  return {{"model", "drivevqa"},
+          {"category", item.value("category", "")},
+          {"temperature", 0},
+          {"messages", nlohmann::json::array({{{"role", "user"}, {"content", content}}})}};
+}
+
+// A counter of drivevqa serve's /metrics text (0 when absent).
+double metric_value(const std::string& metrics, const std::string& name) {
+  const size_t at = metrics.find("\n" + name + " ");
+  return at == std::string::npos ? 0.0 : std::strtod(metrics.c_str() + at + name.size() + 2, nullptr);
+}
+
+// bench/serve_load.sh's table: a (drivevqa run), s (drivevqa serve, 8 clients), d (llama-server, 4 slots, 8 clients).
+void print_serve_table(const std::filesystem::path& dir, const std::string& title) {
+  const nlohmann::json a = read_json(dir / "a.json"), s = read_json(dir / "s.json"), d = read_json(dir / "d.json");
+  const auto qps = [](const nlohmann::json& j) { return j.value("questions_per_second", 0.0); };
+  const auto questions = [](const nlohmann::json& j) {
+    return j.contains("answered_now") ? j["answered_now"].get<size_t>() : j["questions"].get<size_t>();
+  };
+  std::printf("\n%s\n", title.c_str());
+  std::printf("%-44s %10s %12s %14s %10s\n", "", "questions", "questions/s", "image encodes", "seconds");
+  std::printf("%-44s %10zu %12.3f %14zu %10.1f\n", "a  drivevqa run", questions(a), qps(a), a.value("images_encoded", size_t{0}),
+              a.value("seconds", 0.0));
+  std::printf("%-44s %10zu %12.3f %14zu %10.1f\n", "s  drivevqa serve, 8 clients", questions(s), qps(s),
+              s.value("images_encoded", size_t{0}), s.value("seconds", 0.0));
+  std::printf("%-44s %10zu %12.3f %14s %10.1f\n", "d  llama-server, 4 slots, 8 clients", questions(d), qps(d), "-", d.value("seconds", 0.0));
+  std::printf("s/a %.2fx   s/d %.1fx   serve: failed requests %zu, 429 replies %zu, prefix-cache hits %zu, "
+              "prefix evaluations %zu; answers identical to run's: %zu of %zu\n",
+              qps(s) / qps(a), qps(s) / qps(d), s.value("failed_requests", size_t{0}), s.value("busy_replies", size_t{0}),
+              s.value("prefix_cache_hits", size_t{0}), s.value("prefix_evaluations", size_t{0}), s.value("identical_answers", size_t{0}),
+              questions(s));
 }
 
 void print_table(const std::filesystem::path& dir, const std::string& title) {
@@ -170,6 +217,10 @@ int main(int argc, char** argv) {
   app.add_option("--max_new_tokens_default", max_new_tokens_default);
   std::string prompts_file;
   app.add_option("--prompts_file", prompts_file, "The run's --prompts file (its token budgets apply here too)");
+  bool openai = false;
+  app.add_flag("--openai", openai, "Send OpenAI chat requests (drivevqa serve) instead of llama-server prompts");
+  std::string serve_table;
+  app.add_option("--serve_table", serve_table, "Print bench/serve_load.sh's table from a.json, s.json and d.json in this folder, and exit");
   app.add_option("--wait", wait_seconds, "Seconds to wait for the server to come up");
   app.add_option("--out", out_file, "Write the timing and answers as JSON");
   CLI11_PARSE(app, argc, argv);
@@ -177,8 +228,12 @@ int main(int argc, char** argv) {
     print_table(table_dir, title);
     return 0;
   }
-  if (prompts_dir.empty() || results_file.empty() || image_base_dir.empty()) {
-    std::fprintf(stderr, "--prompts, --results and --image_base_dir are needed\n");
+  if (!serve_table.empty()) {
+    print_serve_table(serve_table, title);
+    return 0;
+  }
+  if ((prompts_dir.empty() && !openai) || results_file.empty() || image_base_dir.empty()) {
+    std::fprintf(stderr, "--prompts (unless --openai), --results and --image_base_dir are needed\n");
     return 2;
   }
 
@@ -192,7 +247,8 @@ int main(int argc, char** argv) {
   // Requests, prepared before timing: the same images drivevqa used, as PNG.
   std::map<std::string, std::string> png_of;
   std::vector<std::string> bodies(n);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < n && openai; ++i) bodies[i] = chat_request(results[i], image_base_dir).dump();
+  for (size_t i = 0; i < n && !openai; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "%06zu.txt", i);
     nlohmann::json media = nlohmann::json::array();
@@ -235,6 +291,7 @@ int main(int argc, char** argv) {
   std::vector<size_t> evaluated(n, 0);  // prompt tokens the server evaluated (not taken from its cache)
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
+  std::atomic<size_t> busy_replies{0};  // 429: the client waits a second and sends it again
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
@@ -242,7 +299,12 @@ int main(int argc, char** argv) {
       httplib::Client client(host, port);
       client.set_read_timeout(3600, 0);
       for (size_t i = next++; i < n && !failed; i = next++) {
-        auto r = client.Post("/completion", bodies[i], "application/json");
+        auto r = client.Post(openai ? "/v1/chat/completions" : "/completion", bodies[i], "application/json");
+        while (r && r->status == 429) {
+          ++busy_replies;
+          std::this_thread::sleep_for(std::chrono::seconds(1));
+          r = client.Post("/v1/chat/completions", bodies[i], "application/json");
+        }
         if (!r || r->status != 200) {
           std::fprintf(stderr, "item %zu: request failed (%s)\n", i, r ? r->body.c_str() : "no response");
           failed = true;
@@ -253,6 +315,12 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "item %zu: the reply is not a JSON object (or nests too deep)\n", i);
           failed = true;
           return;
+        }
+        if (openai) {
+          answers[i] = (*reply)["choices"][0]["message"].value("content", "");
+          const nlohmann::json& usage = (*reply)["usage"];
+          evaluated[i] = usage.value("prompt_tokens", size_t{0}) - usage["prompt_tokens_details"].value("cached_tokens", size_t{0});
+          continue;
         }
         answers[i] = reply->value("content", "");
         if (reply->contains("timings")) evaluated[i] = (*reply)["timings"].value("prompt_n", size_t{0});
@@ -266,7 +334,7 @@ int main(int argc, char** argv) {
   // The server does not report image encodes; a request whose evaluated part is longer than its
   // question text (some hundred tokens) went through its images again.
   size_t encodes = 0;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < n && !openai; ++i) {
     const size_t images = drivevqa::parse_json(bodies[i], "request body")["prompt"]["multimodal_data"].size();
     encodes += evaluated[i] > 16 * images + 400 ? images : 0;
   }
@@ -278,6 +346,16 @@ int main(int argc, char** argv) {
   out["questions_per_second"] = static_cast<double>(n) / seconds;
   out["identical_answers"] = identical;
   out["images_encoded"] = encodes;
+  out["busy_replies"] = busy_replies.load();
+  if (openai) {  // what the server counted
+    auto m = probe.Get("/metrics");
+    const std::string metrics = m && m->status == 200 ? m->body : "";
+    out["images_encoded"] = static_cast<size_t>(metric_value(metrics, "drivevqa_images_encoded_total"));
+    out["prefix_cache_hits"] = static_cast<size_t>(metric_value(metrics, "drivevqa_prefix_cache_hits_total"));
+    out["prefix_evaluations"] = static_cast<size_t>(metric_value(metrics, "drivevqa_prefix_evaluations_total"));
+    out["failed_requests"] = static_cast<size_t>(metric_value(metrics, "drivevqa_failed_total"));
+    out["metrics"] = metrics;
+  }
   out["answers"] = answers;
   std::printf("%zu questions in %.1f s (%.3f q/s), %zu answers identical to drivevqa's\n", n, seconds,
               static_cast<double>(n) / seconds, identical);

@@ -19,8 +19,14 @@ else()
 endif()
 set(DRIVEVQA_CACHE_DIR "${_drivevqa_cache_default}" CACHE PATH "Where the pinned engine is fetched and built")
 option(GGML_CUDA "Build the engine with the CUDA backend" OFF)
+# llama.cpp's RPC backend (GGML_RPC) and its server, for run/ask --rpc: the text model's layers on
+# other hosts. On by default: CPU-only and small, and the tests start real servers.
+option(DRIVEVQA_RPC "Build the engine with the RPC backend and its rpc-server" ON)
 
 set(_engine_targets llama mtmd llama-mtmd-cli llama-server)
+if(DRIVEVQA_RPC)
+  list(APPEND _engine_targets ggml-rpc-server)  # the pin's name for tools/rpc (bin/ggml-rpc-server)
+endif()
 if(GGML_CUDA)
   set(_backend cuda)
 else()
@@ -139,7 +145,8 @@ endif()
 
 # The stamp is written only after a complete build, so an interrupted build is resumed, never trusted.
 set(_stamp "${ENGINE_BUILD_DIR}/.drivevqa-built")
-set(_stamp_text "${DRIVEVQA_ENGINE_NPM_VERSION};${_backend};${_engine_targets};patches ${_patch_set}")
+# A cache built with other options is rebuilt in place (incrementally: the same build folder).
+set(_stamp_text "${DRIVEVQA_ENGINE_NPM_VERSION};${_backend};rpc ${DRIVEVQA_RPC};${_engine_targets};patches ${_patch_set}")
 set(_have_stamp FALSE)
 if(EXISTS "${_stamp}")
   file(READ "${_stamp}" _old_stamp)
@@ -151,7 +158,7 @@ if(DRIVEVQA_LLAMA_CPP_DIR OR NOT _have_stamp)
   message(STATUS "Building llama.cpp in ${ENGINE_BUILD_DIR} (first time: several minutes)")
   cmake_host_system_information(RESULT _ncpu QUERY NUMBER_OF_LOGICAL_CORES)
   _engine_run(${CMAKE_COMMAND} -S "${ENGINE_SOURCE_DIR}" -B "${ENGINE_BUILD_DIR}"
-    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=${GGML_CUDA}
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_CUDA=${GGML_CUDA} -DGGML_RPC=${DRIVEVQA_RPC}
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON
     -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF
     -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF)
@@ -167,6 +174,15 @@ target_include_directories(llama_cpp_engine SYSTEM INTERFACE
 target_link_libraries(llama_cpp_engine INTERFACE
   "${ENGINE_BIN_DIR}/libmtmd.so" "${ENGINE_BIN_DIR}/libllama.so"
   "${ENGINE_BIN_DIR}/libggml.so" "${ENGINE_BIN_DIR}/libggml-base.so")
+if(DRIVEVQA_RPC)
+  target_link_libraries(llama_cpp_engine INTERFACE "${ENGINE_BIN_DIR}/libggml-rpc.so")
+endif()
 set(ENGINE_QWEN2_VOCAB "${ENGINE_SOURCE_DIR}/models/ggml-vocab-qwen2.gguf")
 set(ENGINE_MTMD_CLI "${ENGINE_BIN_DIR}/llama-mtmd-cli")
 set(ENGINE_SERVER "${ENGINE_BIN_DIR}/llama-server")
+# The RPC backend's server ("" without DRIVEVQA_RPC): run on each host that takes layers (README).
+if(DRIVEVQA_RPC)
+  set(ENGINE_RPC_SERVER "${ENGINE_BIN_DIR}/ggml-rpc-server")
+else()
+  set(ENGINE_RPC_SERVER "")
+endif()

@@ -299,19 +299,6 @@ TEST(JudgeHttp, ARefusedKeyThrowsNamingTheUrlButNotTheKey) {
   }
 }
 
-// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof addr;
-  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &size) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!ok) throw std::runtime_error("no free port");
-  return ntohs(addr.sin_port);
-}
 
 TEST(JudgeHttp, AWrongPathThrowsNamingTheUrl) {
   RecordingServer server([](const std::string&, int) { return Scripted{404, ""}; });
@@ -327,7 +314,7 @@ TEST(JudgeHttp, AWrongPathThrowsNamingTheUrl) {
 
 TEST(JudgeHttp, AnUnreachableEndpointThrowsNamingTheUrl) {
   JudgeOptions o;
-  o.url = "http://127.0.0.1:" + std::to_string(free_port());
+  o.url = "http://127.0.0.1:" + std::to_string(test::free_tcp_port());
   o.timeout_seconds = 5;
   try {
     judge_all(std::vector<JudgeItem>{item("score 1")}, o);
@@ -360,7 +347,7 @@ TEST(JudgeHttp, BadUrlsAreInputErrors) {
 // Runs llama-server until destroyed (killed: nothing of it needs to be saved).
 class LlamaServer {
  public:
-  explicit LlamaServer(const std::vector<std::string>& extra_args) : port_(free_port()) {
+  explicit LlamaServer(const std::vector<std::string>& extra_args) : port_(test::free_tcp_port()) {
     const std::filesystem::path model = test::tiny_model_dir() / "model.gguf";
     if (!std::filesystem::exists(model)) throw std::runtime_error(model.string() + " is missing (run ctest -R fixtures)");
     log_ = test::scratch_dir("llama-server-" + std::to_string(port_)) / "log.txt";

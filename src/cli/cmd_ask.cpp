@@ -8,6 +8,7 @@
 #include "cli/flag_limits.h"
 #include "convert/model_source.h"
 #include "engine/answer.h"
+#include "engine/rpc_devices.h"
 #include "lora/lora_convert.h"
 #include "modelgen/random_model.h"
 #include "pipeline/frame_close_ups.h"
@@ -36,6 +37,8 @@ struct AskArgs {
   std::string category;
   std::string answer_format = "structured", mcq_format = "letter";
   EngineOptions engine;
+  CLI::Option* n_gpu_layers_given = nullptr;
+  std::string rpc;
   ModelSourceOptions sources;
   std::string outtype = "bf16";
   std::string lora;
@@ -148,7 +151,20 @@ void print_voted_answer(const Model& model, const std::string& text, std::span<c
                seconds_since(t0), vote_json(vote, kind));
 }
 
+// --rpc: the servers connected before anything is read, all layers on them unless --n_gpu_layers says.
+void connect_rpc_servers(AskArgs& a) {
+  if (a.rpc.empty()) return;
+  if (a.n_gpu_layers_given->count() == 0) {
+    a.engine.n_gpu_layers = -1;
+  } else if (a.engine.n_gpu_layers == 0) {
+    throw UsageError("--rpc puts the text model's layers on the servers, --n_gpu_layers 0 keeps them all here");
+  }
+  a.engine.rpc_servers = parse_rpc_servers(a.rpc);
+  rpc_devices(a.engine.rpc_servers);
+}
+
 void ask(AskArgs& a) {
+  connect_rpc_servers(a);
   const std::vector<std::string> cameras = camera_names(a);
   const std::string examples = ask_examples(a);
   const AskHistory history = load_history(a);
@@ -252,8 +268,12 @@ CommandAction add_ask_command(CLI::App& app) {
       ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("-t,--threads", a->engine.n_threads, "CPU threads (0: all)")->capture_default_str()
       ->check(thread_count_check());
-  cmd->add_option("--n_gpu_layers,--n-gpu-layers", a->engine.n_gpu_layers, "Layers offloaded to the GPU (-1: all)")
-      ->capture_default_str();
+  a->n_gpu_layers_given = cmd->add_option("--n_gpu_layers,--n-gpu-layers", a->engine.n_gpu_layers,
+                                          "Layers offloaded to the GPU and --rpc servers (-1: all; with --rpc the default)")
+                              ->capture_default_str();
+  cmd->add_option("--rpc", a->rpc,
+                  "llama.cpp rpc-server processes (host:port, comma-separated) that take the text model's layers, as "
+                  "run --rpc; trusted networks only: the protocol has no authentication or encryption");
   cmd->add_option("--flash_attn,--flash-attn", a->flash_attn, "Flash attention: auto, on or off")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--image_max_tokens,--image-max-tokens", a->engine.image_max_tokens,

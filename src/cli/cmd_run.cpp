@@ -26,24 +26,6 @@
 namespace drivevqa {
 namespace {
 
-int gpu_layers_for(const std::string& device_map) {
-  if (device_map == "auto" || device_map == "cuda" || device_map == "gpu") return -1;
-  if (device_map == "cpu") return 0;
-  try {
-    size_t used = 0;
-    const int n = std::stoi(device_map, &used);
-    if (used == device_map.size() && n >= -1) return n;
-  } catch (const std::exception&) {
-  }
-  throw UsageError("--device_map '" + device_map + "': expected auto, cpu or a number of GPU layers");
-}
-
-void refuse_unbuilt_features(const RunArgs& a) {
-  if (a.use_lora_7b->value() && a.lora_7b_dir.empty()) throw UsageError("--use_lora_7b needs --lora_7b_dir");
-  if (a.use_lora_72b->value() && a.lora_72b_dir.empty()) throw UsageError("--use_lora_72b needs --lora_72b_dir");
-
-}
-
 // Every file the run reads or writes, checked for aliasing before anything is written.
 void check_paths(const RunArgs& a, const std::vector<QuestionItem>& items) {
   PathRoles paths;
@@ -69,72 +51,12 @@ void check_paths(const RunArgs& a, const std::vector<QuestionItem>& items) {
   paths.check();
 }
 
-// The pipeline's options from the command line; reads only the --prompts file.
-RunOptions run_options(const RunArgs& a) {
-  RunOptions options;
-  if (!a.model_7b.empty()) options.model_7b = a.model_7b;
-  if (!a.model_72b.empty()) options.model_72b = a.model_72b;
-  if (a.use_lora_7b->value()) options.lora_7b = a.lora_7b_dir;
-  if (a.use_lora_72b->value()) options.lora_72b = a.lora_72b_dir;
-  options.lora_mode = lora_mode_from_name(a.lora_mode);
-  options.engine.n_threads = a.threads;
-  options.engine.n_gpu_layers = gpu_layers_for(a.device_map);
-  options.engine.flash_attention = !a.use_flash_attn->given()  ? FlashAttention::kAuto
-                                   : a.use_flash_attn->value() ? FlashAttention::kOn
-                                                               : FlashAttention::kOff;
-  // drivevqa resizes every image to the processor's target size; the engine's own limits are opened
-  // up to that range so that it takes the pixels as they are (no second resize, no padding).
-  options.sizing.min_pixels = a.min_pixels;
-  options.sizing.max_pixels = a.max_pixels;
-  if (a.image_max_tokens > 0) options.sizing.max_pixels = std::min<int64_t>(a.max_pixels, int64_t{a.image_max_tokens} * 28 * 28);
-  if (options.sizing.min_pixels > options.sizing.max_pixels) {
-    throw UsageError("--min_pixels " + std::to_string(options.sizing.min_pixels) + " is above the largest image size of " +
-                     std::to_string(options.sizing.max_pixels) + " pixels");
-  }
-  const int64_t token_pixels = int64_t{options.sizing.factor} * options.sizing.factor;
-  options.engine.image_min_tokens = static_cast<int>(std::max<int64_t>(1, options.sizing.min_pixels / token_pixels));
-  options.engine.image_max_tokens = static_cast<int>((options.sizing.max_pixels + token_pixels - 1) / token_pixels);
-  options.frames.kv_type = a.dtype == "fp16" ? GGML_TYPE_F16 : GGML_TYPE_BF16;
-  options.frames.parallel = a.parallel;
-  options.frames.max_context = a.max_context;
-  options.frames.reuse = a.frame_reuse->value();
-  options.keep_models_loaded = a.keep_models_loaded;
-  options.sources.outtype = options.frames.kv_type;  // Hugging Face folders are converted to --dtype
-  options.sources.cache_dir = a.cache_dir;
-  options.fallback_72b_to_7b = a.fallback->value();
-  for (const std::string& r : a.routes) options.routes.apply_override(r);
-  options.answer_format = answer_format_from_name(a.answer_format);
-  options.mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
-  options.prompts = default_prompts(a.max_new_tokens_default, options.answer_format);
-  if (!a.prompts_file.empty()) apply_prompts_file(a.prompts_file, options.prompts);
-  options.generation.do_sample = a.do_sample->value();
-  options.generation.seed = a.seed;
-  options.generation.temperature = a.temperature;
-  options.generation.top_p = a.top_p;
-  options.generation.top_k = a.top_k;
-  options.max_new_tokens_cap = a.max_new_tokens_cap;
-  options.frames.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
-  options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
-  options.kb_topk = a.kb_topk;
-  options.object_crops = a.object_crops->value();
-  options.crop_size = a.crop_size;
-  options.history_frames = a.history_frames;
-  options.history_cameras = a.history_cameras;
-  options.draw_markers = a.draw_markers->value();
-  options.few_shot = a.few_shot;
-  options.self_consistency = a.self_consistency;
-  options.sc_temperature = a.sc_temperature;
-  options.sc_top_p = a.sc_top_p;
-  return options;
-}
-
 // `settings` are run_settings(a): what --show_config prints and the journal key holds.
 void run(const RunArgs& a, std::span<const RunSetting> settings) {
   if (a.show_config) {
     std::printf("%s\n", settings_json(settings).dump(2).c_str());
     return;
   }
-  refuse_unbuilt_features(a);
   const std::optional<ShardSpec> shard = resolve_shard(a.shard, a.num_shards, process_environment());
   install_interrupt_handlers();  // SIGINT / SIGTERM: stop at the next safe point, keep what was answered
   RunOptions options = run_options(a);

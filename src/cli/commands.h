@@ -22,5 +22,6 @@ CommandAction add_kb_command(CLI::App& app);
 CommandAction add_prompts_command(CLI::App& app);
 CommandAction add_eval_command(CLI::App& app);
 CommandAction add_merge_command(CLI::App& app);
+CommandAction add_serve_command(CLI::App& app);
 
 }  // namespace drivevqa

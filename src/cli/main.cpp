@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   };
   add(add_run_command);
   add(add_merge_command);
+  add(add_serve_command);
   add(add_route_command);
   add(add_kb_command);
   add(add_prompts_command);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "cli/flag_limits.h"
+#include "engine/rpc_devices.h"
 #include "kb/kb_index.h"
 #include "prompt/prompt_file.h"
 #include "route/route.h"
@@ -13,10 +14,26 @@
 namespace drivevqa {
 namespace {
 
-void add_input_and_model_flags(CLI::App& cmd, RunArgs& a) {
+// The flags that say which items a run answers and where it writes: `run` only.
+void add_item_and_output_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--json_file,--json-file", a.json_file, "Input question list (converted Track 1 JSON)")->required();
   cmd.add_option("--output_file,--output-file", a.output_file, "Results file to write")->required();
   cmd.add_option("--image_base_dir,--image-base-dir", a.image_base_dir, "Folder the image paths are relative to");
+  cmd.add_option("--limit", a.limit, "Answer only the first N items (0: all)");
+  cmd.add_option("--shard", a.shard, "Answer only shard K of N (K/N, from 0; whole frames by a stable hash), or auto: "
+                 "from a Slurm array or, with --num_shards, a Kubernetes Indexed Job; join the shards with merge");
+  cmd.add_option("--num_shards,--num-shards", a.num_shards, "With --shard auto in a Kubernetes Indexed Job: the Job's "
+                 "completions")->check(CLI::Range(size_t{1}, size_t{1000000}));
+  cmd.add_option("--stats_json,--stats-json", a.stats_json, "Write the run's counters and stage times as JSON");
+  cmd.add_option("--dump_prompts,--dump-prompts", a.dump_prompts, "Write each item's exact chat text into this folder");
+  cmd.add_flag("--show_config,--show-config", a.show_config, "Print the resolved settings as JSON and exit");
+  cmd.add_flag("--overwrite", a.overwrite, "Discard a journal made from another input file or other settings");
+  cmd.add_flag("--print_answers,--print-answers", a.print_answers, "Print each question and answer as it finishes");
+  cmd.add_flag("--keep_models_loaded,--keep-models-loaded", a.keep_models_loaded,
+               "Keep the 72B model in memory while the 7B model runs (default: one model at a time)");
+}
+
+void add_input_and_model_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--model_7b,--model-7b", a.model_7b,
                  "7B model: a folder with model.gguf + mmproj.gguf, a Hugging Face folder, or a Hugging Face cache root");
   cmd.add_option("--model_72b,--model-72b", a.model_72b, "72B model, as --model_7b");
@@ -57,11 +74,6 @@ void add_generation_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--top_p,--top-p", a.top_p, "Sampling nucleus")->capture_default_str()->check(finite_range(0, 1));
   cmd.add_option("--top_k,--top-k", a.top_k, "Sampling top-k (0: off)")->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
-  cmd.add_option("--limit", a.limit, "Answer only the first N items (0: all)");
-  cmd.add_option("--shard", a.shard, "Answer only shard K of N (K/N, from 0; whole frames by a stable hash), or auto: "
-                 "from a Slurm array or, with --num_shards, a Kubernetes Indexed Job; join the shards with merge");
-  cmd.add_option("--num_shards,--num-shards", a.num_shards, "With --shard auto in a Kubernetes Indexed Job: the Job's "
-                 "completions")->check(CLI::Range(size_t{1}, size_t{1000000}));
 }
 
 void add_knowledge_and_route_flags(CLI::App& cmd, RunArgs& a) {
@@ -96,12 +108,13 @@ void add_engine_flags(CLI::App& cmd, RunArgs& a) {
   a.frame_reuse = std::make_unique<BoolFlag>(cmd, "--frame_reuse,--frame-reuse", true,
                                              "Reuse a frame's decoded, encoded and evaluated images across its questions "
                                              "(False: every question from scratch, as the seed script)");
-  cmd.add_flag("--keep_models_loaded,--keep-models-loaded", a.keep_models_loaded,
-               "Keep the 72B model in memory while the 7B model runs (default: one model at a time)");
+  cmd.add_option("--rpc", a.rpc,
+                 "llama.cpp rpc-server processes (host:port, comma-separated) that take the text models' layers "
+                 "(all of them unless --device_map gives a number); trusted networks only: the protocol has no "
+                 "authentication or encryption");
 }
 
-void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
-  cmd.add_option("--stats_json,--stats-json", a.stats_json, "Write the run's counters and stage times as JSON");
+void add_prompt_flags(CLI::App& cmd, RunArgs& a) {
   cmd.add_option("--prompt_layout,--prompt-layout", a.prompt_layout,
                  "shared: images first, so a frame's questions share one evaluated prefix; seed: the seed's order "
                  "(context, hint, images, question), nothing shared")
@@ -141,10 +154,6 @@ void add_prompt_and_output_flags(CLI::App& cmd, RunArgs& a) {
       ->capture_default_str()->check(finite_range(0.01, 1));
   cmd.add_option("--prompts", a.prompts_file, "Prompts file replacing parts of the built-in prompts "
                  "(see `drivevqa prompts`)");
-  cmd.add_option("--dump_prompts,--dump-prompts", a.dump_prompts, "Write each item's exact chat text into this folder");
-  cmd.add_flag("--show_config,--show-config", a.show_config, "Print the resolved settings as JSON and exit");
-  cmd.add_flag("--overwrite", a.overwrite, "Discard a journal made from another input file or other settings");
-  cmd.add_flag("--print_answers,--print-answers", a.print_answers, "Print each question and answer as it finishes");
 }
 
 std::string key_line(const std::string& name, const std::string& text) { return name + "=" + text + "\n"; }
@@ -279,6 +288,12 @@ std::vector<RunSetting> other_settings(const RunArgs& a) {
       {"shard", a.shard, nullptr},  // a shard's frames are answered as in the unsharded run
       {"num_shards", a.num_shards, nullptr},
       {"threads", a.threads, nullptr},
+      // Where the layers run, like the machine a run runs on (device_map "auto" is one line for a
+      // GPU and a CPU machine): not in the key. Measured: with the layers on CPU rpc-servers (one
+      // or two, all layers or one) all 71 demo answers, f16 and bf16 KV, are byte-identical to the
+      // local run's (tests/rpc_test.cpp keeps 5); a server on another backend (a GPU) may round
+      // differently, as another machine may.
+      {"rpc", a.rpc, nullptr},
       {"frame_reuse", a.frame_reuse->value(), nullptr},
       {"keep_models_loaded", a.keep_models_loaded, nullptr},
       {"kb_index", a.kb_index, nullptr},  // an index is keyed by the KB file's content, in the kb line
@@ -290,15 +305,38 @@ std::vector<RunSetting> other_settings(const RunArgs& a) {
   };
 }
 
+int gpu_layers_for(const std::string& device_map) {
+  if (device_map == "auto" || device_map == "cuda" || device_map == "gpu") return -1;
+  if (device_map == "cpu") return 0;
+  try {
+    size_t used = 0;
+    const int n = std::stoi(device_map, &used);
+    if (used == device_map.size() && n >= -1) return n;
+  } catch (const std::exception&) {
+  }
+  throw UsageError("--device_map '" + device_map + "': expected auto, cpu or a number of GPU layers");
+}
+
 }  // namespace
 
-void register_run_flags(CLI::App& cmd, RunArgs& args) {
+void register_run_flags(CLI::App& cmd, RunArgs& args, RunFlagScope scope) {
   // In this order in --help.
+  if (scope == RunFlagScope::kRun) add_item_and_output_flags(cmd, args);
   add_input_and_model_flags(cmd, args);
   add_generation_flags(cmd, args);
   add_knowledge_and_route_flags(cmd, args);
   add_engine_flags(cmd, args);
-  add_prompt_and_output_flags(cmd, args);
+  add_prompt_flags(cmd, args);
+}
+
+void apply_rpc_flag(const RunArgs& a, EngineOptions& engine) {
+  if (a.rpc.empty()) return;
+  if (engine.n_gpu_layers == 0) {
+    throw UsageError("--rpc puts the text models' layers on the servers, --device_map cpu keeps them all here: "
+                     "leave one out (or give --device_map a number of layers)");
+  }
+  engine.rpc_servers = parse_rpc_servers(a.rpc);
+  rpc_devices(engine.rpc_servers);
 }
 
 std::vector<RunSetting> run_settings(const RunArgs& a) {
@@ -333,6 +371,67 @@ void check_settings_cover_flags(const CLI::App& cmd, std::span<const RunSetting>
     if (listed.erase(name) == 0) throw std::logic_error("run: the flag --" + name + " is missing from run_settings()");
   }
   if (!listed.empty()) throw std::logic_error("run: run_settings() lists --" + *listed.begin() + ", which is not a flag");
+}
+
+RunOptions run_options(const RunArgs& a) {
+  if (a.use_lora_7b->value() && a.lora_7b_dir.empty()) throw UsageError("--use_lora_7b needs --lora_7b_dir");
+  if (a.use_lora_72b->value() && a.lora_72b_dir.empty()) throw UsageError("--use_lora_72b needs --lora_72b_dir");
+  RunOptions options;
+  if (!a.model_7b.empty()) options.model_7b = a.model_7b;
+  if (!a.model_72b.empty()) options.model_72b = a.model_72b;
+  if (a.use_lora_7b->value()) options.lora_7b = a.lora_7b_dir;
+  if (a.use_lora_72b->value()) options.lora_72b = a.lora_72b_dir;
+  options.lora_mode = lora_mode_from_name(a.lora_mode);
+  options.engine.n_threads = a.threads;
+  options.engine.n_gpu_layers = gpu_layers_for(a.device_map);
+  apply_rpc_flag(a, options.engine);
+  options.engine.flash_attention = !a.use_flash_attn->given()  ? FlashAttention::kAuto
+                                   : a.use_flash_attn->value() ? FlashAttention::kOn
+                                                               : FlashAttention::kOff;
+  // drivevqa resizes every image to the processor's target size; the engine's own limits are opened
+  // up to that range so that it takes the pixels as they are (no second resize, no padding).
+  options.sizing.min_pixels = a.min_pixels;
+  options.sizing.max_pixels = a.max_pixels;
+  if (a.image_max_tokens > 0) options.sizing.max_pixels = std::min<int64_t>(a.max_pixels, int64_t{a.image_max_tokens} * 28 * 28);
+  if (options.sizing.min_pixels > options.sizing.max_pixels) {
+    throw UsageError("--min_pixels " + std::to_string(options.sizing.min_pixels) + " is above the largest image size of " +
+                     std::to_string(options.sizing.max_pixels) + " pixels");
+  }
+  const int64_t token_pixels = int64_t{options.sizing.factor} * options.sizing.factor;
+  options.engine.image_min_tokens = static_cast<int>(std::max<int64_t>(1, options.sizing.min_pixels / token_pixels));
+  options.engine.image_max_tokens = static_cast<int>((options.sizing.max_pixels + token_pixels - 1) / token_pixels);
+  options.frames.kv_type = a.dtype == "fp16" ? GGML_TYPE_F16 : GGML_TYPE_BF16;
+  options.frames.parallel = a.parallel;
+  options.frames.max_context = a.max_context;
+  options.frames.reuse = a.frame_reuse->value();
+  options.keep_models_loaded = a.keep_models_loaded;
+  options.sources.outtype = options.frames.kv_type;  // Hugging Face folders are converted to --dtype
+  options.sources.cache_dir = a.cache_dir;
+  options.fallback_72b_to_7b = a.fallback->value();
+  for (const std::string& r : a.routes) options.routes.apply_override(r);
+  options.answer_format = answer_format_from_name(a.answer_format);
+  options.mcq_format = a.mcq_format == "letter_text" ? McqFormat::kLetterText : McqFormat::kLetter;
+  options.prompts = default_prompts(a.max_new_tokens_default, options.answer_format);
+  if (!a.prompts_file.empty()) apply_prompts_file(a.prompts_file, options.prompts);
+  options.generation.do_sample = a.do_sample->value();
+  options.generation.seed = a.seed;
+  options.generation.temperature = a.temperature;
+  options.generation.top_p = a.top_p;
+  options.generation.top_k = a.top_k;
+  options.max_new_tokens_cap = a.max_new_tokens_cap;
+  options.frames.layout = a.prompt_layout == "seed" ? PromptLayout::kSeed : PromptLayout::kShared;
+  options.rag_mode = a.rag_mode == "off" ? RagMode::kOff : a.rag_mode == "override" ? RagMode::kOverride : RagMode::kHint;
+  options.kb_topk = a.kb_topk;
+  options.object_crops = a.object_crops->value();
+  options.crop_size = a.crop_size;
+  options.history_frames = a.history_frames;
+  options.history_cameras = a.history_cameras;
+  options.draw_markers = a.draw_markers->value();
+  options.few_shot = a.few_shot;
+  options.self_consistency = a.self_consistency;
+  options.sc_temperature = a.sc_temperature;
+  options.sc_top_p = a.sc_top_p;
+  return options;
 }
 
 }  // namespace drivevqa

@@ -32,6 +32,7 @@ struct RunArgs {
   int image_max_tokens = 0, parallel = 0, max_context = 32768;
   std::string shard;
   size_t num_shards = 0;
+  std::string rpc;
   int64_t max_pixels = ImageSizing{}.max_pixels, min_pixels = ImageSizing{}.min_pixels;
   uint32_t seed = 888;
   size_t limit = 0;
@@ -48,8 +49,17 @@ struct RunArgs {
       draw_markers;
 };
 
-// Registers every flag of `run` on `cmd`, parsed into `args` (which must outlive the parse).
-void register_run_flags(CLI::App& cmd, RunArgs& args);
+// kServe: the flags of how items are answered (models, engine, prompts, generation), without
+// those of which items and where the results go.
+enum class RunFlagScope { kRun, kServe };
+
+// Registers the flags of `run` (or serve's part of them) on `cmd`, parsed into `args` (which must
+// outlive the parse).
+void register_run_flags(CLI::App& cmd, RunArgs& args, RunFlagScope scope = RunFlagScope::kRun);
+
+// The pipeline's options from the flags; reads only the --prompts file, and connects to the --rpc
+// servers. Throws UsageError for values that do not go together.
+RunOptions run_options(const RunArgs& args);
 
 // The lines ("name=text\n") a setting adds to the journal key, from the run's resolved options.
 using KeyLines = std::function<std::string(const RunOptions&)>;
@@ -64,6 +74,11 @@ struct RunSetting {
   nlohmann::ordered_json value;   // as given, or its default
   KeyLines key_lines;
 };
+
+// --rpc into `engine`: the servers' list (UsageError when malformed, or with --device_map cpu),
+// every server connected now, so that an unreachable one is refused before any work (ModelError
+// naming it, exit 4). Nothing when --rpc is not given.
+void apply_rpc_flag(const RunArgs& args, EngineOptions& engine);
 
 // Every flag of `args`, in the order of the journal key's lines. Throws UsageError for a boolean
 // flag given a value that is not a boolean.

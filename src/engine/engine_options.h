@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace drivevqa {
 
@@ -20,7 +22,11 @@ enum class FlashAttention { kAuto, kOn, kOff };
 
 struct EngineOptions {
   int n_threads = 0;          // 0: all hardware threads
-  int n_gpu_layers = 0;       // layers offloaded to the GPU; -1 all (needs a GPU build)
+  int n_gpu_layers = 0;       // layers offloaded to the GPU (and RPC servers); -1 all (needs a GPU build or servers)
+  // host:port of llama.cpp rpc-server processes (engine/rpc_devices.h): the text model's offloaded
+  // layers go to their devices (then this machine's GPUs). Connected at first use (run and ask
+  // connect before any work, so that an unreachable one is refused at start).
+  std::vector<std::string> rpc_servers;
   FlashAttention flash_attention = FlashAttention::kAuto;
   int image_min_tokens = 0;   // 0: the mmproj's default
   int image_max_tokens = 0;   // 0: the mmproj's default

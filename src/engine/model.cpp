@@ -10,6 +10,7 @@
 
 #include "engine/gguf_check.h"
 #include "engine/memory_plan.h"
+#include "engine/rpc_devices.h"
 #include "util/memory_limits.h"
 #include "util/error.h"
 #include "util/interrupt.h"
@@ -84,7 +85,12 @@ llama_flash_attn_type to_llama(FlashAttention fa) {
 }
 
 FlashAttention text_flash_attention(const EngineOptions& options) {
-  const bool on_cpu = options.n_gpu_layers == 0 || !llama_supports_gpu_offload();
+  // A local GPU, not llama_supports_gpu_offload(), which an engine built with the RPC backend
+  // answers yes to everywhere. Layers on RPC servers count as the CPU's: which backend a server
+  // runs is not known here, and the plain kernel is right on both (--use_flash_attn True on a GPU one).
+  const bool local_gpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_GPU) != nullptr ||
+                         ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_IGPU) != nullptr;
+  const bool on_cpu = options.n_gpu_layers == 0 || !local_gpu;
   return options.flash_attention == FlashAttention::kAuto && on_cpu ? FlashAttention::kOff : options.flash_attention;
 }
 
@@ -107,6 +113,8 @@ void install_engine_logging() {
 llama_model_params text_model_params(const EngineOptions& options) {
   llama_model_params mparams = llama_model_default_params();
   mparams.n_gpu_layers = options.n_gpu_layers;
+  // The servers' devices take the offloaded layers; the vision tower stays on this machine.
+  if (!options.rpc_servers.empty()) mparams.devices = text_model_devices(options.rpc_servers);
   return mparams;
 }
 

@@ -247,6 +247,9 @@ void ParallelDecoder::accept(Running& r, llama_token token) {
   if (llama_vocab_is_eog(vocab_, token)) return finish(r, StopReason::kEndOfTurn);
   r.picker->accept(token);
   r.generation.tokens.push_back(token);
+  if (const TextProgress* on_text = requests_[r.request].on_text; on_text && !(*on_text)(session_.detokenize(r.generation.tokens))) {
+    return finish(r, StopReason::kStopped);
+  }
   if (static_cast<int>(r.generation.tokens.size()) >= requests_[r.request].params.max_new_tokens) {
     return finish(r, StopReason::kTokenBudget);
   }

@@ -33,11 +33,16 @@
 
 namespace drivevqa {
 
+// Called after each generated token with the answer's text so far (it may end inside a UTF-8
+// character); false ends the answer there (StopReason::kStopped). It must not throw.
+using TextProgress = std::function<bool(const std::string& text)>;
+
 struct QuestionRequest {
   const EncodedPrompt* suffix = nullptr;  // evaluated after the prefix; may hold images when there is no prefix
   GenerationParams params;
   // Another answer to the previous request's suffix (the same EncodedPrompt): forks its evaluation.
   bool forks_previous = false;
+  const TextProgress* on_text = nullptr;  // optional; must outlive decode_parallel (streaming, stop strings)
 };
 
 struct ParallelDecodeStats {

@@ -45,12 +45,15 @@ struct GenerationParams {
 };
 
 // kGrammarEnd: the grammar allowed no further token (the answer is complete in its shape).
-enum class StopReason { kEndOfTurn, kTokenBudget, kGrammarEnd };
+// kStopped: the caller ended it (parallel_decode.h's on_text, e.g. a stop string of serve's).
+enum class StopReason { kEndOfTurn, kTokenBudget, kGrammarEnd, kStopped };
 
 struct Generation {
   std::string text;
   std::vector<llama_token> tokens;
   StopReason stop = StopReason::kEndOfTurn;
+  size_t prompt_tokens = 0;         // KV cells of its prompt: the shared prefix's and its own (set by pipeline/model_worker.h)
+  size_t cached_prompt_tokens = 0;  // of those, the prefix's when it was in the cache before its frame started
 };
 
 class Session {

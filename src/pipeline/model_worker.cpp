@@ -73,6 +73,10 @@ ModelWorker::ModelWorker(std::unique_ptr<Model> model, const FrameOptions& optio
 ModelWorker::~ModelWorker() = default;
 
 void ModelWorker::ensure_session(size_t cells, int sequences) {
+  if (options_.whole_context) {
+    cells = std::max(cells, static_cast<size_t>(options_.max_context));
+    sequences = std::max(sequences, with_frame_plan(model_->options(), options_).planned_sequences);
+  }
   if (session_ && static_cast<size_t>(session_->options().n_ctx) >= cells && session_->options().n_seq_max >= sequences) return;
   SessionOptions o;
   o.kv_type = options_.kv_type;
@@ -147,7 +151,8 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
   size_t largest_group = 1;
   for (size_t i = 0; i < wave.size(); ++i) {
     for (size_t k = 0; k < wave[i].answers.size(); ++k) {
-      requests.push_back({&suffixes[i], wave[i].answers[k], k > 0});
+      const TextProgress* on_text = k == 0 && wave[i].on_text ? &wave[i].on_text : nullptr;
+      requests.push_back({&suffixes[i], wave[i].answers[k], k > 0, on_text});
       answer_of.emplace_back(i, k);
     }
     largest_group = std::max(largest_group, wave[i].answers.size());
@@ -158,7 +163,7 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
   const size_t prefix_cells = cut ? prefix_->prompt.token_count() : 0;
   const int sequences = static_cast<int>(std::min<size_t>(kMaxParallel, static_cast<size_t>(parallel) * largest_group));
   ensure_session(context_cells(requests, prefix_cells, parallel, options_.max_context), sequences + 1);
-  place_prefix(cut > 0, prefix_cells);
+  const size_t cached_cells = place_prefix(cut > 0, prefix_cells) ? prefix_cells : 0;
   t0 = std::chrono::steady_clock::now();
   std::vector<std::vector<Generation>> answers(wave.size());
   std::vector<size_t> missing(wave.size());
@@ -168,6 +173,8 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
   }
   const auto answered = [&](size_t request, Generation g) {
     const auto [question, k] = answer_of[request];
+    g.prompt_tokens = prefix_cells + suffixes[question].prompt.token_count();
+    g.cached_prompt_tokens = cached_cells;
     answers[question][k] = std::move(g);
     if (--missing[question] == 0) on_done(question, std::move(answers[question]));
   };
@@ -181,13 +188,13 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
   counters_.seconds.grammar += stats.grammar_seconds;
 }
 
-void ModelWorker::place_prefix(bool has_prefix, size_t prefix_cells) {
+bool ModelWorker::place_prefix(bool has_prefix, size_t prefix_cells) {
   if (!has_prefix) {
     session_->clear();
     prefix_end_ = 0;
-    return;
+    return false;
   }
-  if (prefix_in_session_) return;
+  if (prefix_in_session_) return true;
   const auto t0 = std::chrono::steady_clock::now();
   session_->clear();
   prefix_end_ = session_->evaluate_alone(*prefix_, 0, 0);
@@ -195,6 +202,7 @@ void ModelWorker::place_prefix(bool has_prefix, size_t prefix_cells) {
   ++counters_.prefix_evaluations;
   counters_.prefix_tokens += prefix_cells;
   counters_.seconds.prefixes += seconds_since(t0);
+  return false;
 }
 
 }  // namespace drivevqa

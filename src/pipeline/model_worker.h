@@ -33,6 +33,10 @@ struct FrameOptions {
   size_t history_images = 0;   // earlier frames' images a frame shows: room to keep them for the next frames
   bool sample_groups = false;  // questions may want several answers (self-consistency): `parallel` does not apply
   bool marked_images = false;  // frames of marker sets (--draw_markers): room to keep a frame's worth of marked cameras
+  // The whole context (max_context cells, every sequence) from the first frame on, rather than
+  // grown to what frames need: a server's rounds vary in size, and a context made anew loses the
+  // prefix it holds.
+  bool whole_context = false;
 };
 
 struct FrameQuestion {
@@ -41,6 +45,7 @@ struct FrameQuestion {
   // question's suffix once (self-consistency samples, engine/parallel_decode.h).
   std::vector<GenerationParams> answers;
   std::vector<const RgbImage*> close_ups;  // the question's own images, after the frame's shared ones
+  TextProgress on_text;  // optional, for its first answer (engine/parallel_decode.h): streaming, stop strings
 };
 
 // `engine` with the plan of the largest context a ModelWorker with `options` makes, for the memory
@@ -73,8 +78,8 @@ class ModelWorker {
   void answer_wave(std::span<const FrameQuestion> wave, size_t cut, const std::vector<const RgbImage*>& images,
                    int parallel, const AnswersDone& on_done);
   // Sequence 0 of the session holds the prefix (evaluated unless it is there already), or the
-  // session is cleared when there is none.
-  void place_prefix(bool has_prefix, size_t prefix_cells);
+  // session is cleared when there is none. True when it was there already.
+  bool place_prefix(bool has_prefix, size_t prefix_cells);
 
   std::unique_ptr<Model> model_;
   FrameOptions options_;

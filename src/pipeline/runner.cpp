@@ -48,6 +48,7 @@ struct Runner::Pending {
   std::vector<ObjectRef> close_ups;  // the objects it names, when its subtask gets close-ups
   std::vector<ObjectRef> markers;    // drawn on its camera images (--draw_markers): its frame's marker set
 
+  const ItemRequest* request = nullptr;  // its own request (RunOptions::item_request), if any
   AnswerKind kind = AnswerKind::kOpen;  // the answer's shape as the scorer reads it (for votes)
   SelfConsistency self_consistency;     // its samples (fewer than 2: one answer, not voted)
 
@@ -62,6 +63,9 @@ ItemResult Runner::Pending::answer(ModelSize answered_by, std::vector<Generation
   r.routed = routed;
   r.model_used = answered_by == ModelSize::k72B ? "72B" : fallback ? "7B_fallback" : "7B";
   for (const Generation& g : answers) r.generated_tokens += g.tokens.size();
+  r.prompt_tokens = answers.front().prompt_tokens;
+  r.cached_prompt_tokens = answers.front().cached_prompt_tokens;
+  r.cut_by_budget = answers.front().stop == StopReason::kTokenBudget;
   if (self_consistency.samples < 2) {
     r.answer = std::move(answers.front().text);
     return r;
@@ -154,6 +158,15 @@ ModelWorker& Runner::worker(ModelSize size) {
   return *slot;
 }
 
+void Runner::load_models() {
+  if (options_.model_72b) loaded_worker(ModelSize::k72B);
+  if (options_.model_7b) loaded_worker(ModelSize::k7B);
+}
+
+bool Runner::has_model(ModelSize size) const {
+  return size == ModelSize::k7B ? model_7b_ != nullptr : model_72b_ != nullptr && model_72b_failure_.empty();
+}
+
 ModelSize Runner::available(ModelSize routed) const {
   // With one model given, every item runs on it.
   if (routed == ModelSize::k72B && !options_.model_72b) return ModelSize::k7B;
@@ -189,6 +202,8 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
   Pending p;
   p.item = &item;
   std::tie(p.subtask, p.routed) = route_item(options_.routes, item);
+  p.request = options_.item_request ? options_.item_request(item) : nullptr;
+  if (p.request && p.request->model) p.routed = *p.request->model;
   for (const std::string& w : item.warnings) spdlog::warn("item {}: {}", item.index, w);
   if (!item.problem.empty()) {
     sink(item, p.error(item.problem));
@@ -215,6 +230,7 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
   }
   p.params = options_.generation;
   p.params.max_new_tokens = token_budget(options_.prompts, p.subtask);
+  if (p.request && p.request->max_new_tokens) p.params.max_new_tokens = *p.request->max_new_tokens;
   if (options_.max_new_tokens_cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, options_.max_new_tokens_cap);
   if (options_.answer_format != AnswerFormat::kFree) {
     const AnswerShape shape = answer_shape(p.subtask, item.question);
@@ -224,6 +240,13 @@ std::optional<Runner::Pending> Runner::prepare(const QuestionItem& item, const R
     if (const int cap = answer_token_cap(shape, options_.mcq_format); cap > 0) p.params.max_new_tokens = std::min(p.params.max_new_tokens, cap);
   }
   p.params.seed = options_.generation.seed + static_cast<uint32_t>(item.index);  // order-independent sampling
+  if (p.request && p.request->sampling) {
+    const GenerationParams& s = *p.request->sampling;
+    p.params.do_sample = s.do_sample;
+    p.params.temperature = s.temperature;
+    p.params.top_p = s.top_p;
+    p.params.seed = s.seed;
+  }
   p.kind = answer_shape(p.subtask, item.question).kind;
   p.self_consistency = {for_subtask(options_.prompts.self_consistency, p.subtask, options_.self_consistency),
                         options_.sc_temperature, options_.sc_top_p};
@@ -424,7 +447,8 @@ std::vector<FrameQuestion> Runner::build_frame_questions(const std::vector<Pendi
     usable.question = p.item->question;
     FrameQuestion q{render_chatml(build_item_prompt(options_.prompts, p.subtask, usable, p.kb_context, options_.frames.layout,
                                                       p.instruction, close_ups.shown[i], images.history, p.examples)),
-                    answers_to_decode(p.params, p.kind, p.self_consistency), close_ups.of[i]};
+                    answers_to_decode(p.params, p.kind, p.self_consistency), close_ups.of[i],
+                    p.request ? p.request->on_text : TextProgress()};
     if (!options_.dump_prompts_dir.empty()) dump_prompt(p.item->index, q, close_ups.shown[i], images.markers);
     questions.push_back(std::move(q));
   }

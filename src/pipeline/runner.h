@@ -36,6 +36,15 @@ namespace drivevqa {
 
 enum class RagMode { kOff, kHint, kOverride };
 
+// What one item asks for beyond the run's settings: a request to `serve`, which sets these from
+// its OpenAI parameters. Unset fields keep the run's.
+struct ItemRequest {
+  std::optional<ModelSize> model;           // drivevqa-7b / drivevqa-72b instead of the routed model
+  std::optional<int> max_new_tokens;        // replaces the subtask's budget (still capped by the answer's shape)
+  std::optional<GenerationParams> sampling; // do_sample, temperature, top_p, seed (the rest is the run's)
+  TextProgress on_text;                     // as FrameQuestion::on_text
+};
+
 struct RunOptions {
   std::optional<std::filesystem::path> model_7b;
   std::optional<std::filesystem::path> model_72b;
@@ -67,6 +76,9 @@ struct RunOptions {
   int self_consistency = 0;     // sampled answers voted on; < 2: off (per subtask: prompts.self_consistency)
   float sc_temperature = 0.7f;  // their sampling
   float sc_top_p = 0.9f;
+  // Optional: the item's own request (null: none). Called while items are prepared; what it returns
+  // must stay valid until the item's result is delivered.
+  std::function<const ItemRequest*(const QuestionItem&)> item_request;
 };
 
 // The most earlier-frame images any item of a run with `options` is shown (for cache sizes).
@@ -96,6 +108,12 @@ class Runner {
                                                std::span<const QuestionItem* const> answered) const;
 
   const RunCounters& counters() const { return counters_; }
+
+  // Loads the models now rather than at their first item (a server's start-up). Throws as
+  // answer_all does when the 7B model cannot load; a 72B model that cannot is given up (logged).
+  void load_models();
+  // Whether the model of `size` is loaded and usable (after load_models()).
+  bool has_model(ModelSize size) const;
 
  private:
   struct Pending;

@@ -2,7 +2,10 @@
 
 #include <random>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +25,7 @@ std::filesystem::path tiny_model_dir() { return fixtures_dir() / "tiny"; }
 std::filesystem::path demo_dir() { return fixtures_dir() / "demo"; }
 std::string drivevqa_binary() { return DRIVEVQA_BINARY; }
 std::string mtmd_cli_binary() { return DRIVEVQA_MTMD_CLI; }
+std::string rpc_server_binary() { return DRIVEVQA_RPC_SERVER; }
 
 std::filesystem::path scratch_dir(const std::string& name) {
   static const std::filesystem::path root = [] {
@@ -56,7 +60,7 @@ pid_t spawn_with_output(const std::vector<std::string>& argv, const std::string&
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
   return pid;
@@ -65,6 +69,23 @@ pid_t spawn_with_output(const std::vector<std::string>& argv, const std::string&
 }  // namespace
 
 int spawn_process(const std::vector<std::string>& argv) { return spawn_with_output(argv, "/dev/null", "/dev/null"); }
+
+int spawn_process_with_output(const std::vector<std::string>& argv, const std::string& out_file, const std::string& err_file) {
+  return spawn_with_output(argv, out_file, err_file);
+}
+
+int free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  const bool bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!bound) throw std::runtime_error("no free TCP port on 127.0.0.1");
+  return ntohs(address.sin_port);
+}
 
 int wait_process(int pid) {
   int status = 0;

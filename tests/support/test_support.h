@@ -39,17 +39,23 @@ struct ProcessResult {
   std::string err;
 };
 
-// Runs `argv` (argv[0] is the program path) without a shell and waits for it.
+// Runs `argv` (argv[0]: a path, or a program name looked up in PATH) without a shell and waits for it.
 ProcessResult run_process(const std::vector<std::string>& argv);
 
 // Starts `argv` in the background (output discarded); returns its pid.
 int spawn_process(const std::vector<std::string>& argv);
+// Starts `argv` in the background with stdout and stderr written to those files; returns its pid.
+int spawn_process_with_output(const std::vector<std::string>& argv, const std::string& out_file, const std::string& err_file);
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick).
+int free_tcp_port();
 // Waits for a spawned process; returns its exit code (-1 - signal when killed).
 int wait_process(int pid);
 
 // The drivevqa binary and the engine's llama-mtmd-cli of this build.
 std::string drivevqa_binary();
 std::string mtmd_cli_binary();
+// The engine's rpc-server; "" when the engine was built without the RPC backend (-DDRIVEVQA_RPC=OFF).
+std::string rpc_server_binary();
 
 // The six camera image paths of the demo's first frame, in camera order.
 std::vector<std::filesystem::path> first_frame_images();

@@ -1,0 +1,64 @@
+#include "serve/media_store.h"
+
+#include "util/atomic_file.h"
+#include "util/error.h"
+#include "util/files.h"
+#include "util/text.h"
+
+namespace drivevqa {
+
+MediaStore::MediaStore(std::filesystem::path folder, size_t capacity) : folder_(std::move(folder)), capacity_(capacity) {
+  std::error_code ec;
+  if (!std::filesystem::create_directories(folder_, ec) || ec) {
+    throw OutputError(folder_.string() + ": cannot create the request image folder" + (ec ? " (" + ec.message() + ")" : " (it exists)"));
+  }
+}
+
+MediaStore::~MediaStore() {
+  std::error_code ec;
+  std::filesystem::remove_all(folder_, ec);
+}
+
+MediaStore::Lease::~Lease() { store_->release(key_); }
+
+std::unique_ptr<MediaStore::Lease> MediaStore::put(const std::vector<uint8_t>& bytes) {
+  // The fingerprint is not a cryptographic hash: another client could send different bytes with
+  // the same one, so an entry is shared only when its file holds exactly these bytes.
+  const std::string content = fingerprint(bytes.data(), bytes.size());
+  std::lock_guard lock(mutex_);
+  std::string key = content;
+  auto it = entries_.find(key);
+  for (int other = 1; it != entries_.end() && read_file_bytes(it->second.path) != bytes; ++other) {
+    key = content + "." + std::to_string(other);
+    it = entries_.find(key);
+  }
+  if (it == entries_.end()) {
+    const std::filesystem::path path = folder_ / (key + ".img");
+    write_file_atomic(path, bytes.data(), bytes.size());
+    it = entries_.emplace(key, Entry{path, 0, idle_.end()}).first;
+  } else if (it->second.leases == 0) {
+    idle_.erase(it->second.idle);
+  }
+  ++it->second.leases;
+  return std::make_unique<Lease>(this, key, it->second.path);
+}
+
+void MediaStore::release(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  const auto it = entries_.find(key);
+  if (it == entries_.end() || --it->second.leases > 0) return;
+  it->second.idle = idle_.insert(idle_.end(), key);
+  evict_idle();
+}
+
+void MediaStore::evict_idle() {
+  while (idle_.size() > capacity_) {
+    const auto it = entries_.find(idle_.front());
+    idle_.pop_front();
+    std::error_code ec;
+    std::filesystem::remove(it->second.path, ec);
+    entries_.erase(it);
+  }
+}
+
+}  // namespace drivevqa

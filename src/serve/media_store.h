@@ -1,0 +1,66 @@
+// Request images on disk, named by their content, for the run pipeline (which reads image files).
+//
+// Two requests with the same image bytes get the same path, so the pipeline groups them into one
+// frame (pipeline/runner.h: a frame is its image files) and decodes, encodes and evaluates their
+// images once. What must hold: a path stays valid while a Lease on it lives; the folder holds at
+// most `capacity` unleased files beyond the leased ones (the least recently used go first), and is
+// removed with the store.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace drivevqa {
+
+class MediaStore {
+ public:
+  // Creates `folder` (it must not exist: it is the store's own and is removed at the end).
+  MediaStore(std::filesystem::path folder, size_t capacity);
+  ~MediaStore();
+  MediaStore(const MediaStore&) = delete;
+  MediaStore& operator=(const MediaStore&) = delete;
+
+  // Keeps one file in place while it lives.
+  class Lease {
+   public:
+    Lease(MediaStore* store, std::string key, std::filesystem::path path) : store_(store), key_(std::move(key)), path_(std::move(path)) {}
+    ~Lease();
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+
+   private:
+    MediaStore* store_;
+    std::string key_;
+    std::filesystem::path path_;
+  };
+
+  // The file holding `bytes` (written atomically the first time). Throws OutputError when it
+  // cannot be written. Safe to call from several threads.
+  std::unique_ptr<Lease> put(const std::vector<uint8_t>& bytes);
+
+  const std::filesystem::path& folder() const { return folder_; }
+
+ private:
+  struct Entry {
+    std::filesystem::path path;
+    size_t leases = 0;
+    std::list<std::string>::iterator idle;  // in idle_ when leases == 0
+  };
+  void release(const std::string& key);
+  void evict_idle();  // with mutex_ held
+
+  std::filesystem::path folder_;
+  size_t capacity_;
+  std::mutex mutex_;
+  std::map<std::string, Entry> entries_;
+  std::list<std::string> idle_;  // unleased entries, least recently used first
+};
+
+}  // namespace drivevqa

@@ -1,0 +1,212 @@
+#include "serve/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "util/stopwatch.h"
+
+namespace drivevqa {
+namespace {
+
+// Where `text` may be cut for a client that sees it grow: before the first stop string, and
+// before any end that could still become one, or that ends inside a UTF-8 character.
+size_t settled_length(const std::string& text, const std::vector<std::string>& stop, bool* stop_found) {
+  size_t end = text.size();
+  *stop_found = false;
+  for (const std::string& s : stop) {
+    if (const size_t at = text.find(s); at != std::string::npos && at < end) {
+      end = at;
+      *stop_found = true;
+    }
+  }
+  if (*stop_found) return end;
+  for (const std::string& s : stop) {
+    for (size_t n = std::min(s.size() - 1, text.size()); n > 0; --n) {
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+        end = std::min(end, text.size() - n);
+        break;
+      }
+    }
+  }
+  // Back over continuation bytes to the last lead byte; keep it only if its character is whole.
+  size_t lead = end;
+  while (lead > 0 && (static_cast<unsigned char>(text[lead - 1]) & 0xC0) == 0x80) --lead;
+  if (lead > 0) {
+    const auto c = static_cast<unsigned char>(text[lead - 1]);
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (end - (lead - 1) < need) end = lead - 1;
+  }
+  return end;
+}
+
+}  // namespace
+
+ServeJob::ServeJob(QuestionItem item, ItemRequest request, std::vector<std::string> stop,
+                   std::vector<std::unique_ptr<MediaStore::Lease>> leases)
+    : item_(std::move(item)), request_(std::move(request)), stop_(std::move(stop)), leases_(std::move(leases)) {
+  request_.on_text = [this](const std::string& text) { return on_text(text); };
+}
+
+bool ServeJob::on_text(const std::string& text) {
+  std::lock_guard lock(mutex_);
+  bool stop_found = false;
+  const size_t settled = settled_length(text, stop_, &stop_found);
+  if (settled > text_.size()) {
+    text_.assign(text, 0, settled);
+    changed_.notify_all();
+  }
+  stop_seen_ = stop_seen_ || stop_found;
+  return !stop_seen_ && !cancelled_;
+}
+
+bool ServeJob::wait(std::chrono::steady_clock::time_point deadline, std::string* text) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_until(lock, deadline, [&] { return done_; });
+  if (text) *text = text_;
+  return done_;
+}
+
+void ServeJob::wait_for_more(size_t known, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_until(lock, deadline, [&] { return done_ || text_.size() > known; });
+}
+
+ServeJob::Outcome ServeJob::outcome() const {
+  std::lock_guard lock(mutex_);
+  return outcome_;
+}
+
+void ServeJob::cancel() {
+  std::lock_guard lock(mutex_);
+  cancelled_ = true;
+}
+
+bool ServeJob::cancelled() const {
+  std::lock_guard lock(mutex_);
+  return cancelled_;
+}
+
+void ServeJob::finish(Outcome outcome) {
+  std::lock_guard lock(mutex_);
+  if (done_) return;
+  if (outcome.result) {
+    bool stop_found = false;
+    std::string& answer = outcome.result->answer;
+    const size_t cut = settled_length(answer, stop_, &stop_found);
+    if (stop_found) answer.resize(cut);
+    outcome.stopped = outcome.stopped || stop_found || stop_seen_;
+    text_ = answer;
+  }
+  outcome_ = std::move(outcome);
+  done_ = true;
+  leases_.clear();  // the images may go once the answer is in
+  changed_.notify_all();
+}
+
+Scheduler::Scheduler(RunOptions options, size_t max_jobs) : max_jobs_(max_jobs) {
+  options.keep_models_loaded = true;  // requests for either model come at any time
+  options.frames.whole_context = true;
+  options.item_request = [this](const QuestionItem& item) -> const ItemRequest* {
+    std::lock_guard lock(mutex_);
+    const auto it = running_.find(item.index);
+    return it == running_.end() ? nullptr : &it->second->request();
+  };
+  runner_ = std::make_unique<Runner>(std::move(options));
+  runner_->load_models();
+  has_7b_ = runner_->has_model(ModelSize::k7B);
+  has_72b_ = runner_->has_model(ModelSize::k72B);
+}
+
+bool Scheduler::submit(const std::shared_ptr<ServeJob>& job) {
+  std::lock_guard lock(mutex_);
+  if (stopping_ || queue_.size() + running_.size() >= max_jobs_) return false;
+  queue_.push_back(job);
+  totals_.queued = queue_.size();
+  wake_.notify_one();
+  return true;
+}
+
+void Scheduler::stop() {
+  std::lock_guard lock(mutex_);
+  stopping_ = true;
+  wake_.notify_all();
+}
+
+SchedulerSnapshot Scheduler::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return totals_;
+}
+
+void Scheduler::run() {
+  for (;;) {
+    std::vector<std::shared_ptr<ServeJob>> round;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing is left
+      for (; !queue_.empty(); queue_.pop_front()) {
+        const std::shared_ptr<ServeJob>& job = queue_.front();
+        if (job->cancelled()) {
+          job->finish({std::nullopt, true, "cancelled before it started"});
+          continue;
+        }
+        running_[job->item().index] = job;
+        round.push_back(job);
+      }
+      totals_.queued = 0;
+      totals_.running = round.size();
+    }
+    if (!round.empty()) answer_round(std::move(round));
+  }
+}
+
+void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunCounters before = runner_->counters();
+  std::vector<const QuestionItem*> items;
+  for (const auto& job : round) items.push_back(&job->item());
+  std::set<size_t> finished;
+  size_t answered = 0, failed = 0, generated = 0, prompt = 0, cached = 0;
+  try {
+    runner_->answer_all(items, [&](const QuestionItem& item, ItemResult result) {
+      const std::shared_ptr<ServeJob>& job = running_.at(item.index);  // not erased during the round
+      finished.insert(item.index);
+      if (result.is_error) {
+        ++failed;
+        job->finish({std::nullopt, false, result.answer});
+        return;
+      }
+      ++answered;
+      generated += result.generated_tokens;
+      prompt += result.prompt_tokens;
+      cached += result.cached_prompt_tokens;
+      job->finish({std::move(result), false, ""});
+    });
+  } catch (const std::exception& e) {
+    spdlog::error("a round of {} requests failed: {}", round.size(), e.what());
+    for (const auto& job : round) {
+      if (finished.count(job->item().index) == 0) {
+        ++failed;
+        job->finish({std::nullopt, false, e.what()});
+      }
+    }
+  }
+  const RunCounters& after = runner_->counters();
+  const size_t evaluations = after.prefix_evaluations - before.prefix_evaluations;
+  std::lock_guard lock(mutex_);
+  running_.clear();
+  totals_.running = 0;
+  totals_.answered += answered;
+  totals_.failed += failed;
+  totals_.generated_tokens += generated;
+  totals_.prompt_tokens += prompt;
+  totals_.cached_prompt_tokens += cached;
+  totals_.prefix_cache_hits += answered > evaluations ? answered - evaluations : 0;
+  totals_.images_encoded += after.images_encoded - before.images_encoded;
+  totals_.prefix_evaluations += evaluations;
+  totals_.busy_seconds += seconds_since(t0);
+  ++totals_.rounds;
+}
+
+}  // namespace drivevqa

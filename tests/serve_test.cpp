@@ -1,0 +1,176 @@
+// `drivevqa serve`: requests read and checked, images stored by content, and the real server
+// driven by clients nobody here wrote (curl, the official OpenAI Node SDK).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include "dataset/question_file.h"
+#include "serve/chat_request.h"
+#include "serve/media_store.h"
+#include "support/test_support.h"
+#include "util/error.h"
+#include "util/files.h"
+
+namespace drivevqa {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+std::string base64(const std::vector<uint8_t>& bytes) {
+  static const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    for (int k = 3; k >= 0; --k) out += digits[(v >> (6 * k)) & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = bytes[i] << 16;
+    out += std::string{digits[(v >> 18) & 63], digits[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += std::string{digits[(v >> 18) & 63], digits[(v >> 12) & 63], digits[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+std::string jpeg_data_uri(const fs::path& file) { return "data:image/jpeg;base64," + base64(read_file_bytes(file)); }
+
+Json image_part(const std::string& url) { return Json{{"type", "image_url"}, {"image_url", {{"url", url}}}}; }
+
+// A chat request about `images` (data: URIs of the files, or the URLs as given).
+Json chat_body(const std::string& question, const std::vector<std::string>& image_urls, const std::string& model = "drivevqa") {
+  Json content = Json::array({Json{{"type", "text"}, {"text", question}}});
+  for (const std::string& url : image_urls) content.push_back(image_part(url));
+  return Json{{"model", model}, {"messages", Json::array({Json{{"role", "user"}, {"content", content}}})}};
+}
+
+// The HTTP status parse_chat_request gives `text` (200: accepted).
+int status_of_text(const std::string& text, const RequestLimits& limits = {}) {
+  try {
+    parse_chat_request(text, limits);
+  } catch (const ApiError& e) {
+    return e.status();
+  }
+  return 200;
+}
+int status_of(const Json& body, const RequestLimits& limits = {}) { return status_of_text(body.dump(), limits); }
+
+TEST(ServeRequest, ReadsTheQuestionImagesAndParametersAndRefusesWhatItCannotAnswer) {
+  const std::string front = jpeg_data_uri(test::first_frame_images()[0]);
+  Json body = chat_body("Is the road clear?", {front, front});
+  body["messages"].insert(body["messages"].begin(), Json{{"role", "system"}, {"content", "ignored"}});
+  body["max_tokens"] = 12;
+  body["temperature"] = 0;
+  body["seed"] = 5;
+  body["stop"] = Json::array({"\n\n", "END"});
+  body["category"] = "Planning";
+  body["some_future_field"] = {{"x", 1}};
+  const ChatRequest r = parse_chat_request(body.dump(), {});
+  EXPECT_EQ(r.question, "Is the road clear?");
+  EXPECT_EQ(r.category, "planning");
+  ASSERT_EQ(r.images.size(), 2u);
+  EXPECT_EQ(r.images[0].bytes, read_file_bytes(test::first_frame_images()[0]));
+  EXPECT_EQ(r.max_tokens, 12);
+  EXPECT_EQ(r.temperature, 0.0f);
+  EXPECT_EQ(r.seed, 5u);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n\n", "END"}));
+  EXPECT_FALSE(r.stream);
+
+  const auto with = [&](const char* field, const Json& value) {
+    Json b = chat_body("q", {front});
+    b[field] = value;
+    return b;
+  };
+  EXPECT_EQ(status_of_text("not json"), 400);
+  EXPECT_EQ(status_of_text("[1]"), 400);
+  EXPECT_EQ(status_of(with("max_tokens", 0)), 400);
+  EXPECT_EQ(status_of(with("max_tokens", 5000)), 400);  // above the limit
+  EXPECT_EQ(status_of(with("max_tokens", 1.5)), 400);
+  EXPECT_EQ(status_of(with("temperature", 3)), 400);
+  EXPECT_EQ(status_of(with("top_p", "high")), 400);
+  EXPECT_EQ(status_of(with("n", 2)), 400);
+  EXPECT_EQ(status_of(with("stop", Json::array({"a", "b", "c", "d", "e"}))), 400);
+  EXPECT_EQ(status_of(with("stream", "yes")), 400);
+  EXPECT_EQ(status_of(chat_body("q", {})), 400);                                    // no image
+  EXPECT_EQ(status_of(chat_body("  ", {front})), 400);                              // no question
+  EXPECT_EQ(status_of(chat_body("q", {"data:text/plain;base64,aGVsbG8="})), 400);  // not an image type
+  EXPECT_EQ(status_of(chat_body("q", {"data:image/png;base64,aGVsbG8="})), 400);   // says PNG, is not one
+  EXPECT_EQ(status_of(chat_body("q", {"data:image/jpeg;base64,@@@@"})), 400);      // not base64
+  EXPECT_EQ(status_of(chat_body("q", {"https://example.com/a.jpg"})), 400);        // nothing fetched
+  EXPECT_EQ(status_of(chat_body("q", std::vector<std::string>(7, front))), 400);   // more than 6
+  RequestLimits seven;
+  seven.max_images = 7;
+  EXPECT_EQ(status_of(chat_body("q", std::vector<std::string>(7, front)), seven), 200);
+}
+
+TEST(ServeRequest, FileUrlsOnlyUnderTheAllowedFolder) {
+  const fs::path dir = test::scratch_dir("serve-media");
+  fs::create_directories(dir / "allowed" / "cams");
+  fs::copy_file(test::first_frame_images()[0], dir / "allowed" / "cams" / "front.jpg");
+  fs::copy_file(test::first_frame_images()[0], dir / "outside.jpg");
+  fs::create_symlink(dir / "outside.jpg", dir / "allowed" / "link.jpg");
+  RequestLimits limits;
+  limits.allowed_media_dir = dir / "allowed";
+  const std::string inside = "file://" + (dir / "allowed" / "cams" / "front.jpg").string();
+  EXPECT_EQ(status_of(chat_body("q", {inside}), limits), 200);
+  EXPECT_EQ(status_of(chat_body("q", {"file://" + (dir / "allowed" / "cams" / "fr%6Fnt.jpg").string()}), limits), 200);
+  EXPECT_EQ(status_of(chat_body("q", {inside}), {}), 400);  // file:// off without the folder
+  for (const fs::path& bad : {dir / "outside.jpg", dir / "allowed" / ".." / "outside.jpg", dir / "allowed" / "link.jpg",
+                              dir / "allowed" / "missing.jpg", dir / "allowed", fs::path("/etc/passwd")}) {
+    EXPECT_EQ(status_of(chat_body("q", {"file://" + bad.string()}), limits), 403) << bad;
+  }
+  EXPECT_EQ(status_of(chat_body("q", {"file://relative/a.jpg"}), limits), 400);
+}
+
+TEST(ServeRequest, Base64DecodesTheStandardAlphabetOnly) {
+  EXPECT_EQ(decode_base64("aGVsbG8="), (std::vector<uint8_t>{'h', 'e', 'l', 'l', 'o'}));
+  EXPECT_EQ(decode_base64("aGVsbG8"), (std::vector<uint8_t>{'h', 'e', 'l', 'l', 'o'}));
+  EXPECT_EQ(decode_base64(""), std::vector<uint8_t>{});
+  EXPECT_FALSE(decode_base64("aGVs bG8="));
+  EXPECT_FALSE(decode_base64("aGVsb"));
+  EXPECT_FALSE(decode_base64("aGVs-G8="));
+  const std::vector<uint8_t> all = [] {
+    std::vector<uint8_t> v;
+    for (int i = 0; i < 256; ++i) v.push_back(static_cast<uint8_t>(i));
+    return v;
+  }();
+  EXPECT_EQ(decode_base64(base64(all)), all);
+}
+
+TEST(ServeMedia, SameBytesShareAFileThatStaysWhileLeased) {
+  const fs::path dir = test::scratch_dir("serve-store") / "store";
+  {
+    MediaStore store(dir, 1);
+    const std::vector<uint8_t> a = {1, 2, 3}, b = {4, 5}, c = {6};
+    auto a1 = store.put(a);
+    auto a2 = store.put(a);
+    auto b1 = store.put(b);
+    EXPECT_EQ(a1->path(), a2->path());
+    EXPECT_NE(a1->path(), b1->path());
+    EXPECT_EQ(read_file_bytes(a1->path()), a);
+    const fs::path a_path = a1->path(), b_path = b1->path();
+    a1.reset();
+    EXPECT_TRUE(fs::exists(a_path)) << "still leased";
+    a2.reset();
+    b1.reset();  // two idle files, one kept: the least recently released goes
+    EXPECT_FALSE(fs::exists(a_path));
+    EXPECT_TRUE(fs::exists(b_path));
+    auto c1 = store.put(c);
+    EXPECT_TRUE(fs::exists(c1->path()));
+    EXPECT_THROW(MediaStore another(dir, 1), Error) << "the folder is the store's own";
+  }
+  EXPECT_FALSE(fs::exists(dir)) << "removed with the store";
+}
+
+}  // namespace
+}  // namespace drivevqa
