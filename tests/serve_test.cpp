@@ -10,9 +10,11 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "dataset/question_file.h"
+#include "pipeline/runner.h"
 #include "serve/chat_request.h"
 #include "serve/media_store.h"
 #include "support/test_support.h"
@@ -170,6 +172,56 @@ TEST(ServeMedia, SameBytesShareAFileThatStaysWhileLeased) {
     EXPECT_THROW(MediaStore another(dir, 1), Error) << "the folder is the store's own";
   }
   EXPECT_FALSE(fs::exists(dir)) << "removed with the store";
+}
+
+// A server's rounds: frames decoded together (ModelWorker::answer_frames) answer every item once,
+// agree with frames decoded one after another up to rounding (README "Reproducibility"), evaluate
+// each frame's prefix once and keep it for the next round's requests about the frame.
+TEST(ServeRounds, FramesDecodedTogetherAnswerEveryItemOnceAndKeepTheirPrefixes) {
+  const std::vector<QuestionItem> items = read_question_file(test::demo_dir() / "questions.json", {test::demo_dir()});
+  std::vector<const QuestionItem*> all;
+  for (const QuestionItem& item : items) all.push_back(&item);
+  const auto options = [](bool together) {
+    RunOptions o;
+    o.model_7b = test::tiny_model_dir();
+    o.engine.n_threads = 2;
+    o.engine.image_max_tokens = 64;
+    o.sizing.max_pixels = 64 * 28 * 28;
+    o.frames.kv_type = GGML_TYPE_F16;
+    o.prompts = default_prompts(512);
+    o.max_new_tokens_cap = 12;
+    o.keep_models_loaded = true;
+    o.frames.whole_context = together;
+    o.interleave_frames = together;
+    return o;
+  };
+  const auto answer = [&](Runner& runner) {
+    std::map<size_t, std::string> answers;
+    runner.answer_all(all, [&](const QuestionItem& item, ItemResult r) {
+      EXPECT_TRUE(answers.emplace(item.index, r.answer).second) << "item " << item.index << " answered twice";
+    });
+    return answers;
+  };
+  Runner alone(options(false));
+  const auto one_by_one = answer(alone);
+  Runner together(options(true));
+  const auto mixed = answer(together);
+  ASSERT_EQ(mixed.size(), items.size());
+  size_t same = 0;
+  for (const auto& [index, text] : mixed) same += one_by_one.at(index) == text ? 1 : 0;
+  const RunCounters& c = together.counters();
+  std::printf("frames decoded together: %zu of %zu answers as one frame at a time; up to %zu questions at once, "
+              "%zu prefix evaluations for %zu frames\n", same, mixed.size(), c.max_parallel, c.prefix_evaluations, c.frames);
+  EXPECT_GE(same, mixed.size() * 9 / 10);
+  EXPECT_GT(c.max_parallel, alone.counters().max_parallel) << "questions of several frames in the same batches";
+  EXPECT_EQ(c.prefix_evaluations, alone.counters().prefix_evaluations);
+  EXPECT_EQ(c.images_encoded, alone.counters().images_encoded);
+  // The same requests again: every prefix is still held, nothing is evaluated or encoded anew.
+  const size_t evaluations = c.prefix_evaluations, encodes = c.images_encoded;
+  const auto again = answer(together);
+  EXPECT_EQ(again.size(), items.size());
+  EXPECT_EQ(together.counters().prefix_evaluations, evaluations);
+  EXPECT_EQ(together.counters().images_encoded, encodes);
 }
 
 }  // namespace

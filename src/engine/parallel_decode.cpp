@@ -55,8 +55,9 @@ bool text_tokens(const TokenizedPrompt& prompt, std::vector<llama_token>& tokens
 // every running question's next token.
 class ParallelDecoder {
  public:
-  ParallelDecoder(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,
-                  int max_parallel, const std::function<void(size_t, Generation)>& on_done, ParallelDecodeStats& stats);
+  ParallelDecoder(Session& session, std::span<const SharedPrefix> prefixes, std::span<const QuestionRequest> requests,
+                  int max_parallel, llama_seq_id first_seq, const std::function<void(size_t, Generation)>& on_done,
+                  ParallelDecodeStats& stats);
   // Until every request is delivered; as decode_parallel.
   void run();
 
@@ -72,6 +73,8 @@ class ParallelDecoder {
   void accept(Running& r, llama_token token);
   void finish(Running& r, StopReason why);
   llama_token pick(Running& r, int32_t batch_index) { return r.picker->pick(ctx_, batch_index); }
+  // Where request `i`'s prefix ends (0: it has none).
+  llama_pos prefix_end(size_t i) const { return prefixes_.empty() ? 0 : prefixes_[requests_[i].prefix].end; }
 
   Session& session_;
   llama_context* ctx_;
@@ -79,7 +82,7 @@ class ParallelDecoder {
   const llama_vocab* vocab_;
   const int n_batch_;
   const size_t max_parallel_;
-  const llama_pos prefix_end_;
+  const std::span<const SharedPrefix> prefixes_;
   const std::span<const QuestionRequest> requests_;
   const std::function<void(size_t, Generation)>& on_done_;
   ParallelDecodeStats& stats_;
@@ -92,8 +95,8 @@ class ParallelDecoder {
   std::vector<BatchEntry> entries_;      // the next batch, before it is cut to n_batch tokens
 };
 
-ParallelDecoder::ParallelDecoder(Session& session, llama_pos prefix_end, size_t prefix_cells,
-                                 std::span<const QuestionRequest> requests, int max_parallel,
+ParallelDecoder::ParallelDecoder(Session& session, std::span<const SharedPrefix> prefixes,
+                                 std::span<const QuestionRequest> requests, int max_parallel, llama_seq_id first_seq,
                                  const std::function<void(size_t, Generation)>& on_done, ParallelDecodeStats& stats)
     : session_(session),
       ctx_(session.context()),
@@ -101,12 +104,14 @@ ParallelDecoder::ParallelDecoder(Session& session, llama_pos prefix_end, size_t 
       vocab_(session.model().vocab()),
       n_batch_(session.options().n_batch),
       max_parallel_(static_cast<size_t>(max_parallel)),
-      prefix_end_(prefix_end),
+      prefixes_(prefixes),
       requests_(requests),
       on_done_(on_done),
       stats_(stats),
       batch_(n_batch_, 1) {
-  for (llama_seq_id s = max_parallel; s >= 1; --s) free_seqs_.push_back(s);
+  for (llama_seq_id s = first_seq + max_parallel - 1; s >= first_seq; --s) free_seqs_.push_back(s);
+  size_t prefix_cells = 0;
+  for (const SharedPrefix& p : prefixes) prefix_cells += p.cells;
   const size_t capacity = static_cast<size_t>(session.options().n_ctx);
   free_cells_ = capacity > prefix_cells ? capacity - prefix_cells : 0;
 }
@@ -187,7 +192,7 @@ std::unique_ptr<Running> ParallelDecoder::start(size_t request, const std::share
   free_seqs_.pop_back();
   r->reserved_cells = static_cast<size_t>(std::max(0, question.params.max_new_tokens));
   free_cells_ -= r->reserved_cells;
-  if (prefix_end_ > 0) llama_memory_seq_cp(memory_, 0, r->seq, -1, -1);
+  if (prefix_end(request) > 0) llama_memory_seq_cp(memory_, prefixes_[question.prefix].seq, r->seq, -1, -1);
   return r;
 }
 
@@ -195,17 +200,18 @@ std::unique_ptr<Running> ParallelDecoder::start(size_t request, const std::share
 // right away; the group's forks follow once its logits are there.
 void ParallelDecoder::evaluate_suffix(Running& r) {
   const QuestionRequest& question = requests_[r.request];
+  const llama_pos start = prefix_end(r.request);
   std::vector<llama_token> tokens;
   if (text_tokens(question.suffix->prompt, tokens) && !tokens.empty()) {
     for (size_t k = 0; k < tokens.size(); ++k) {
-      entries_.push_back({tokens[k], prefix_end_ + static_cast<llama_pos>(k), r.seq, k + 1 == tokens.size() ? &r : nullptr});
+      entries_.push_back({tokens[k], start + static_cast<llama_pos>(k), r.seq, k + 1 == tokens.size() ? &r : nullptr});
     }
-    r.n_past = prefix_end_ + static_cast<llama_pos>(tokens.size());
+    r.n_past = start + static_cast<llama_pos>(tokens.size());
     stats_.suffix_tokens += tokens.size();
     return;
   }
-  // A suffix with images (no shared prefix) goes through the engine's own chunk evaluation.
-  r.n_past = session_.evaluate(*question.suffix, r.seq, prefix_end_, true);
+  // A suffix with images (close-ups, or no shared prefix) goes through the engine's own chunk evaluation.
+  r.n_past = session_.evaluate(*question.suffix, r.seq, start, true);
   stats_.suffix_tokens += question.suffix->prompt.token_count();
   for (Running* fork : std::exchange(r.forks, {})) fork_suffix(r, *fork, -1);
   accept(r, pick(r, -1));
@@ -214,7 +220,7 @@ void ParallelDecoder::evaluate_suffix(Running& r) {
 // `fork` shares `from`'s evaluated suffix (before `from` generates anything) and picks its first
 // token from the same logits.
 void ParallelDecoder::fork_suffix(Running& from, Running& fork, int32_t batch_index) {
-  llama_memory_seq_cp(memory_, from.seq, fork.seq, prefix_end_, from.n_past);
+  llama_memory_seq_cp(memory_, from.seq, fork.seq, prefix_end(from.request), from.n_past);
   fork.n_past = from.n_past;
   ++stats_.forked_answers;
   accept(fork, pick(fork, batch_index));
@@ -277,14 +283,26 @@ size_t cells_needed(const QuestionRequest& request) {
   return suffix + static_cast<size_t>(std::max(0, request.params.max_new_tokens));
 }
 
-void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,
-                     int max_parallel, const std::function<void(size_t, Generation)>& on_done, ParallelDecodeStats* stats) {
-  if (max_parallel < 1 || max_parallel >= session.options().n_seq_max) {
-    throw ModelError("parallel decoding needs sequences 1.." + std::to_string(max_parallel) + " but the context has " +
+void decode_parallel(Session& session, std::span<const SharedPrefix> prefixes, std::span<const QuestionRequest> requests,
+                     int max_parallel, llama_seq_id first_seq, const std::function<void(size_t, Generation)>& on_done,
+                     ParallelDecodeStats* stats) {
+  if (max_parallel < 1 || first_seq < 0 || first_seq + max_parallel > session.options().n_seq_max) {
+    throw ModelError("parallel decoding needs sequences " + std::to_string(first_seq) + ".." +
+                     std::to_string(first_seq + max_parallel - 1) + " but the context has " +
                      std::to_string(session.options().n_seq_max));
   }
+  for (const QuestionRequest& r : requests) {
+    if (!prefixes.empty() && r.prefix >= prefixes.size()) throw ModelError("a question names a prefix that is not held");
+  }
   ParallelDecodeStats local;
-  ParallelDecoder(session, prefix_end, prefix_cells, requests, max_parallel, on_done, stats ? *stats : local).run();
+  ParallelDecoder(session, prefixes, requests, max_parallel, first_seq, on_done, stats ? *stats : local).run();
+}
+
+void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,
+                     int max_parallel, const std::function<void(size_t, Generation)>& on_done, ParallelDecodeStats* stats) {
+  const SharedPrefix prefix{0, prefix_end, prefix_cells};
+  decode_parallel(session, prefix_end > 0 ? std::span(&prefix, 1) : std::span<const SharedPrefix>(), requests, max_parallel, 1,
+                  on_done, stats);
 }
 
 }  // namespace drivevqa

@@ -1,7 +1,8 @@
 // Decoding many questions at once over one shared prompt prefix (a frame's system turn and images).
 //
-// Each question gets its own sequence: the prefix's KV cells are shared with it (llama_memory_seq_cp
-// on a unified cache, no copy), its suffix is evaluated in the same llama_batch as the other
+// Each question gets its own sequence: its prefix's KV cells are shared with it (llama_memory_seq_cp
+// on a unified cache, no copy); several prefixes (several frames) can be held at once, each in a
+// sequence of its own, and their questions decoded in the same batches; its suffix is evaluated in the same llama_batch as the other
 // questions' suffixes and generated tokens, and it picks its tokens with its own TokenPicker (seed,
 // sampler and answer grammar: engine/token_picker.h).
 //
@@ -13,7 +14,8 @@
 // What must hold:
 //   - the same requests, prefix and max_parallel, with the cache cleared before the prefix, give
 //     the same answers (its size does not matter: the engine pads what attention reads), greedy
-//     or sampled: scheduling is deterministic and each picker sees only its own logits;
+//     or sampled: scheduling is deterministic and each picker sees only its own logits; with
+//     several prefixes, where each sits in the cache is part of that too;
 //   - across other max_parallel values (other batch shapes, other KV cell placement) the logits can
 //     differ in their last bits, so answers are equal only as far as that rounding never flips a
 //     token: usually for greedy answers, less often for sampled ones (README "Reproducibility");
@@ -43,6 +45,14 @@ struct QuestionRequest {
   // Another answer to the previous request's suffix (the same EncodedPrompt): forks its evaluation.
   bool forks_previous = false;
   const TextProgress* on_text = nullptr;  // optional; must outlive decode_parallel (streaming, stop strings)
+  size_t prefix = 0;  // which of decode_parallel's prefixes it continues (none given: no prefix)
+};
+
+// A prompt prefix already evaluated into a sequence of its own.
+struct SharedPrefix {
+  llama_seq_id seq = 0;
+  llama_pos end = 0;   // it holds positions [0, end)
+  size_t cells = 0;    // the KV cells it occupies
 };
 
 struct ParallelDecodeStats {
@@ -65,6 +75,13 @@ size_t cells_needed(const QuestionRequest& request);
 // `on_done(i, generation)` is called as soon as request i finishes, in finishing order.
 void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,
                      int max_parallel, const std::function<void(size_t, Generation)>& on_done,
+                     ParallelDecodeStats* stats = nullptr);
+
+// The same over every prefix the session holds (`prefixes`: their cells are not free; a request
+// continues prefixes[request.prefix]), with the questions in sequences first_seq ..
+// first_seq + max_parallel - 1, which must hold nothing and be below the session's n_seq_max.
+void decode_parallel(Session& session, std::span<const SharedPrefix> prefixes, std::span<const QuestionRequest> requests,
+                     int max_parallel, llama_seq_id first_seq, const std::function<void(size_t, Generation)>& on_done,
                      ParallelDecodeStats* stats = nullptr);
 
 }  // namespace drivevqa

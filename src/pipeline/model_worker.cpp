@@ -52,12 +52,24 @@ size_t context_cells(std::span<const QuestionRequest> requests, size_t prefix_ce
   return std::max(prefix_cells + needs.front(), std::min(want, static_cast<size_t>(max_context)));
 }
 
+// What one decode_parallel call did, added to the run's counters (its time since `t0`).
+void count_decoding(const ParallelDecodeStats& stats, std::chrono::steady_clock::time_point t0, RunCounters& counters) {
+  counters.forked_answers += stats.forked_answers;
+  counters.suffix_tokens += stats.suffix_tokens;
+  counters.generated_tokens += stats.generated_tokens;
+  counters.max_parallel = std::max(counters.max_parallel, stats.max_running);
+  counters.seconds.questions += seconds_since(t0);
+  counters.seconds.grammar += stats.grammar_seconds;
+}
+
 }  // namespace
 
 EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options) {
   engine.planned_context = (options.max_context + 255) / 256 * 256;
   const bool capped = options.parallel > 0 && !options.sample_groups;
   engine.planned_sequences = std::min(capped ? options.parallel : kMaxParallel, kMaxParallel) + 1;
+  // answer_frames: its held prefixes' sequences, then the questions' (the engine allows 256).
+  if (options.whole_context) engine.planned_sequences = std::min(engine.planned_sequences - 1 + ModelWorker::kHeldPrefixes, kMaxParallel + 1);
   engine.planned_kv_type = options.kv_type;
   return engine;
 }
@@ -87,6 +99,7 @@ void ModelWorker::ensure_session(size_t cells, int sequences) {
   o.n_seq_max = std::max(sequences, session_ ? session_->options().n_seq_max : 1);
   session_.reset();  // free the old cache before allocating the new one
   prefix_in_session_ = false;
+  held_.clear();
   session_ = std::make_unique<Session>(*model_, o);
 }
 
@@ -180,29 +193,206 @@ void ModelWorker::answer_wave(std::span<const FrameQuestion> wave, size_t cut, c
   };
   ParallelDecodeStats stats;
   decode_parallel(*session_, prefix_end_, prefix_cells, requests, sequences, answered, &stats);
-  counters_.forked_answers += stats.forked_answers;
-  counters_.suffix_tokens += stats.suffix_tokens;
-  counters_.generated_tokens += stats.generated_tokens;
-  counters_.max_parallel = std::max(counters_.max_parallel, stats.max_running);
-  counters_.seconds.questions += seconds_since(t0);
-  counters_.seconds.grammar += stats.grammar_seconds;
+  count_decoding(stats, t0, counters_);
 }
 
 bool ModelWorker::place_prefix(bool has_prefix, size_t prefix_cells) {
   if (!has_prefix) {
     session_->clear();
+    held_.clear();
     prefix_end_ = 0;
     return false;
   }
   if (prefix_in_session_) return true;
   const auto t0 = std::chrono::steady_clock::now();
   session_->clear();
+  held_.clear();
   prefix_end_ = session_->evaluate_alone(*prefix_, 0, 0);
   prefix_in_session_ = true;
   ++counters_.prefix_evaluations;
   counters_.prefix_tokens += prefix_cells;
   counters_.seconds.prefixes += seconds_since(t0);
   return false;
+}
+
+// Per frame of an answer_frames call (indexed like its `frames`).
+struct ModelWorker::FramesGroup {
+  std::vector<size_t> cuts;                              // where the shared prefix ends in its questions' text
+  std::vector<std::string> keys;                         // its prefix's key (text + image key)
+  std::vector<std::unique_ptr<EncodedPrompt>> prefixes;  // encoded when it was not held
+  std::vector<size_t> prefix_cells;
+  std::vector<std::vector<EncodedPrompt>> suffixes;      // per question
+  std::vector<size_t> largest_need;                      // its largest question's cells, all answers
+};
+
+void ModelWorker::answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done) {
+  const bool shared = options_.reuse && options_.layout == PromptLayout::kShared && options_.whole_context;
+  const size_t n = frames.size();
+  FramesGroup work{std::vector<size_t>(n), std::vector<std::string>(n), std::vector<std::unique_ptr<EncodedPrompt>>(n),
+                   std::vector<size_t>(n), std::vector<std::vector<EncodedPrompt>>(n), std::vector<size_t>(n)};
+  std::vector<size_t> together, alone;
+  for (size_t f = 0; f < n; ++f) {
+    if (frames[f].questions->empty()) continue;
+    work.cuts[f] = shared ? shared_prefix_length(*frames[f].questions, frames[f].images->size()) : 0;
+    (work.cuts[f] ? together : alone).push_back(f);
+  }
+  try {
+    if (!together.empty()) {
+      ensure_session(static_cast<size_t>(options_.max_context), 0);  // the whole context (whole_context)
+      if (prefix_in_session_) {  // answer_frame's prefix in sequence 0: held_ takes the sequences over
+        session_->clear();
+        prefix_in_session_ = false;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const size_t encodes_before = embeddings_.encodes();
+      for (const size_t f : together) {
+        const std::vector<FrameQuestion>& questions = *frames[f].questions;
+        const std::string text = questions.front().text.substr(0, work.cuts[f]);
+        work.keys[f] = text + '\0' + frames[f].image_key;
+        const auto held = std::find_if(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.key == work.keys[f]; });
+        if (held == held_.end()) {
+          work.prefixes[f] = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, *frames[f].images), &embeddings_));
+          work.prefix_cells[f] = work.prefixes[f]->prompt.token_count();
+        } else {
+          work.prefix_cells[f] = held->where.cells;
+        }
+        for (const FrameQuestion& q : questions) {
+          work.suffixes[f].push_back(encode(*model_, tokenize(*model_, q.text.substr(work.cuts[f]), q.close_ups, false), &embeddings_));
+          counters_.close_up_tokens += work.suffixes[f].back().prompt.image_token_count(0);
+          size_t need = 0;
+          for (size_t k = 0; k < q.answers.size(); ++k) need += cells_needed({&work.suffixes[f].back(), q.answers[k], k > 0});
+          work.largest_need[f] = std::max(work.largest_need[f], need);
+        }
+      }
+      counters_.images_encoded += embeddings_.encodes() - encodes_before;
+      counters_.seconds.encode_images += seconds_since(t0);
+
+      // Groups of frames whose prefixes and largest question fit together; a frame that does not
+      // fit even alone goes through answer_frame (in waves).
+      const size_t capacity = static_cast<size_t>(session_->options().n_ctx);
+      std::vector<size_t> group;
+      size_t group_cells = 0, group_need = 0;
+      const auto flush = [&] {
+        if (!group.empty()) answer_group(frames, group, work, on_done);
+        group.clear();
+        group_cells = group_need = 0;
+      };
+      for (const size_t f : together) {
+        const size_t cells = work.prefix_cells[f], need = work.largest_need[f];
+        if (cells + need > capacity) {
+          alone.push_back(f);
+          continue;
+        }
+        if (group.size() == static_cast<size_t>(kHeldPrefixes) || group_cells + cells + std::max(group_need, need) > capacity) flush();
+        group.push_back(f);
+        group_cells += cells;
+        group_need = std::max(group_need, need);
+      }
+      flush();
+    }
+  } catch (...) {
+    if (session_) session_->clear();  // the context may hold half-evaluated sequences
+    held_.clear();
+    prefix_in_session_ = false;
+    throw;
+  }
+  for (const size_t f : alone) {
+    answer_frame(*frames[f].questions, *frames[f].images, frames[f].image_key,
+                 [&](size_t q, std::vector<Generation> answers) { on_done(f, q, std::move(answers)); });
+  }
+}
+
+void ModelWorker::answer_group(std::span<const FrameWork> frames, const std::vector<size_t>& group, FramesGroup& work,
+                               const FramesAnswersDone& on_done) {
+  counters_.frames += group.size();
+  const auto held_at = [&](const std::string& key) {
+    return std::find_if(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.key == key; });
+  };
+  // Room: the group's held prefixes stay; others leave, least recently used first, until the
+  // group's new prefixes and its largest question fit.
+  const size_t capacity = static_cast<size_t>(session_->options().n_ctx);
+  size_t new_cells = 0, new_count = 0, need = 0;
+  for (const size_t f : group) {
+    if (held_at(work.keys[f]) == held_.end()) new_cells += work.prefix_cells[f], ++new_count;
+    need = std::max(need, work.largest_need[f]);
+  }
+  llama_memory_t memory = llama_get_memory(session_->context());
+  for (;;) {
+    size_t held_cells = 0;
+    for (const HeldPrefix& h : held_) held_cells += h.where.cells;
+    if (held_cells + new_cells + need <= capacity && held_.size() + new_count <= static_cast<size_t>(kHeldPrefixes)) break;
+    auto victim = held_.end();
+    for (auto h = held_.begin(); h != held_.end(); ++h) {
+      const bool wanted = std::any_of(group.begin(), group.end(), [&](size_t f) { return work.keys[f] == h->key; });
+      if (!wanted && (victim == held_.end() || h->last_used < victim->last_used)) victim = h;
+    }
+    if (victim == held_.end()) break;  // only the group's own: they fit (the grouping saw to it)
+    llama_memory_seq_rm(memory, victim->where.seq, -1, -1);
+    held_.erase(victim);
+  }
+  // The missing prefixes, each evaluated alone into a free prefix sequence.
+  std::vector<size_t> cached(frames.size(), 0);
+  for (const size_t f : group) {
+    if (auto h = held_at(work.keys[f]); h != held_.end()) {
+      cached[f] = h->where.cells;
+      continue;
+    }
+    const std::vector<FrameQuestion>& questions = *frames[f].questions;
+    if (!work.prefixes[f]) {  // held when the call began, then made room for another group's
+      const std::string text = questions.front().text.substr(0, work.cuts[f]);
+      work.prefixes[f] = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, *frames[f].images), &embeddings_));
+    }
+    llama_seq_id seq = 0;
+    while (std::any_of(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.where.seq == seq; })) ++seq;
+    const auto t0 = std::chrono::steady_clock::now();
+    const llama_pos end = session_->evaluate_alone(*work.prefixes[f], seq, 0);
+    held_.push_back({work.keys[f], {seq, end, work.prefix_cells[f]}, 0});
+    ++counters_.prefix_evaluations;
+    counters_.prefix_tokens += work.prefix_cells[f];
+    counters_.seconds.prefixes += seconds_since(t0);
+  }
+  // Every held prefix is the decoder's (their cells are taken); each question continues its frame's.
+  std::vector<SharedPrefix> prefixes;
+  for (HeldPrefix& h : held_) prefixes.push_back(h.where);
+  std::vector<QuestionRequest> requests;
+  struct Answer {
+    size_t frame, question, k;
+  };
+  std::vector<Answer> answer_of;
+  std::vector<std::vector<std::vector<Generation>>> answers(frames.size());
+  std::vector<std::vector<size_t>> missing(frames.size());
+  bool sampled_groups = false;
+  for (const size_t f : group) {
+    const auto h = held_at(work.keys[f]);
+    h->last_used = ++use_clock_;
+    const size_t prefix = static_cast<size_t>(h - held_.begin());
+    const std::vector<FrameQuestion>& questions = *frames[f].questions;
+    answers[f].resize(questions.size());
+    missing[f].resize(questions.size());
+    for (size_t q = 0; q < questions.size(); ++q) {
+      answers[f][q].resize(questions[q].answers.size());
+      missing[f][q] = questions[q].answers.size();
+      sampled_groups = sampled_groups || questions[q].answers.size() > 1;
+      for (size_t k = 0; k < questions[q].answers.size(); ++k) {
+        const TextProgress* on_text = k == 0 && questions[q].on_text ? &questions[q].on_text : nullptr;
+        requests.push_back({&work.suffixes[f][q], questions[q].answers[k], k > 0, on_text, prefix});
+        answer_of.push_back({f, q, k});
+      }
+    }
+  }
+  const auto answered = [&](size_t request, Generation g) {
+    const Answer& a = answer_of[request];
+    g.prompt_tokens = work.prefix_cells[a.frame] + work.suffixes[a.frame][a.question].prompt.token_count();
+    g.cached_prompt_tokens = cached[a.frame];
+    answers[a.frame][a.question][a.k] = std::move(g);
+    if (--missing[a.frame][a.question] == 0) on_done(a.frame, a.question, std::move(answers[a.frame][a.question]));
+  };
+  const int room = session_->options().n_seq_max - kHeldPrefixes;
+  const int parallel = options_.parallel > 0 && !sampled_groups ? std::min(options_.parallel, room) : room;
+  const auto t0 = std::chrono::steady_clock::now();
+  ParallelDecodeStats stats;
+  decode_parallel(*session_, prefixes, requests, parallel, kHeldPrefixes, answered, &stats);
+  count_decoding(stats, t0, counters_);
 }
 
 }  // namespace drivevqa

@@ -52,6 +52,14 @@ struct FrameQuestion {
 // check at load time (engine/memory_plan.h).
 EngineOptions with_frame_plan(EngineOptions engine, const FrameOptions& options);
 
+// One frame of several answered together (ModelWorker::answer_frames); what it points at must live
+// until that returns.
+struct FrameWork {
+  const std::vector<FrameQuestion>* questions = nullptr;
+  const std::vector<const RgbImage*>* images = nullptr;
+  std::string image_key;
+};
+
 class ModelWorker {
  public:
   // `counters` must outlive the worker (it adds to them as it works).
@@ -68,6 +76,17 @@ class ModelWorker {
   // holds, whatever FrameOptions::parallel says, so that sampled answers do not depend on it.
   void answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
                     const std::string& image_key, const AnswersDone& on_done);
+
+  // Several frames' questions in the same decoding batches (a server's rounds; needs
+  // FrameOptions::whole_context). Each frame's prefix is evaluated into a sequence of its own, or
+  // found there from an earlier call: up to kHeldPrefixes stay while room allows, the least
+  // recently used leaving first. Frames that hold more together than the context go in groups;
+  // a frame without a shared prefix (seed layout, or questions that differ before the last image)
+  // goes alone through answer_frame. on_done(frame, question, answers) as each question ends;
+  // throws as answer_frame does.
+  using FramesAnswersDone = std::function<void(size_t frame, size_t question, std::vector<Generation> answers)>;
+  void answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done);
+  static constexpr int kHeldPrefixes = 8;
 
  private:
   void ensure_session(size_t cells, int sequences);
@@ -91,6 +110,18 @@ class ModelWorker {
   std::unique_ptr<EncodedPrompt> prefix_;
   llama_pos prefix_end_ = 0;
   bool prefix_in_session_ = false;
+
+  // answer_frames' prefixes, in sequences 0..kHeldPrefixes-1; emptied whenever the cache is cleared.
+  struct HeldPrefix {
+    std::string key;  // prefix text + image key, as prefix_key_
+    SharedPrefix where;
+    uint64_t last_used = 0;
+  };
+  struct FramesGroup;
+  void answer_group(std::span<const FrameWork> frames, const std::vector<size_t>& group, FramesGroup& work,
+                    const FramesAnswersDone& on_done);
+  std::vector<HeldPrefix> held_;
+  uint64_t use_clock_ = 0;
 };
 
 }  // namespace drivevqa

@@ -22,6 +22,8 @@ namespace {
 // Two frames' worth of cameras: a frame's images stay while its items (of either model) are answered;
 // with history, its earlier frames' images too (they are the next frames' history).
 constexpr size_t kCachedImages = 12;
+// With interleave_frames: frames decoded together (their decoded images are held meanwhile).
+constexpr size_t kFramesTogether = 4;
 
 ItemResult error_result(Subtask s, ModelSize routed, const std::string& reason) {
   ItemResult r;
@@ -314,13 +316,20 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
   ModelWorker* model = loaded_worker(size);
   if (!model) return items;
   std::vector<Pending> handed;  // for the 7B model, when the 72B model fails
-  for (std::vector<Pending>& frame : group_by_frame(std::move(items))) {
+  std::vector<std::vector<Pending>> frames = group_by_frame(std::move(items));
+  const size_t step = options_.interleave_frames ? kFramesTogether : 1;
+  for (size_t begin = 0; begin < frames.size(); begin += step) {
     throw_if_interrupted();
+    const std::span<std::vector<Pending>> some = std::span(frames).subspan(begin, std::min(step, frames.size() - begin));
     if (size == ModelSize::k72B && !model_72b_failure_.empty()) {
-      std::move(frame.begin(), frame.end(), std::back_inserter(handed));
+      for (std::vector<Pending>& frame : some) std::move(frame.begin(), frame.end(), std::back_inserter(handed));
       continue;
     }
-    answer_frame(*model, size, frame, sink, handed);
+    if (options_.interleave_frames) {
+      answer_frames(*model, size, some, sink, handed);
+    } else {
+      answer_frame(*model, size, some.front(), sink, handed);
+    }
   }
   return handed;
 }
@@ -369,28 +378,82 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
     delivered[i] = true;
     sink(*frame[i].item, std::move(r));
   };
-  std::string failure;
+  std::vector<std::vector<Pending>*> failed = {&frame};
   try {
     model.answer_frame(questions, images.images, images.key, deliver);
   } catch (const InputError& e) {
-    // Something in these items the engine refuses (not a model failure): their items only.
-    for (size_t i = 0; i < frame.size(); ++i) {
-      if (!delivered[i]) sink(*frame[i].item, frame[i].error(e.what()));
-    }
-    return;
+    fail_undelivered(size, failed, {delivered}, e.what(), true, sink, handed);
   } catch (const ModelError& e) {
-    failure = e.what();
+    fail_undelivered(size, failed, {delivered}, e.what(), false, sink, handed);
   } catch (const std::bad_alloc&) {
-    failure = "out of memory while answering with the " + std::string(model_size_name(size)) + " model";
+    fail_undelivered(size, failed, {delivered}, "out of memory while answering with the " + std::string(model_size_name(size)) + " model",
+                     false, sink, handed);
   }
-  if (failure.empty()) return;
-  if (size == ModelSize::k72B) give_up_72b(failure);
-  for (size_t i = 0; i < frame.size(); ++i) {
-    if (delivered[i]) continue;
-    if (size == ModelSize::k72B) {
-      handed.push_back(std::move(frame[i]));
-    } else {
-      sink(*frame[i].item, frame[i].error((frame[i].fallback ? "the 7B fallback failed too: " : "") + failure));
+}
+
+void Runner::answer_frames(ModelWorker& model, ModelSize size, std::span<std::vector<Pending>> frames, const ResultSink& sink,
+                           std::vector<Pending>& handed) {
+  struct Prepared {
+    std::vector<Pending>* frame;
+    FrameImages images;
+    FrameCloseUps close_ups;
+    std::vector<FrameQuestion> questions;
+  };
+  std::vector<Prepared> prepared;
+  prepared.reserve(frames.size());
+  for (std::vector<Pending>& frame : frames) {
+    FrameImages images = decode_frame_images(frame);
+    if (images.usable.images.empty()) {
+      for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
+      continue;
+    }
+    std::vector<CloseUpRequest> wanted;
+    for (const Pending& p : frame) wanted.push_back({p.item->index, p.close_ups});
+    FrameCloseUps close_ups = cut_close_ups(wanted, images.usable.images, options_.crop_size, counters_);
+    std::vector<FrameQuestion> questions = build_frame_questions(frame, images, close_ups);
+    prepared.push_back({&frame, std::move(images), std::move(close_ups), std::move(questions)});
+  }
+  std::vector<FrameWork> works;
+  std::vector<std::vector<Pending>*> which;
+  std::vector<std::vector<bool>> delivered;
+  for (const Prepared& p : prepared) {
+    works.push_back({&p.questions, &p.images.images, p.images.key});
+    which.push_back(p.frame);
+    delivered.emplace_back(p.frame->size(), false);
+  }
+  const auto deliver = [&](size_t f, size_t i, std::vector<Generation> answers) {
+    std::vector<Pending>& frame = *which[f];
+    ItemResult r = frame[i].answer(size, std::move(answers), counters_);
+    delivered[f][i] = true;
+    sink(*frame[i].item, std::move(r));
+  };
+  try {
+    model.answer_frames(works, deliver);
+  } catch (const InputError& e) {
+    fail_undelivered(size, which, delivered, e.what(), true, sink, handed);
+  } catch (const ModelError& e) {
+    fail_undelivered(size, which, delivered, e.what(), false, sink, handed);
+  } catch (const std::bad_alloc&) {
+    fail_undelivered(size, which, delivered, "out of memory while answering with the " + std::string(model_size_name(size)) + " model",
+                     false, sink, handed);
+  }
+}
+
+void Runner::fail_undelivered(ModelSize size, std::span<std::vector<Pending>* const> frames,
+                              const std::vector<std::vector<bool>>& delivered, const std::string& failure, bool input_error,
+                              const ResultSink& sink, std::vector<Pending>& handed) {
+  // Something in these items the engine refuses (not a model failure): their items only.
+  const bool model_failed = !input_error;
+  if (model_failed && size == ModelSize::k72B) give_up_72b(failure);
+  for (size_t f = 0; f < frames.size(); ++f) {
+    std::vector<Pending>& frame = *frames[f];
+    for (size_t i = 0; i < frame.size(); ++i) {
+      if (delivered[f][i]) continue;
+      if (model_failed && size == ModelSize::k72B) {
+        handed.push_back(std::move(frame[i]));
+      } else {
+        sink(*frame[i].item, frame[i].error((model_failed && frame[i].fallback ? "the 7B fallback failed too: " : "") + failure));
+      }
     }
   }
 }

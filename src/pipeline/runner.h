@@ -76,6 +76,9 @@ struct RunOptions {
   int self_consistency = 0;     // sampled answers voted on; < 2: off (per subtask: prompts.self_consistency)
   float sc_temperature = 0.7f;  // their sampling
   float sc_top_p = 0.9f;
+  // A server's rounds: a model's frames are decoded together, a few at a time
+  // (ModelWorker::answer_frames; needs frames.whole_context), rather than one after another.
+  bool interleave_frames = false;
   // Optional: the item's own request (null: none). Called while items are prepared; what it returns
   // must stay valid until the item's result is delivered.
   std::function<const ItemRequest*(const QuestionItem&)> item_request;
@@ -131,6 +134,14 @@ class Runner {
   // Answers one frame's items; those a failing 72B model leaves unanswered go to `handed`.
   void answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
                     std::vector<Pending>& handed);
+  // The same for several frames decoded together (interleave_frames).
+  void answer_frames(ModelWorker& model, ModelSize size, std::span<std::vector<Pending>> frames, const ResultSink& sink,
+                     std::vector<Pending>& handed);
+  // After the engine failed on `frames`: each undelivered item gets `failure` as its error, or, for
+  // a failed 72B model, is handed over to the 7B model.
+  void fail_undelivered(ModelSize size, std::span<std::vector<Pending>* const> frames,
+                        const std::vector<std::vector<bool>>& delivered, const std::string& failure, bool input_error,
+                        const ResultSink& sink, std::vector<Pending>& handed);
   struct FrameImages;
   FrameImages decode_frame_images(const std::vector<Pending>& frame);
   std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, const FrameImages& images,

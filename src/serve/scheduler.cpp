@@ -107,6 +107,7 @@ void ServeJob::finish(Outcome outcome) {
 Scheduler::Scheduler(RunOptions options, size_t max_jobs) : max_jobs_(max_jobs) {
   options.keep_models_loaded = true;  // requests for either model come at any time
   options.frames.whole_context = true;
+  options.interleave_frames = true;
   options.item_request = [this](const QuestionItem& item) -> const ItemRequest* {
     std::lock_guard lock(mutex_);
     const auto it = running_.find(item.index);

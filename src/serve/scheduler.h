@@ -2,9 +2,9 @@
 //
 // Each round takes every request waiting and hands them to Runner::answer_all as one set of
 // items: requests whose images have the same content are one frame (decoded, encoded and prefixed
-// once; their questions decoded together, exactly as `run` decodes a frame's questions), and a
-// frame's prefix stays in the cache for the next round's requests about it. The frames of a round
-// go one after another. A request that arrives during a round waits for the next one.
+// once), the questions of up to 4 frames decode together in the same batches
+// (RunOptions::interleave_frames), and frame prefixes stay in the cache for later rounds' requests
+// about them (ModelWorker::answer_frames). A request that arrives during a round waits for the next.
 //
 // What must hold: every submitted job is completed exactly once (an answer or an error); a job
 // cancelled before its round is dropped, one being decoded stops at its next token; after stop()
