@@ -151,6 +151,8 @@ TEST(ServeRequest, Base64DecodesTheStandardAlphabetOnly) {
 
 TEST(ServeMedia, SameBytesShareAFileThatStaysWhileLeased) {
   const fs::path dir = test::scratch_dir("serve-store") / "store";
+  EXPECT_THROW(MediaStore missing(dir, 1), Error) << "no folder";
+  fs::create_directories(dir);
   {
     MediaStore store(dir, 1);
     const std::vector<uint8_t> a = {1, 2, 3}, b = {4, 5}, c = {6};
@@ -169,7 +171,14 @@ TEST(ServeMedia, SameBytesShareAFileThatStaysWhileLeased) {
     EXPECT_TRUE(fs::exists(b_path));
     auto c1 = store.put(c);
     EXPECT_TRUE(fs::exists(c1->path()));
-    EXPECT_THROW(MediaStore another(dir, 1), Error) << "the folder is the store's own";
+    EXPECT_THROW(MediaStore another(dir, 1), Error) << "the folder is not empty: another store's";
+    // Evicted bytes come back under a new name: a path never stands for two contents.
+    const std::vector<uint8_t> d = {7};
+    auto a3 = store.put(a);
+    EXPECT_NE(a3->path(), a_path);
+    EXPECT_EQ(read_file_bytes(a3->path()), a);
+    auto d1 = store.put(d);
+    EXPECT_NE(d1->path(), a_path);
   }
   EXPECT_FALSE(fs::exists(dir)) << "removed with the store";
 }

@@ -88,6 +88,12 @@ TEST(Shard, AssignmentIsAStableFunctionOfTheFrame) {
   same_images.images = no_token.images;
   EXPECT_EQ(shard_of(no_token, 1000), shard_of(same_images, 1000));
   EXPECT_EQ(shard_frame_identity(no_token), "a/front.jpg\na/back.jpg\n");
+  // With img_paths in the item, the paths as written decide, whatever --image_base_dir joined them to.
+  QuestionItem here = item_of_frame(0, "", "q"), there = here;
+  here.original["img_paths"] = there.original["img_paths"] = {{"CAM_FRONT", "samples/f.jpg"}};
+  here.images = {{"CAM_FRONT", "/scratch/node1/samples/f.jpg"}};
+  there.images = {{"CAM_FRONT", "/data/nuscenes/samples/f.jpg"}};
+  EXPECT_EQ(shard_frame_identity(here), shard_frame_identity(there));
 
   // 1,000 frames of 3 questions over 8 shards: each item in exactly one shard, frames whole, and
   // no shard far from an eighth.

@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <cstdlib>
@@ -102,9 +104,19 @@ CommandAction add_serve_command(CLI::App& app) {
     if (!a->allowed_media_dir.empty() && !std::filesystem::is_directory(a->allowed_media_dir)) {
       throw UsageError("--allowed_media_dir " + a->allowed_media_dir + ": not a folder");
     }
-    serve.media_dir = std::filesystem::temp_directory_path() / ("drivevqa-serve-" + std::to_string(getpid()));
+    StopOnSignal on_signal;  // before anything may start a thread (the engine's backends, --rpc)
     RunOptions run = run_options(a->run);
-    StopOnSignal on_signal;
+    // The request images' folder: made by mkdtemp (mode 0700, a fresh name), removed at the end.
+    std::string media = (std::filesystem::temp_directory_path() / "drivevqa-serve-XXXXXX").string();
+    if (!mkdtemp(media.data())) throw OutputError(media + ": cannot make the request image folder (" + std::strerror(errno) + ")");
+    serve.media_dir = media;
+    struct RemoveFolder {  // also when the server cannot start (the store removes it otherwise)
+      std::filesystem::path path;
+      ~RemoveFolder() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+      }
+    } remove_media{media};
     Server server(std::move(run), std::move(serve));
     on_signal.start([&server] { server.stop(); });
     try {

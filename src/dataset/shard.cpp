@@ -92,6 +92,11 @@ std::optional<ShardSpec> resolve_shard(const std::string& flag, size_t num_shard
 
 std::string shard_frame_identity(const QuestionItem& item) {
   if (!item.frame_token.empty()) return item.frame_token;
+  // The image paths as the question file writes them, not joined with --image_base_dir: shards on
+  // machines with the images in other folders still agree.
+  if (item.original.is_object()) {
+    if (const auto it = item.original.find("img_paths"); it != item.original.end()) return it->dump();
+  }
   std::string files;
   for (const CameraImage& image : item.images) files += image.path.string() + '\n';
   return files;

@@ -35,7 +35,8 @@ EnvironmentLookup process_environment();
 // num_shards 0: no sharding (nullopt). Throws UsageError naming the flag or variable that is wrong.
 std::optional<ShardSpec> resolve_shard(const std::string& flag, size_t num_shards, const EnvironmentLookup& env);
 
-// The frame an item's shard is chosen by: its frame_token, or its image files when it has none.
+// The frame an item's shard is chosen by: its frame_token, or else its img_paths as the question
+// file writes them (else its image files).
 std::string shard_frame_identity(const QuestionItem& item);
 
 // The shard of `item` among `count`: util/text.h's fnv1a64 of shard_frame_identity, modulo count.

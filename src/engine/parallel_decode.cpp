@@ -294,6 +294,9 @@ void decode_parallel(Session& session, std::span<const SharedPrefix> prefixes, s
   for (const QuestionRequest& r : requests) {
     if (!prefixes.empty() && r.prefix >= prefixes.size()) throw ModelError("a question names a prefix that is not held");
   }
+  for (const SharedPrefix& p : prefixes) {
+    if (p.seq >= first_seq && p.seq < first_seq + max_parallel) throw ModelError("a prefix sits in a question's sequence");
+  }
   ParallelDecodeStats local;
   ParallelDecoder(session, prefixes, requests, max_parallel, first_seq, on_done, stats ? *stats : local).run();
 }

@@ -124,7 +124,10 @@ void ModelWorker::answer_frame(const std::vector<FrameQuestion>& questions, cons
                   [&](size_t i, std::vector<Generation> answers) { on_done(begin + i, std::move(answers)); });
     }
   } catch (...) {
-    prefix_in_session_ = false;  // the context may hold half-evaluated sequences
+    // The context may hold half-evaluated sequences: nothing of it is trusted again.
+    if (session_) session_->clear();
+    held_.clear();
+    prefix_in_session_ = false;
     throw;
   }
 }

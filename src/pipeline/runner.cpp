@@ -430,7 +430,16 @@ void Runner::answer_frames(ModelWorker& model, ModelSize size, std::span<std::ve
   try {
     model.answer_frames(works, deliver);
   } catch (const InputError& e) {
-    fail_undelivered(size, which, delivered, e.what(), true, sink, handed);
+    if (which.size() == 1) return fail_undelivered(size, which, delivered, e.what(), true, sink, handed);
+    // Something of one frame's the engine refuses: the frames go again one by one, so that only
+    // that frame's items get the error.
+    for (size_t f = 0; f < which.size(); ++f) {
+      std::vector<Pending> rest;
+      for (size_t i = 0; i < which[f]->size(); ++i) {
+        if (!delivered[f][i]) rest.push_back((*which[f])[i]);
+      }
+      if (!rest.empty()) answer_frame(model, size, rest, sink, handed);
+    }
   } catch (const ModelError& e) {
     fail_undelivered(size, which, delivered, e.what(), false, sink, handed);
   } catch (const std::bad_alloc&) {

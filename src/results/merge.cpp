@@ -62,10 +62,11 @@ ResultsInput read_results_input(const std::string& path) {
 
 MergedResults merge_results(const std::vector<QuestionItem>& questions, const std::vector<ResultsInput>& inputs) {
   std::map<std::string, std::deque<size_t>> unanswered;  // identity -> positions in `questions`, in order
-  std::vector<std::string> identities;
+  std::map<std::string, size_t> last_of;                 // identity -> its last position
   for (size_t i = 0; i < questions.size(); ++i) {
-    identities.push_back(identity_of(result_json(questions[i], ItemResult{})));
-    unanswered[identities.back()].push_back(i);
+    const std::string identity = identity_of(result_json(questions[i], ItemResult{}));
+    unanswered[identity].push_back(i);
+    last_of[identity] = i;
   }
   std::vector<const nlohmann::ordered_json*> answer_of(questions.size(), nullptr);
   std::vector<std::string> where(questions.size());  // "file entry j" of each answer, for messages
@@ -78,11 +79,8 @@ MergedResults merge_results(const std::vector<QuestionItem>& questions, const st
         foreign.push_back(here + " is not an item of the question file");
       } else if (it->second.empty()) {
         // Every copy of this item is answered already: name the one it repeats (the last of them).
-        size_t first = questions.size();
-        for (size_t i = 0; i < questions.size(); ++i) {
-          if (identities[i] == it->first) first = i;
-        }
-        doubled.push_back(describe_item(questions[first]) + ": " + here + " and " + where[first]);
+        const size_t last = last_of.at(it->first);
+        doubled.push_back(describe_item(questions[last]) + ": " + here + " and " + where[last]);
       } else {
         const size_t i = it->second.front();
         it->second.pop_front();

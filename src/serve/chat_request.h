@@ -64,7 +64,8 @@ struct ChatRequest {
 
 // Reads `body` (JSON) into a request. Images: data: URIs of JPEG or PNG (base64), or file:// URLs
 // of files under limits.allowed_media_dir (the resolved path, links followed, must be inside it).
-// Nothing is fetched from the network. Throws ApiError (400, or 404 for a missing file).
+// Nothing is fetched from the network. Throws ApiError: 400, or 403 for a file:// path that is not
+// a file under the folder (missing or outside are not told apart).
 ChatRequest parse_chat_request(const std::string& body, const RequestLimits& limits);
 
 // Standard base64 (RFC 4648, padding optional, no line breaks); nullopt when `text` is not.

@@ -9,8 +9,8 @@ namespace drivevqa {
 
 MediaStore::MediaStore(std::filesystem::path folder, size_t capacity) : folder_(std::move(folder)), capacity_(capacity) {
   std::error_code ec;
-  if (!std::filesystem::create_directories(folder_, ec) || ec) {
-    throw OutputError(folder_.string() + ": cannot create the request image folder" + (ec ? " (" + ec.message() + ")" : " (it exists)"));
+  if (!std::filesystem::is_directory(folder_, ec) || !std::filesystem::is_empty(folder_, ec) || ec) {
+    throw OutputError(folder_.string() + ": the request image folder must be an empty folder made for it");
   }
 }
 
@@ -24,23 +24,22 @@ MediaStore::Lease::~Lease() { store_->release(key_); }
 std::unique_ptr<MediaStore::Lease> MediaStore::put(const std::vector<uint8_t>& bytes) {
   // The fingerprint is not a cryptographic hash: another client could send different bytes with
   // the same one, so an entry is shared only when its file holds exactly these bytes.
-  const std::string content = fingerprint(bytes.data(), bytes.size());
+  // Entries are keyed "<fingerprint>/<serial>", and a serial is never used twice: a file name never
+  // comes back with other bytes, so caches keyed by path (decoded images, held prefixes) stay true.
+  const std::string content = fingerprint(bytes.data(), bytes.size()) + "/";
   std::lock_guard lock(mutex_);
-  std::string key = content;
-  auto it = entries_.find(key);
-  for (int other = 1; it != entries_.end() && read_file_bytes(it->second.path) != bytes; ++other) {
-    key = content + "." + std::to_string(other);
-    it = entries_.find(key);
-  }
-  if (it == entries_.end()) {
-    const std::filesystem::path path = folder_ / (key + ".img");
+  auto it = entries_.lower_bound(content);
+  while (it != entries_.end() && it->first.starts_with(content) && read_file_bytes(it->second.path) != bytes) ++it;
+  if (it == entries_.end() || !it->first.starts_with(content)) {
+    const std::string serial = std::to_string(++serial_);
+    const std::filesystem::path path = folder_ / (serial + ".img");
     write_file_atomic(path, bytes.data(), bytes.size());
-    it = entries_.emplace(key, Entry{path, 0, idle_.end()}).first;
+    it = entries_.emplace(content + serial, Entry{path, 0, idle_.end()}).first;
   } else if (it->second.leases == 0) {
     idle_.erase(it->second.idle);
   }
   ++it->second.leases;
-  return std::make_unique<Lease>(this, key, it->second.path);
+  return std::make_unique<Lease>(this, it->first, it->second.path);
 }
 
 void MediaStore::release(const std::string& key) {

@@ -20,7 +20,8 @@ namespace drivevqa {
 
 class MediaStore {
  public:
-  // Creates `folder` (it must not exist: it is the store's own and is removed at the end).
+  // Takes `folder`, an empty folder made for the store (mkdtemp: no other user can own or read it);
+  // it is removed with the store. Throws OutputError when it is not an empty folder.
   MediaStore(std::filesystem::path folder, size_t capacity);
   ~MediaStore();
   MediaStore(const MediaStore&) = delete;
@@ -59,7 +60,8 @@ class MediaStore {
   std::filesystem::path folder_;
   size_t capacity_;
   std::mutex mutex_;
-  std::map<std::string, Entry> entries_;
+  std::map<std::string, Entry> entries_;  // by "<content fingerprint>/<serial>"
+  uint64_t serial_ = 0;
   std::list<std::string> idle_;  // unleased entries, least recently used first
 };
 

@@ -52,7 +52,9 @@ bool ServeJob::on_text(const std::string& text) {
   std::lock_guard lock(mutex_);
   bool stop_found = false;
   const size_t settled = settled_length(text, stop_, &stop_found);
-  if (settled > text_.size()) {
+  // Only growth of what was shown: an answer begun again (a 72B failure handed to the 7B model) is
+  // not mixed into it; the stream then ends with an error (server.cpp).
+  if (settled > text_.size() && text.compare(0, text_.size(), text_) == 0) {
     text_.assign(text, 0, settled);
     changed_.notify_all();
   }
@@ -193,6 +195,7 @@ void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
       }
     }
   }
+  has_72b_ = runner_->has_model(ModelSize::k72B);  // a 72B model that failed is not offered again
   const RunCounters& after = runner_->counters();
   const size_t evaluations = after.prefix_evaluations - before.prefix_evaluations;
   std::lock_guard lock(mutex_);

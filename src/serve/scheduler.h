@@ -12,6 +12,7 @@
 // stop() and snapshot() from any thread, run() on the engine's one thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -93,7 +94,8 @@ class Scheduler {
   // Loads the models (throws as Runner::load_models). `options.item_request` is the scheduler's.
   Scheduler(RunOptions options, size_t max_jobs);
 
-  bool has_model(ModelSize size) const { return size == ModelSize::k7B ? has_7b_ : has_72b_; }
+  // Whether requests can be given to that model: loaded, and (72B) not given up after a failure.
+  bool has_model(ModelSize size) const { return size == ModelSize::k7B ? has_7b_.load() : has_72b_.load(); }
 
   // Queues `job`; false when max_jobs are queued or running (the caller answers 429), or after stop().
   bool submit(const std::shared_ptr<ServeJob>& job);
@@ -106,7 +108,7 @@ class Scheduler {
   void answer_round(std::vector<std::shared_ptr<ServeJob>> round);
 
   std::unique_ptr<Runner> runner_;  // engine thread only (after construction)
-  bool has_7b_ = false, has_72b_ = false;
+  std::atomic<bool> has_7b_{false}, has_72b_{false};
   const size_t max_jobs_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -229,8 +229,18 @@ void Server::stream_reply(ServeJob& job, const Json& head, Clock::time_point dea
     return;
   }
   const std::string& answer = outcome.result->answer;
-  if (!answer.starts_with(sent)) spdlog::warn("{}: the streamed text is not the start of the answer (a voted answer?)", head["id"].get<std::string>());
-  if (answer.size() > sent.size() && answer.starts_with(sent)) send(Json{{"content", answer.substr(sent.size())}}, nullptr);
+  if (!answer.starts_with(sent)) {
+    // What was streamed is not the answer's start: a 72B failure answered by the 7B model, or a
+    // self-consistency vote chose another sample. The client is told rather than sent a mix.
+    const std::string error = "data: " + error_body("the answer changed after streaming began (answered by the 7B fallback, or "
+                                                    "chosen by a self-consistency vote); ask again without stream",
+                                                    "server_error") +
+                              "\n\ndata: [DONE]\n\n";
+    sink.write(error.data(), error.size());
+    sink.done();
+    return;
+  }
+  if (answer.size() > sent.size()) send(Json{{"content", answer.substr(sent.size())}}, nullptr);
   send(Json::object(), finish_reason(outcome));
   if (include_usage) {
     Json chunk = head;
@@ -278,17 +288,27 @@ void Server::listen() {
   httplib::Server& svr = http_->server;
   const int port = options_.port == 0 ? svr.bind_to_any_port(options_.host) : (svr.bind_to_port(options_.host, options_.port) ? options_.port : -1);
   if (port < 0) throw OutputError("cannot listen on " + options_.host + ":" + std::to_string(options_.port) + " (in use, or not an address of this machine)");
-  if (stop_requested_) return;
   std::thread engine([this] { scheduler_->run(); });
+  struct JoinEngine {  // also when listening throws (e.g. no thread for the pool)
+    Scheduler& scheduler;
+    std::thread& engine;
+    ~JoinEngine() {
+      scheduler.stop();
+      engine.join();
+    }
+  } join{*scheduler_, engine};
   port_ = port;
   spdlog::info("serving on http://{}:{} (OpenAI-compatible: POST /v1/chat/completions)", options_.host, port);
-  svr.listen_after_bind();  // returns after stop(), once the connections' handlers are done
-  scheduler_->stop();
-  engine.join();
+  listening_ = true;
+  if (!stop_requested_) svr.listen_after_bind();  // returns after stop(), once the connections' handlers are done
+  listening_ = false;
 }
 
 void Server::stop() {
   stop_requested_ = true;
+  // httplib's stop() acts only on a server already running: a stop that comes while listening
+  // starts waits for it, so it is not lost.
+  while (listening_ && !http_->server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   http_->server.stop();
 }
 

@@ -76,6 +76,7 @@ class Server {
   ServeOptions options_;
   std::atomic<int> port_{0};
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> listening_{false};
   std::atomic<size_t> next_item_{0};
   std::mutex status_mutex_;
   std::map<int, size_t> replies_by_status_;
