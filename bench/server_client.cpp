@@ -26,26 +26,13 @@
 #include "prompt/prompt_file.h"
 #include "prompt/task_prompts.h"
 #include "route/route.h"
+#include "serve/chat_request.h"
 #include "util/atomic_file.h"
 #include "util/files.h"
 #include "util/text.h"
 
 namespace {
 
-std::string base64(const std::vector<uint8_t>& bytes) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    const uint32_t n = (uint32_t{bytes[i]} << 16) | (i + 1 < bytes.size() ? uint32_t{bytes[i + 1]} << 8 : 0) |
-                       (i + 2 < bytes.size() ? uint32_t{bytes[i + 2]} : 0);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += i + 1 < bytes.size() ? kAlphabet[(n >> 6) & 63] : '=';
-    out += i + 2 < bytes.size() ? kAlphabet[n & 63] : '=';
-  }
-  return out;
-}
 
 // As the results file stores text: invalid UTF-8 replaced.
 std::string as_stored(const std::string& s) {
@@ -72,7 +59,7 @@ nlohmann::json chat_request(const nlohmann::json& item, const std::string& image
     const std::string key(cam);
     if (!item["img_paths"].contains(key)) continue;
     const std::string url = "data:image/jpeg;base64," +
-                            base64(drivevqa::read_file_bytes(image_base_dir + "/" + item["img_paths"][key].get<std::string>()));
+                            drivevqa::encode_base64(drivevqa::read_file_bytes(image_base_dir + "/" + item["img_paths"][key].get<std::string>()));
     content.push_back({{"type", "image_url"}, {"image_url", {{"url", url}}}});
   }
   return {{"model", "drivevqa"},
@@ -257,7 +244,7 @@ int main(int argc, char** argv) {
       if (!results[i]["img_paths"].contains(key)) continue;
       const std::string path = image_base_dir + "/" + results[i]["img_paths"][key].get<std::string>();
       auto [it, added] = png_of.emplace(path, "");
-      if (added) it->second = base64(encode_png(load_image_file(path, &sizing)));
+      if (added) it->second = drivevqa::encode_base64(encode_png(load_image_file(path, &sizing)));
       media.push_back(it->second);
     }
     const Subtask subtask = subtask_from_name(results[i]["subtask"].get<std::string>());

@@ -27,25 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-std::string base64(const std::vector<uint8_t>& bytes) {
-  static const char* digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    for (int k = 3; k >= 0; --k) out += digits[(v >> (6 * k)) & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t v = bytes[i] << 16;
-    out += std::string{digits[(v >> 18) & 63], digits[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8);
-    out += std::string{digits[(v >> 18) & 63], digits[(v >> 12) & 63], digits[(v >> 6) & 63], '='};
-  }
-  return out;
-}
 
-std::string jpeg_data_uri(const fs::path& file) { return "data:image/jpeg;base64," + base64(read_file_bytes(file)); }
+std::string jpeg_data_uri(const fs::path& file) { return "data:image/jpeg;base64," + encode_base64(read_file_bytes(file)); }
 
 Json image_part(const std::string& url) { return Json{{"type", "image_url"}, {"image_url", {{"url", url}}}}; }
 
@@ -146,7 +129,7 @@ TEST(ServeRequest, Base64DecodesTheStandardAlphabetOnly) {
     for (int i = 0; i < 256; ++i) v.push_back(static_cast<uint8_t>(i));
     return v;
   }();
-  EXPECT_EQ(decode_base64(base64(all)), all);
+  EXPECT_EQ(decode_base64(encode_base64(all)), all);
 }
 
 TEST(ServeMedia, SameBytesShareAFileThatStaysWhileLeased) {

@@ -70,5 +70,7 @@ ChatRequest parse_chat_request(const std::string& body, const RequestLimits& lim
 
 // Standard base64 (RFC 4648, padding optional, no line breaks); nullopt when `text` is not.
 std::optional<std::vector<uint8_t>> decode_base64(std::string_view text);
+// The same alphabet, padded: what clients put in data: URIs (benchmarks and tests send them).
+std::string encode_base64(const std::vector<uint8_t>& bytes);
 
 }  // namespace drivevqa
