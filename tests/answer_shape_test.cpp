@@ -178,8 +178,7 @@ TEST_F(ShapedDecoding, AGrammarThatDoesNotParseIsRefused) {
 }
 
 TEST(AnswerShapeRun, AskAnswersAnMcqWithOneOfItsLetters) {
-  std::string images;
-  for (const auto& path : test::first_frame_images()) images += (images.empty() ? "" : ",") + path.string();
+  const std::string images = test::images_arg(test::first_frame_images());
   const auto r = test::run_process({test::drivevqa_binary(), "ask", "--model", test::tiny_model_dir().string(), "--images",
                                     images, "--image_max_tokens", "16", "--max_new_tokens", "8", "-t", "2", kCorruption});
   ASSERT_EQ(r.exit_code, 0) << r.err;

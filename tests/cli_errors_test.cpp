@@ -17,12 +17,6 @@ std::vector<std::string> ask_args(const std::string& model, const std::string& i
           "--image_max_tokens", "16", "What is ahead?"};
 }
 
-std::string images_csv(const std::vector<std::filesystem::path>& paths) {
-  std::string csv;
-  for (const auto& p : paths) csv += (csv.empty() ? "" : ",") + p.string();
-  return csv;
-}
-
 void expect_one_line_error(const test::ProcessResult& r, int exit_code, const std::string& names) {
   EXPECT_EQ(r.exit_code, exit_code) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -31,14 +25,14 @@ void expect_one_line_error(const test::ProcessResult& r, int exit_code, const st
 }
 
 TEST(CliErrors, MissingModelFolder) {
-  const auto r = test::run_process(ask_args("/nonexistent/model", images_csv(test::first_frame_images())));
+  const auto r = test::run_process(ask_args("/nonexistent/model", test::images_arg(test::first_frame_images())));
   expect_one_line_error(r, 4, "/nonexistent/model");
 }
 
 TEST(CliErrors, MissingMmproj) {
   const auto dir = test::scratch_dir("no-mmproj");
   std::filesystem::copy_file(test::tiny_model_dir() / "model.gguf", dir / "model.gguf");
-  expect_one_line_error(test::run_process(ask_args(dir.string(), images_csv(test::first_frame_images()))), 4,
+  expect_one_line_error(test::run_process(ask_args(dir.string(), test::images_arg(test::first_frame_images()))), 4,
                         (dir / "mmproj.gguf").string());
 }
 
@@ -46,7 +40,7 @@ TEST(CliErrors, ModelFileThatIsNotGguf) {
   const auto dir = test::scratch_dir("not-gguf");
   write_bytes(dir / "model.gguf", "this is not a model\n");
   std::filesystem::copy_file(test::tiny_model_dir() / "mmproj.gguf", dir / "mmproj.gguf");
-  const auto r = test::run_process(ask_args(dir.string(), images_csv(test::first_frame_images())));
+  const auto r = test::run_process(ask_args(dir.string(), test::images_arg(test::first_frame_images())));
   expect_one_line_error(r, 4, (dir / "model.gguf").string());
   EXPECT_NE(r.err.find("not a GGUF file"), std::string::npos);
 }
@@ -56,7 +50,7 @@ TEST(CliErrors, TruncatedModelFile) {
   const auto bytes = read_file_bytes(test::tiny_model_dir() / "model.gguf");
   write_bytes(dir / "model.gguf", std::string(bytes.begin(), bytes.begin() + 100000));
   std::filesystem::copy_file(test::tiny_model_dir() / "mmproj.gguf", dir / "mmproj.gguf");
-  expect_one_line_error(test::run_process(ask_args(dir.string(), images_csv(test::first_frame_images()))), 4,
+  expect_one_line_error(test::run_process(ask_args(dir.string(), test::images_arg(test::first_frame_images()))), 4,
                         (dir / "model.gguf").string());
 }
 
@@ -64,14 +58,14 @@ TEST(CliErrors, TextModelGivenAsMmproj) {
   const auto dir = test::scratch_dir("swapped");
   std::filesystem::copy_file(test::tiny_model_dir() / "model.gguf", dir / "model.gguf");
   std::filesystem::copy_file(test::tiny_model_dir() / "model.gguf", dir / "mmproj.gguf");
-  expect_one_line_error(test::run_process(ask_args(dir.string(), images_csv(test::first_frame_images()))), 4,
+  expect_one_line_error(test::run_process(ask_args(dir.string(), test::images_arg(test::first_frame_images()))), 4,
                         (dir / "mmproj.gguf").string());
 }
 
 TEST(CliErrors, MissingImage) {
   auto images = test::first_frame_images();
   images[2] = "/nonexistent/front_left.jpg";
-  expect_one_line_error(test::run_process(ask_args(test::tiny_model_dir().string(), images_csv(images))), 3,
+  expect_one_line_error(test::run_process(ask_args(test::tiny_model_dir().string(), test::images_arg(images))), 3,
                         "/nonexistent/front_left.jpg");
 }
 
@@ -88,7 +82,7 @@ TEST(CliErrors, CorruptImages) {
     auto images = test::first_frame_images();
     images[1] = dir / name;
     SCOPED_TRACE(name);
-    expect_one_line_error(test::run_process(ask_args(test::tiny_model_dir().string(), images_csv(images))), 3,
+    expect_one_line_error(test::run_process(ask_args(test::tiny_model_dir().string(), test::images_arg(images))), 3,
                           (dir / name).string());
   }
 }

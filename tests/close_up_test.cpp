@@ -22,12 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 
 
-const uint8_t* pixel(const RgbImage& image, int x, int y) {
-  return &image.pixels[(static_cast<size_t>(y) * image.width + x) * 3];
-}
-
-bool same_pixel(const RgbImage& a, int ax, int ay, const RgbImage& b, int bx, int by) {
-  return std::equal(pixel(a, ax, ay), pixel(a, ax, ay) + 3, pixel(b, bx, by));
+bool same_pixel_at(const RgbImage& a, int ax, int ay, const RgbImage& b, int bx, int by) {
+  return std::equal(test::pixel(a, ax, ay), test::pixel(a, ax, ay) + 3, test::pixel(b, bx, by));
 }
 
 // What the marker did to `crop`, whose window starts at (left, top) of `original`: the centroid of
@@ -45,7 +41,7 @@ MarkerFound find_marker(const RgbImage& crop, const RgbImage& original, int left
   MarkerFound f;
   for (int y = std::max(0, cy - reach); y <= std::min(crop.height - 1, cy + reach); ++y) {
     for (int x = std::max(0, cx - reach); x <= std::min(crop.width - 1, cx + reach); ++x) {
-      const bool changed = !same_pixel(crop, x, y, original, left + x, top + y);
+      const bool changed = !same_pixel_at(crop, x, y, original, left + x, top + y);
       if (std::hypot(x - cx, y - cy) < inside && changed) f.inside_untouched = false;
       if (!changed) continue;
       f.x += x, f.y += y;
@@ -108,7 +104,7 @@ TEST(UnitObjectCrop, TheCropIsTheWindowAroundThePointWithTheMarkerOnIt) {
   EXPECT_TRUE(m.inside_untouched);
   // Far from the marker and its label, the crop is the original's pixels.
   for (int y = 300; y < 448; y += 7)
-    for (int x = 0; x < 150; x += 5) ASSERT_TRUE(same_pixel(crop.image, x, y, original, crop.left + x, crop.top + y));
+    for (int x = 0; x < 150; x += 5) ASSERT_TRUE(same_pixel_at(crop.image, x, y, original, crop.left + x, crop.top + y));
 }
 
 TEST(UnitObjectCrop, AtTheBordersTheWindowStaysInsideAndTheMarkerOnThePoint) {
@@ -155,18 +151,18 @@ TEST(UnitObjectCrop, EachObjectHasItsOwnColour) {
 
 // ---- runs on the demo ----
 
-struct DemoRun {
+struct CloseUpDemoRun {
   test::ProcessResult process;
   nlohmann::json results, stats;
 };
 
-DemoRun run_demo_items(const fs::path& dir, const fs::path& questions, std::vector<std::string> extra) {
+CloseUpDemoRun run_demo_items(const fs::path& dir, const fs::path& questions, std::vector<std::string> extra) {
   std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", questions.string(), "--image_base_dir",
                                    test::demo_dir().string(), "--output_file", (dir / "out.json").string(), "--model_7b",
                                    test::tiny_model_dir().string(), "--dtype", "fp16", "--max_new_tokens_cap", "4", "-t", "2",
                                    "--stats_json", (dir / "stats.json").string()};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  DemoRun run;
+  CloseUpDemoRun run;
   run.process = test::run_process(argv);
   EXPECT_EQ(run.process.exit_code, 0) << run.process.err;
   run.results = nlohmann::json::parse(test::read_text(dir / "out.json"));
@@ -176,7 +172,7 @@ DemoRun run_demo_items(const fs::path& dir, const fs::path& questions, std::vect
 
 TEST(CloseUps, TheCloseUpHandedToTheEngineIsTheOriginalWindowWithTheMarkerOnThePoint) {
   const fs::path dir = test::scratch_dir("close-up-pixels"), prompts = dir / "prompts";
-  const DemoRun run = run_demo_items(dir, test::demo_dir() / "questions.json",
+  const CloseUpDemoRun run = run_demo_items(dir, test::demo_dir() / "questions.json",
                                  {"--limit", "1", "--object_crops", "--image_max_tokens", "32", "--dump_prompts", prompts.string()});
   const auto items = nlohmann::json::parse(test::read_text(test::demo_dir() / "questions.json"));
   ASSERT_NE(items[0]["question"].get<std::string>().find("<c1,CAM_FRONT,812.4,540.0>"), std::string::npos);
@@ -195,7 +191,7 @@ TEST(CloseUps, TheCloseUpHandedToTheEngineIsTheOriginalWindowWithTheMarkerOnTheP
   EXPECT_TRUE(m.inside_untouched);
   size_t same = 0, compared = 0;
   for (int y = 300; y < 448; y += 3)
-    for (int x = 0; x < 150; x += 3, ++compared) same += same_pixel(sent, x, y, original, left + x, top + y);
+    for (int x = 0; x < 150; x += 3, ++compared) same += same_pixel_at(sent, x, y, original, left + x, top + y);
   EXPECT_EQ(same, compared) << "away from the marker the close-up is the original's pixels";
   EXPECT_NE(test::read_text(prompts / "000000.txt").find("Close-up of c1 in CAM_FRONT"), std::string::npos);
   EXPECT_EQ(run.stats["close_ups"].get<int>(), 1);
@@ -204,10 +200,10 @@ TEST(CloseUps, TheCloseUpHandedToTheEngineIsTheOriginalWindowWithTheMarkerOnTheP
 TEST(CloseUps, TheFramePrefixStaysSharedAndTheCloseUpTokensAreCounted) {
   const fs::path plain_dir = test::scratch_dir("close-ups-off"), crops_dir = test::scratch_dir("close-ups-on");
   const std::vector<std::string> small = {"--limit", "24", "--image_max_tokens", "16", "--crop_size", "112"};
-  const DemoRun plain = run_demo_items(plain_dir, test::demo_dir() / "questions.json", small);
+  const CloseUpDemoRun plain = run_demo_items(plain_dir, test::demo_dir() / "questions.json", small);
   std::vector<std::string> with_crops = small;
   with_crops.push_back("--object_crops");
-  const DemoRun crops = run_demo_items(crops_dir, test::demo_dir() / "questions.json", with_crops);
+  const CloseUpDemoRun crops = run_demo_items(crops_dir, test::demo_dir() / "questions.json", with_crops);
   const auto& s = crops.stats;
   EXPECT_EQ(s["prefix_evaluations"], plain.stats["prefix_evaluations"]);
   EXPECT_EQ(s["prefix_evaluations"], s["frames"]) << "one prefix per frame and model";
@@ -244,7 +240,7 @@ TEST(CloseUps, AReferenceThatCannotBeCutIsSkippedWithAWarningAndTheItemAnswered)
     chosen.push_back(item);
   }
   std::ofstream(dir / "q.json") << chosen.dump();
-  const DemoRun run = run_demo_items(dir, dir / "q.json", {"--object_crops", "--image_max_tokens", "16", "--crop_size", "56"});
+  const CloseUpDemoRun run = run_demo_items(dir, dir / "q.json", {"--object_crops", "--image_max_tokens", "16", "--crop_size", "56"});
   ASSERT_EQ(run.results.size(), 3u);
   for (const auto& item : run.results) EXPECT_EQ(item["answer"].get<std::string>().rfind("[drivevqa error]", 0), std::string::npos);
   EXPECT_NE(run.process.err.find("item 0: no close-up of c1: camera CAM_NOWHERE is not among the item's usable images"),

@@ -55,10 +55,9 @@ TEST(Convert, NewTransformersLayoutConvertsTheSame) {
 
 TEST(Convert, ConvertedModelAnswersLikeTheDirectOne) {
   const auto dir = test::scratch_dir("convert-answer");
-  write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(dir / "hf");
   convert_hf_model(dir / "hf", dir / "gguf", GGML_TYPE_F32);
-  std::string images;
-  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+  const std::string images = test::images_arg(test::first_frame_images());
   const auto ask = [&](const std::filesystem::path& model) {
     return test::run_process({test::drivevqa_binary(), "ask", "--model", model.string(), "--images", images, "-t", "2",
                               "--max_new_tokens", "12", "--image_max_tokens", "32", "What is ahead?"});
@@ -71,7 +70,7 @@ TEST(Convert, ConvertedModelAnswersLikeTheDirectOne) {
 
 TEST(Convert, QuantizedConversionLoadsAndAnswers) {
   const auto dir = test::scratch_dir("convert-quantize");
-  write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(dir / "hf");
   const auto r = test::run_process({test::drivevqa_binary(), "convert", "--model", (dir / "hf").string(), "--out",
                                     (dir / "q").string(), "--quantize", "q8_0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -80,8 +79,7 @@ TEST(Convert, QuantizedConversionLoadsAndAnswers) {
   ASSERT_NE(g, nullptr);
   EXPECT_EQ(gguf_get_val_u32(g, gguf_find_key(g, "general.file_type")), 7u);  // MOSTLY_Q8_0
   gguf_free(g);
-  std::string images;
-  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+  const std::string images = test::images_arg(test::first_frame_images());
   const auto ask = test::run_process({test::drivevqa_binary(), "ask", "--model", (dir / "q").string(), "--images", images,
                                       "-t", "2", "--max_new_tokens", "4", "--image_max_tokens", "16", "What is ahead?"});
   EXPECT_EQ(ask.exit_code, 0) << ask.err;
@@ -93,7 +91,7 @@ TEST(Convert, QuantizedConversionLoadsAndAnswers) {
 
 TEST(Convert, CheckpointThatDoesNotMatchItsConfigIsRefused) {
   const auto dir = test::scratch_dir("convert-mismatch");
-  write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(dir / "hf");
   // Claim a wider model than the weights hold.
   std::string config = test::read_text(dir / "hf" / "config.json");
   config.replace(config.find("\"intermediate_size\": 384"), 24, "\"intermediate_size\": 512");
@@ -209,10 +207,9 @@ TEST(ContentKey, FiveSpellingsOfOneFolderGiveOneKey) {
 // other spellings of the folder reuse the entry.
 TEST(ContentKey, AskConvertsAgainAfterASwapAndReusesAcrossSpellings) {
   const auto root = test::scratch_dir("content-key-ask");
-  write_random_hf_model(root / "hf", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(root / "hf");
   std::filesystem::create_directory_symlink(root / "hf", root / "link");
-  std::string images;
-  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+  const std::string images = test::images_arg(test::first_frame_images());
   const auto ask = [&](const std::string& model) {
     return test::run_process({test::drivevqa_binary(), "ask", "--model", model, "--cache_dir", (root / "cache").string(),
                               "--outtype", "f32", "--images", images, "-t", "2", "--max_new_tokens", "2",

@@ -16,7 +16,7 @@ namespace {
 
 using test::write_bytes;
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 std::string jpeg_with_pixels(int width, int height, int format, int subsamp) {
   std::vector<uint8_t> pixels(static_cast<size_t>(width) * height * (format == TJPF_CMYK ? 4 : 3));
@@ -43,8 +43,8 @@ std::string jpeg_claiming(int width, int height) {
   return bytes;
 }
 
-Json six(const std::string& path) {
-  Json paths;
+OrderedJson six(const std::string& path) {
+  OrderedJson paths;
   for (const char* cam : {"CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT"}) {
     paths[cam] = path;
   }
@@ -61,8 +61,8 @@ struct ItemCase {
 TEST(Corpus, EveryBadItemCostsOnlyThatItem) {
   const auto dir = test::scratch_dir("corpus-items");
   const auto demo = test::demo_dir();
-  const Json good = nlohmann::ordered_json::parse(test::read_text(demo / "questions.json"))[0];
-  Json good_paths = good["img_paths"];
+  const OrderedJson good = nlohmann::ordered_json::parse(test::read_text(demo / "questions.json"))[0];
+  OrderedJson good_paths = good["img_paths"];
   for (auto& [cam, p] : good_paths.items()) p = (demo / p.get<std::string>()).string();
   const std::string front = good_paths["CAM_FRONT"].get<std::string>();
 
@@ -77,18 +77,18 @@ TEST(Corpus, EveryBadItemCostsOnlyThatItem) {
   write_bytes(img / "gray.jpg", jpeg_with_pixels(64, 48, TJPF_RGB, TJSAMP_GRAY));
   write_bytes(img / "cmyk.jpg", jpeg_with_pixels(64, 48, TJPF_CMYK, TJSAMP_444));
 
-  const auto item = [&](Json changes, const std::vector<std::string>& remove = {}) {
-    Json j = good;
+  const auto item = [&](OrderedJson changes, const std::vector<std::string>& remove = {}) {
+    OrderedJson j = good;
     j["img_paths"] = good_paths;
     for (auto& [k, v] : changes.items()) j[k] = v;
     for (const auto& k : remove) j.erase(k);
     return j.dump();
   };
-  Json one_missing = good_paths, one_zero = good_paths, one_number = good_paths;
+  OrderedJson one_missing = good_paths, one_zero = good_paths, one_number = good_paths;
   one_missing["CAM_BACK"] = (img / "nope.jpg").string();
   one_zero["CAM_BACK"] = (img / "zero.jpg").string();
   one_number["CAM_FRONT"] = 17;
-  Json as_list = Json::array();
+  OrderedJson as_list = OrderedJson::array();
   for (auto& [cam, p] : good_paths.items()) as_list.push_back(p);
   const std::string long_path = (img / std::string(5000, 'x')).string() + ".jpg";
 
@@ -109,7 +109,7 @@ TEST(Corpus, EveryBadItemCostsOnlyThatItem) {
       {"extra unknown fields", item({{"my_field", {{"x", 1}}}}), true, ""},
       {"img_paths is a number", item({{"img_paths", 5}}), false, "img_paths"},
       {"img_paths is a string to a missing file", item({{"img_paths", "nope.jpg"}}), false, "no usable image"},
-      {"img_paths is empty", item({{"img_paths", Json::object()}}), false, "no usable image"},
+      {"img_paths is empty", item({{"img_paths", OrderedJson::object()}}), false, "no usable image"},
       {"img_paths is missing", item({}, {"img_paths"}), false, "img_paths"},
       {"img_paths as a list", item({{"img_paths", as_list}}), true, ""},
       {"one camera path is a number", item({{"img_paths", one_number}}), true, ""},
@@ -141,7 +141,7 @@ TEST(Corpus, EveryBadItemCostsOnlyThatItem) {
                                     "--output_file", out.string(), "--model_7b", test::tiny_model_dir().string(), "--dtype",
                                     "fp16", "--image_max_tokens", "16", "--max_new_tokens_cap", "4", "-t", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const Json results = Json::parse(test::read_text(out));
+  const OrderedJson results = OrderedJson::parse(test::read_text(out));
   ASSERT_EQ(results.size(), cases.size());
   size_t answered = 0;
   for (size_t i = 0; i < cases.size(); ++i) {

@@ -22,12 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 
 
-const uint8_t* pixel(const RgbImage& image, int x, int y) { return &image.pixels[(static_cast<size_t>(y) * image.width + x) * 3]; }
-
-bool same_pixel(const RgbImage& a, const RgbImage& b, int x, int y) { return std::equal(pixel(a, x, y), pixel(a, x, y) + 3, pixel(b, x, y)); }
+bool same_pixel(const RgbImage& a, const RgbImage& b, int x, int y) { return std::equal(test::pixel(a, x, y), test::pixel(a, x, y) + 3, test::pixel(b, x, y)); }
 
 bool has_colour(const RgbImage& image, int x, int y, MarkerColor c) {
-  const uint8_t* p = pixel(image, x, y);
+  const uint8_t* p = test::pixel(image, x, y);
   return p[0] == c.r && p[1] == c.g && p[2] == c.b;
 }
 
@@ -130,7 +128,7 @@ struct MarkerRun {
   fs::path prompts;
 };
 
-MarkerRun run_demo(const fs::path& dir, const fs::path& questions, std::vector<std::string> extra) {
+MarkerRun run_marker_demo(const fs::path& dir, const fs::path& questions, std::vector<std::string> extra) {
   MarkerRun run;
   run.prompts = dir / "prompts";
   std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", questions.string(), "--image_base_dir",
@@ -166,7 +164,7 @@ bool all_answered(const nlohmann::json& results) {
 
 TEST(DrawMarkers, TheImageHandedToTheEngineHasTheMarkerOnTheObjectAtItsSize) {
   const fs::path dir = test::scratch_dir("markers-pixels");
-  const MarkerRun run = run_demo(dir, test::demo_dir() / "questions.json", {"--limit", "1", "--draw_markers", "--image_max_tokens", "32"});
+  const MarkerRun run = run_marker_demo(dir, test::demo_dir() / "questions.json", {"--limit", "1", "--draw_markers", "--image_max_tokens", "32"});
   const auto items = nlohmann::json::parse(test::read_text(test::demo_dir() / "questions.json"));
   ASSERT_NE(items[0]["question"].get<std::string>().find("<c1,CAM_FRONT,812.4,540.0>"), std::string::npos);
   // The camera image as the run resizes it for the engine (--image_max_tokens 32).
@@ -204,10 +202,10 @@ TEST(DrawMarkers, EachMarkerSetIsOneFrameWithOnePrefixAndUnmarkedCamerasAreEncod
       "Will <c2,CAM_BACK,1088.3,497.5> be in the moving direction of <c1,CAM_FRONT,812.4,540.0>?",     // {c1, c2}
       "Will <c1,CAM_FRONT,812.4,540.0> be in the moving direction of <c2,CAM_BACK,1088.3,497.5>?"};   // {c1, c2}
   const std::vector<std::string> small = {"--image_max_tokens", "16"};
-  const MarkerRun plain = run_demo(plain_dir, first_frame_questions(plain_dir, questions), small);
+  const MarkerRun plain = run_marker_demo(plain_dir, first_frame_questions(plain_dir, questions), small);
   std::vector<std::string> with_markers = small;
   with_markers.push_back("--draw_markers");
-  const MarkerRun run = run_demo(dir, first_frame_questions(dir, questions), with_markers);
+  const MarkerRun run = run_marker_demo(dir, first_frame_questions(dir, questions), with_markers);
   const auto& s = run.stats;
   EXPECT_EQ(plain.stats["frames"].get<int>(), 1);
   EXPECT_EQ(plain.stats["prefix_evaluations"].get<int>(), 1);
@@ -230,7 +228,7 @@ TEST(DrawMarkers, EachMarkerSetIsOneFrameWithOnePrefixAndUnmarkedCamerasAreEncod
 
 TEST(DrawMarkers, AReferenceThatCannotBeDrawnIsSkippedWithAWarningAndTheItemAnswered) {
   const fs::path dir = test::scratch_dir("markers-bad");
-  const MarkerRun run = run_demo(dir,
+  const MarkerRun run = run_marker_demo(dir,
                                  first_frame_questions(dir, {"What is the visual description of <c1,CAM_NOWHERE,812.4,540.0>?",
                                                              "What is the visual description of <c2,CAM_FRONT,5000,10>?",
                                                              "What is the visual description of <c3,CAM_FRONT,0.5,0.5>?"}),
@@ -259,12 +257,12 @@ TEST(DrawMarkers, ThePromptsFileTurnsMarkersOnAndOffPerSubtask) {
     std::ofstream(dir / "prompts.json") << R"({"draw_markers": {"Perception-MCQs": )" << (dir == on_dir ? "true" : "false") << "}}";
   }
   // Off by default, on for perception MCQs only.
-  const MarkerRun on = run_demo(on_dir, on_dir / "q.json", {"--prompts", (on_dir / "prompts.json").string(), "--image_max_tokens", "16"});
+  const MarkerRun on = run_marker_demo(on_dir, on_dir / "q.json", {"--prompts", (on_dir / "prompts.json").string(), "--image_max_tokens", "16"});
   EXPECT_TRUE(fs::exists(on.prompts / "000000-marked-CAM_FRONT.png"));
   EXPECT_FALSE(fs::exists(on.prompts / "000001-marked-CAM_FRONT.png"));
   EXPECT_EQ(on.stats["marker_sets"].get<int>(), 1);
   // On by the flag, off for perception MCQs.
-  const MarkerRun off = run_demo(off_dir, off_dir / "q.json",
+  const MarkerRun off = run_marker_demo(off_dir, off_dir / "q.json",
                                  {"--draw_markers", "--prompts", (off_dir / "prompts.json").string(), "--image_max_tokens", "16"});
   EXPECT_FALSE(fs::exists(off.prompts / "000000-marked-CAM_FRONT.png"));
   EXPECT_TRUE(fs::exists(off.prompts / "000001-marked-CAM_FRONT.png"));

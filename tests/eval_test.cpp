@@ -16,7 +16,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 const std::string kScene = "9f1f0000000000000000000000000001";
 const std::string kFrame = "9a110000000000000000000000000001";
@@ -36,14 +36,14 @@ const std::string kCorruption =
     "What's the current type of corruption? Please select the correct answer from the following options: A. Fog. "
     "B. Snow. C. Saturate. D. ZoomBlur. E. WaterSplashCorruption";
 
-Json item(const std::string& question, const std::string& answer, const std::string& category,
+OrderedJson item(const std::string& question, const std::string& answer, const std::string& category,
           const std::string& frame = kFrame) {
   return {{"scene_token", kScene}, {"frame_token", frame}, {"question", question}, {"answer", answer},
           {"category", category}};
 }
 
-AnswerFile ground_truth_of(const Json& j) { return parse_ground_truth(j.dump(), "gt.json"); }
-AnswerFile predictions_of(const Json& j) { return parse_predictions(j.dump(), "results.json"); }
+AnswerFile ground_truth_of(const OrderedJson& j) { return parse_ground_truth(j.dump(), "gt.json"); }
+AnswerFile predictions_of(const OrderedJson& j) { return parse_predictions(j.dump(), "results.json"); }
 
 // The InputError message `f` throws, or "" when it throws none.
 std::string input_error(const std::function<void()>& f) {
@@ -55,17 +55,11 @@ std::string input_error(const std::function<void()>& f) {
   return "";
 }
 
-size_t count_of(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
-  return n;
-}
-
 TEST(EvalPairing, MissingExtraAndDuplicateQuestionsPairInOrder) {
-  const AnswerFile gt = ground_truth_of(Json::array({item(kMcq, "A", "perception"), item(kMcq, "C", "perception"),
+  const AnswerFile gt = ground_truth_of(OrderedJson::array({item(kMcq, "A", "perception"), item(kMcq, "C", "perception"),
                                                      item(kYesNo, "Yes.", "prediction"), item(kSafe, "Keep going.", "planning")}));
   // The duplicate question twice (in order), the yes/no question missing, one question not in the ground truth.
-  const AnswerFile pred = predictions_of(Json::array({item(kSafe, "Slow down.", "planning"), item(kMcq, "first", "perception"),
+  const AnswerFile pred = predictions_of(OrderedJson::array({item(kSafe, "Slow down.", "planning"), item(kMcq, "first", "perception"),
                                                       item(kMcq2, "B", "perception"), item(kMcq, "second", "perception")}));
   const Pairing p = pair_items(gt, pred);
   ASSERT_EQ(p.pairs.size(), 3u);
@@ -82,10 +76,10 @@ TEST(EvalPairing, MissingExtraAndDuplicateQuestionsPairInOrder) {
 }
 
 TEST(EvalPairing, SameQuestionInAnotherFrameOrWithoutQuestionDoesNotPair) {
-  const AnswerFile gt = ground_truth_of(Json::array({item(kSafe, "Keep going.", "planning")}));
-  Json no_question = item(kSafe, "x", "planning");
+  const AnswerFile gt = ground_truth_of(OrderedJson::array({item(kSafe, "Keep going.", "planning")}));
+  OrderedJson no_question = item(kSafe, "x", "planning");
   no_question.erase("question");
-  const AnswerFile pred = predictions_of(Json::array({item(kSafe, "Keep going.", "planning", "other-frame"), no_question}));
+  const AnswerFile pred = predictions_of(OrderedJson::array({item(kSafe, "Keep going.", "planning", "other-frame"), no_question}));
   const Pairing p = pair_items(gt, pred);
   EXPECT_TRUE(p.pairs.empty());
   ASSERT_EQ(p.extra_predictions.size(), 2u);
@@ -93,16 +87,16 @@ TEST(EvalPairing, SameQuestionInAnotherFrameOrWithoutQuestionDoesNotPair) {
   EXPECT_EQ(p.extra_predictions[1].reason, "no question");
   EXPECT_EQ(describe_item(pred.items[1]), "#1 (no question)");
   // `prompt` is read where `question` is absent.
-  Json prompt = item("", "Keep going.", "planning");
+  OrderedJson prompt = item("", "Keep going.", "planning");
   prompt.erase("question");
   prompt["prompt"] = kSafe;
-  EXPECT_EQ(pair_items(gt, predictions_of(Json::array({prompt}))).pairs.size(), 1u);
+  EXPECT_EQ(pair_items(gt, predictions_of(OrderedJson::array({prompt}))).pairs.size(), 1u);
 }
 
 TEST(EvalGroundTruth, NestedFormTakesTheCategoryFromTheKey) {
-  const Json nested = {{kScene, {{"scene_description", "a street"},
-                                 {"key_frames", {{kFrame, {{"QA", {{"perception", Json::array({{{"Q", kMcq}, {"A", "C"}}})},
-                                                                   {"Planning", Json::array({{{"Q", kSafe}, {"A", "Keep going."}},
+  const OrderedJson nested = {{kScene, {{"scene_description", "a street"},
+                                 {"key_frames", {{kFrame, {{"QA", {{"perception", OrderedJson::array({{{"Q", kMcq}, {"A", "C"}}})},
+                                                                   {"Planning", OrderedJson::array({{{"Q", kSafe}, {"A", "Keep going."}},
                                                                                              {{"Q", kSafe}, {"A", "Slow down."}}})}}}}}}}}}};
   const AnswerFile gt = ground_truth_of(nested);
   ASSERT_EQ(gt.items.size(), 3u);
@@ -113,7 +107,7 @@ TEST(EvalGroundTruth, NestedFormTakesTheCategoryFromTheKey) {
   EXPECT_EQ(gt.items[2].where, "scene 9f1f0000…/frame 9a110000…/Planning[1]");
   EXPECT_EQ(gt.items[1].scene_token, kScene);
   // Duplicates pair in order with a list of predictions.
-  const Pairing p = pair_items(gt, predictions_of(Json::array({item(kSafe, "one", "planning"), item(kSafe, "two", "planning")})));
+  const Pairing p = pair_items(gt, predictions_of(OrderedJson::array({item(kSafe, "one", "planning"), item(kSafe, "two", "planning")})));
   ASSERT_EQ(p.pairs.size(), 2u);
   EXPECT_EQ(p.pairs[0], (std::pair<size_t, size_t>{1, 0}));
   EXPECT_EQ(p.pairs[1], (std::pair<size_t, size_t>{2, 1}));
@@ -126,7 +120,7 @@ TEST(EvalGroundTruth, BadFilesAreRefusedNamingFileAndPosition) {
   EXPECT_NE(gt_error("[{").find("gt.json: not valid JSON"), std::string::npos) << gt_error("[{");
   EXPECT_NE(gt_error("42").find("gt.json: ground truth must be"), std::string::npos);
   EXPECT_NE(pred_error("{}").find("res.json: predictions must be a JSON list"), std::string::npos);
-  Json list = Json::array({item(kMcq, "A", "perception"), 7});
+  OrderedJson list = OrderedJson::array({item(kMcq, "A", "perception"), 7});
   EXPECT_NE(gt_error(list.dump()).find("gt.json: item 1 is not an object"), std::string::npos) << gt_error(list.dump());
   list[1] = item(kMcq, "A", "perception");
   list[1].erase("answer");
@@ -136,9 +130,9 @@ TEST(EvalGroundTruth, BadFilesAreRefusedNamingFileAndPosition) {
   list[1]["answer"] = "A";
   list[1].erase("scene_token");
   EXPECT_NE(pred_error(list.dump()).find("item 1: no \"scene_token\""), std::string::npos);
-  EXPECT_NE(gt_error(Json::array({item(kMcq, "", "perception")}).dump()).find("every ground-truth answer is empty"),
+  EXPECT_NE(gt_error(OrderedJson::array({item(kMcq, "", "perception")}).dump()).find("every ground-truth answer is empty"),
             std::string::npos);
-  const Json nested = {{kScene, {{"key_frames", {{kFrame, {{"QA", {{"perception", Json::array({{{"Q", kMcq}}})}}}}}}}}}};
+  const OrderedJson nested = {{kScene, {{"key_frames", {{kFrame, {{"QA", {{"perception", OrderedJson::array({{{"Q", kMcq}}})}}}}}}}}}};
   EXPECT_NE(gt_error(nested.dump()).find("/perception[0]: no \"A\" field"), std::string::npos) << gt_error(nested.dump());
   EXPECT_NE(gt_error(R"({"s": {"frames": {}}})").find("scene s: no \"key_frames\" object"), std::string::npos);
   // Deep nesting is refused with a message, not a crash.
@@ -157,11 +151,11 @@ TEST(EvalScore, YesNoReadsTheFirstWord) {
 
 // Seven hand-made answers whose expected readings are worked out in the comments.
 Evaluation hand_made_evaluation(AnswerFile& gt, AnswerFile& pred, Pairing& pairing) {
-  gt = ground_truth_of(Json::array({item(kMcq, "C", "perception"), item(kMcq2, "B", "perception"),
+  gt = ground_truth_of(OrderedJson::array({item(kMcq, "C", "perception"), item(kMcq2, "B", "perception"),
                                     item(kMcq3, "D", "perception"), item(kYesNo, "Yes.", "prediction"),
                                     item(kYesNo2, "Yes.", "prediction"), item(kSafe, "keep going at the same speed", "planning"),
                                     item(kCorruption, "E", "corruption")}));
-  pred = predictions_of(Json::array({
+  pred = predictions_of(OrderedJson::array({
       item(kMcq, "C. Going ahead. The object is moving at a constant speed.", "perception"),  // DriveBench reads A
       item(kMcq2, "B", "perception"),                                                        // right for both
       item(kMcq3, "The answer is D", "perception"),                                          // strict reads nothing
@@ -249,7 +243,7 @@ TEST(EvalReport, TextJsonAndHtmlSayTheJudgeIsAbsentAndEscapeAnswers) {
   EXPECT_NE(text.find("paired 7 of 7"), std::string::npos) << text;
   EXPECT_NE(text.find("without judge"), std::string::npos);
   EXPECT_NE(text.find("Perception-MCQs"), std::string::npos);
-  const Json j = json_report(in);
+  const OrderedJson j = json_report(in);
   EXPECT_EQ(j["track1"]["judge_included"], false);
   EXPECT_TRUE(j["track1"]["overall"]["score"].is_null());
   EXPECT_NEAR(j["track1"]["overall"]["score_without_judge"].get<double>(), 310.0 / 7, 1e-9);
@@ -258,8 +252,8 @@ TEST(EvalReport, TextJsonAndHtmlSayTheJudgeIsAbsentAndEscapeAnswers) {
   EXPECT_EQ(j["questions"][0]["letter_drivebench"], "A");
   EXPECT_EQ(j["misread_risk"], 3);
   const std::string html = html_report(in);
-  EXPECT_EQ(count_of(html, "<rect"), 4u);
-  EXPECT_EQ(count_of(html, "fill=\"#2a7ab9\""), 4u);
+  EXPECT_EQ(test::count_of(html, "<rect"), 4u);
+  EXPECT_EQ(test::count_of(html, "fill=\"#2a7ab9\""), 4u);
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_NE(html.find("No &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"), std::string::npos);
   for (const char* fetch : {"<link", "src=", "url(", "@import"}) EXPECT_EQ(html.find(fetch), std::string::npos) << fetch;
@@ -299,10 +293,10 @@ TEST_F(EvalDemo, ScoresTheDemoRunAndWritesJsonAndHtml) {
                                "overall", "without judge", "acc(DB)"}) {
     EXPECT_NE(r.out.find(expected), std::string::npos) << expected << "\n" << r.out;
   }
-  const Json results_json = Json::parse(test::read_text(results()));
+  const OrderedJson results_json = OrderedJson::parse(test::read_text(results()));
   size_t answered = 0;
-  for (const Json& it : results_json) answered += it["answer"].get<std::string>().rfind("[drivevqa error] ", 0) == 0 ? 0 : 1;
-  const Json j = Json::parse(test::read_text(dir / "eval.json"));
+  for (const OrderedJson& it : results_json) answered += it["answer"].get<std::string>().rfind("[drivevqa error] ", 0) == 0 ? 0 : 1;
+  const OrderedJson j = OrderedJson::parse(test::read_text(dir / "eval.json"));
   EXPECT_EQ(j["pairing"]["paired"], answered);
   EXPECT_EQ(j["ground_truth"]["items"], answered);
   EXPECT_EQ(j["pairing"]["missing_predictions"]["count"], 0);
@@ -315,12 +309,12 @@ TEST_F(EvalDemo, ScoresTheDemoRunAndWritesJsonAndHtml) {
   EXPECT_NE(r.out.find("2 predictions without a ground-truth question"), std::string::npos) << r.out;
   const std::string html = test::read_text(dir / "report.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
-  EXPECT_EQ(count_of(html, "<rect"), j["subtasks"].size());
-  for (const Json& s : j["subtasks"]) EXPECT_NE(html.find(s["subtask"].get<std::string>()), std::string::npos);
+  EXPECT_EQ(test::count_of(html, "<rect"), j["subtasks"].size());
+  for (const OrderedJson& s : j["subtasks"]) EXPECT_NE(html.find(s["subtask"].get<std::string>()), std::string::npos);
 }
 
 TEST_F(EvalDemo, MissingPredictionsAreNamedAndTheGroundTruthScoresFullMarksAgainstItself) {
-  Json results_json = Json::parse(test::read_text(results()));
+  OrderedJson results_json = OrderedJson::parse(test::read_text(results()));
   const std::string dropped = results_json[1]["question"];
   results_json.erase(1);
   const auto dir = test::scratch_dir("eval-demo-missing");
@@ -329,20 +323,20 @@ TEST_F(EvalDemo, MissingPredictionsAreNamedAndTheGroundTruthScoresFullMarksAgain
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("1 ground-truth questions without a prediction"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("#1 " + dropped.substr(0, 30)), std::string::npos) << r.out;
-  const Json j = Json::parse(test::read_text(dir / "partial-eval.json"));
+  const OrderedJson j = OrderedJson::parse(test::read_text(dir / "partial-eval.json"));
   EXPECT_EQ(j["pairing"]["missing_predictions"]["count"], 1);
   EXPECT_EQ(j["pairing"]["missing_predictions"]["items"][0]["question"], dropped);
 
   // gt.json is a results file too: every closed answer right, every open one word for word.
   const auto self = eval(test::demo_dir() / "gt.json", {"--json", (dir / "self.json").string()});
   ASSERT_EQ(self.exit_code, 0) << self.err;
-  const Json s = Json::parse(test::read_text(dir / "self.json"));
-  const Json& overall = s["track1"]["overall"];
+  const OrderedJson s = OrderedJson::parse(test::read_text(dir / "self.json"));
+  const OrderedJson& overall = s["track1"]["overall"];
   // Per frame 3 options and 4 yes/no questions, plus one yes/no-shaped planning question.
   EXPECT_EQ(overall["closed"], 4 * 7 + 1);
   EXPECT_EQ(overall["closed_correct"], overall["closed"]);
   EXPECT_EQ(s["misread_risk"], 0);
-  for (const Json& q : s["questions"]) {
+  for (const OrderedJson& q : s["questions"]) {
     if (q.contains("rouge_l")) {
       EXPECT_NEAR(q["rouge_l"].get<double>(), 1.0, 1e-9) << q["question"];
     }
@@ -401,10 +395,10 @@ TEST(EvalCli, TheJudgeKeyIsNeverPrinted) {
 }
 
 TEST(EvalDemoData, GroundTruthHasEveryAnswerableItemOfBothVariants) {
-  const Json questions = Json::parse(test::read_text(test::demo_dir() / "questions.json"));
-  const Json gt = Json::parse(test::read_text(test::demo_dir() / "gt.json"));
+  const OrderedJson questions = OrderedJson::parse(test::read_text(test::demo_dir() / "questions.json"));
+  const OrderedJson gt = OrderedJson::parse(test::read_text(test::demo_dir() / "gt.json"));
   ASSERT_EQ(gt.size(), questions.size() - 2);
-  for (const Json& g : gt) {
+  for (const OrderedJson& g : gt) {
     EXPECT_FALSE(g["answer"].get<std::string>().empty()) << g["question"];
     EXPECT_TRUE(g.contains("question"));
     EXPECT_EQ(g["img_paths"]["CAM_FRONT"].get<std::string>().find("missing_frame"), std::string::npos);
@@ -412,8 +406,8 @@ TEST(EvalDemoData, GroundTruthHasEveryAnswerableItemOfBothVariants) {
   const auto dir = test::scratch_dir("eval-bench-demo");
   const auto r = test::run_process({test::drivevqa_binary(), "make-demo", "--out", dir.string(), "--benchmark"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const Json bench_gt = Json::parse(test::read_text(dir / "gt.json"));
-  EXPECT_EQ(bench_gt.size(), Json::parse(test::read_text(dir / "questions.json")).size());
+  const OrderedJson bench_gt = OrderedJson::parse(test::read_text(dir / "gt.json"));
+  EXPECT_EQ(bench_gt.size(), OrderedJson::parse(test::read_text(dir / "questions.json")).size());
   EXPECT_EQ(bench_gt.size(), 80u);
   // Moving status: a vehicle driving in front is "Going ahead." (A), a parked car "Stopped." (C).
   EXPECT_EQ(bench_gt[0]["answer"], "A");

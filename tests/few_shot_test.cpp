@@ -19,14 +19,14 @@ namespace drivevqa {
 namespace {
 
 namespace fs = std::filesystem;
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
-Json note(const std::string& scene, const std::string& frame, const std::string& category, const std::string& q,
+OrderedJson note(const std::string& scene, const std::string& frame, const std::string& category, const std::string& q,
           const std::string& a) {
   return {{"scene_token", scene}, {"frame_token", frame}, {"category", category}, {"question", q}, {"answer", a}};
 }
 
-void write_kb(const fs::path& path, const Json& notes) { std::ofstream(path) << Json{{"annotations", notes}}.dump(1); }
+void write_kb(const fs::path& path, const OrderedJson& notes) { std::ofstream(path) << OrderedJson{{"annotations", notes}}.dump(1); }
 
 const std::string kMovingMcq =
     "What is the moving status of object <c1,CAM_FRONT,812.4,540.0>? Please select the correct answer from the "
@@ -34,8 +34,8 @@ const std::string kMovingMcq =
 
 // Perception MCQs at several distances from kMovingMcq, the question's own note (twice, once with
 // other white space), an unanswered note, and the same text under other subtasks.
-Json mcq_notes() {
-  return Json::array(
+OrderedJson mcq_notes() {
+  return OrderedJson::array(
       {note("s1", "f1", "perception", kMovingMcq, "A"),
        note("s3", "f7", "perception",
             "What is the moving status of object <c2,CAM_BACK,100.0,500.0>? Please select the correct answer from the "
@@ -87,7 +87,7 @@ TEST(FewShotKb, ExamplesAreTheMostSimilarOfTheSameSubtaskAndNeverTheQuestionsOwn
 TEST(FewShotKb, KIsRespectedAndASmallSubtaskIsNotCrowdedOutByALargeOne) {
   const fs::path dir = test::scratch_dir("few-shot-crowd");
   const std::string question = "Would <c1,CAM_FRONT,700.0,500.0> be in the moving direction of the ego vehicle?";
-  Json notes = Json::array();
+  OrderedJson notes = OrderedJson::array();
   for (int i = 0; i < 300; ++i) {
     notes.push_back(note("crowd", "f" + std::to_string(i), "perception",
                          "Would <c2,CAM_FRONT,1.0,2.0> be in the moving direction of the ego vehicle?", "scene note"));
@@ -156,14 +156,14 @@ TEST(UnitFewShot, ThePromptHoldsThemAfterTheSharedPrefixAndHintBeforeTheCloseUps
 
 // --- runs on the demo, its ground truth as the knowledge base --------------------------------
 
-struct DemoRun {
+struct FewShotDemoRun {
   int exit_code = 0;
   std::string err;
   nlohmann::json stats;
   fs::path prompts;
 };
 
-DemoRun run_demo(const std::string& name, std::vector<std::string> extra) {
+FewShotDemoRun run_few_shot_demo(const std::string& name, std::vector<std::string> extra) {
   const fs::path dir = test::scratch_dir(name);
   std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
                                    "--image_base_dir", test::demo_dir().string(), "--output_file", (dir / "out.json").string(),
@@ -172,7 +172,7 @@ DemoRun run_demo(const std::string& name, std::vector<std::string> extra) {
                                    "--dump_prompts", (dir / "prompts").string(), "--rag_mode", "off"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   const auto r = test::run_process(argv);
-  DemoRun run{r.exit_code, r.err, {}, dir / "prompts"};
+  FewShotDemoRun run{r.exit_code, r.err, {}, dir / "prompts"};
   if (r.exit_code == 0) run.stats = nlohmann::json::parse(test::read_text(dir / "stats.json"));
   return run;
 }
@@ -214,15 +214,15 @@ std::vector<std::vector<FewShotExample>> expected_examples(const fs::path& index
 
 TEST(FewShotRun, OnTheDemoEachQuestionGetsItsSubtasksExamplesAfterThePrefixStillEvaluatedOncePerFrame) {
   const fs::path index = test::scratch_dir("few-shot-index") / "kb.sqlite";
-  const DemoRun plain = run_demo("few-shot-off", {});
-  const DemoRun shots = run_demo("few-shot-on", {"--few_shot", "4", "--kb_file", (test::demo_dir() / "gt.json").string(),
+  const FewShotDemoRun plain = run_few_shot_demo("few-shot-off", {});
+  const FewShotDemoRun shots = run_few_shot_demo("few-shot-on", {"--few_shot", "4", "--kb_file", (test::demo_dir() / "gt.json").string(),
                                                  "--kb_index", index.string()});
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   ASSERT_EQ(shots.exit_code, 0) << shots.err;
   const std::vector<QuestionItem> items = demo_items();
-  const Json truth = Json::parse(test::read_text(test::demo_dir() / "gt.json"));
+  const OrderedJson truth = OrderedJson::parse(test::read_text(test::demo_dir() / "gt.json"));
   std::map<std::string, int> asked;  // how often a question's text is in the KB
-  for (const Json& t : truth) ++asked[t["question"].get<std::string>()];
+  for (const OrderedJson& t : truth) ++asked[t["question"].get<std::string>()];
   std::map<Subtask, int> four;
   for (Subtask s : all_subtasks()) four[s] = 4;
   const auto expected = expected_examples(index, items, four);
@@ -261,7 +261,7 @@ TEST(FewShotRun, OnTheDemoEachQuestionGetsItsSubtasksExamplesAfterThePrefixStill
 TEST(FewShotRun, APromptsFileSetsItPerSubtask) {
   const fs::path dir = test::scratch_dir("few-shot-prompts");
   std::ofstream(dir / "prompts.json") << R"({"few_shot": {"Prediction": 0, "Perception-MCQs": 1}})";
-  const DemoRun run = run_demo("few-shot-per-subtask", {"--few_shot", "2", "--kb_file", (test::demo_dir() / "gt.json").string(),
+  const FewShotDemoRun run = run_few_shot_demo("few-shot-per-subtask", {"--few_shot", "2", "--kb_file", (test::demo_dir() / "gt.json").string(),
                                                         "--kb_index", (dir / "kb.sqlite").string(), "--prompts",
                                                         (dir / "prompts.json").string()});
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -291,12 +291,11 @@ TEST(FewShotRun, WithoutAKbFileItIsAUsageError) {
   std::ofstream(dir / "prompts.json") << R"({"few_shot": {"Prediction": 1}})";
   for (const std::vector<std::string>& extra : {std::vector<std::string>{"--few_shot", "1"},
                                                 std::vector<std::string>{"--prompts", (dir / "prompts.json").string()}}) {
-    const DemoRun run = run_demo("few-shot-no-kb-run", extra);
+    const FewShotDemoRun run = run_few_shot_demo("few-shot-no-kb-run", extra);
     EXPECT_EQ(run.exit_code, 2) << run.err;
     EXPECT_NE(run.err.find("needs --kb_file"), std::string::npos) << run.err;
   }
-  std::string images;
-  for (const fs::path& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+  const std::string images = test::images_arg(test::first_frame_images());
   const auto ask = test::run_process({test::drivevqa_binary(), "ask", "--model", test::tiny_model_dir().string(), "--images",
                                       images, "--few_shot", "1", "What is ahead?"});
   EXPECT_EQ(ask.exit_code, 2) << ask.err;
@@ -305,9 +304,8 @@ TEST(FewShotRun, WithoutAKbFileItIsAUsageError) {
 
 // --- ask ------------------------------------------------------------------------------------
 
-std::vector<std::string> ask_args(const std::vector<std::string>& extra, const std::string& question) {
-  std::string images;
-  for (const fs::path& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+std::vector<std::string> few_shot_ask_args(const std::vector<std::string>& extra, const std::string& question) {
+  const std::string images = test::images_arg(test::first_frame_images());
   std::vector<std::string> argv = {test::drivevqa_binary(), "ask", "--model", test::tiny_model_dir().string(), "--images",
                                    images, "--max_new_tokens", "2", "-t", "2", "--image_max_tokens", "16", "--show_prompt"};
   argv.insert(argv.end(), extra.begin(), extra.end());
@@ -318,7 +316,7 @@ std::vector<std::string> ask_args(const std::vector<std::string>& extra, const s
 TEST(AskFewShot, TheExamplesComeAfterTheImagesBeforeTheQuestionAsRunShowsThem) {
   const fs::path dir = test::scratch_dir("ask-few-shot");
   const std::string question = "Would <c1,CAM_FRONT,700.0,500.0> be in the moving direction of the ego vehicle?";
-  const auto r = test::run_process(ask_args({"--few_shot", "2", "--kb_file", (test::demo_dir() / "gt.json").string(), "--kb_index",
+  const auto r = test::run_process(few_shot_ask_args({"--few_shot", "2", "--kb_file", (test::demo_dir() / "gt.json").string(), "--kb_index",
                                              (dir / "kb.sqlite").string(), "--category", "prediction"},
                                             question));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -334,8 +332,8 @@ TEST(AskFewShot, TheExamplesComeAfterTheImagesBeforeTheQuestionAsRunShowsThem) {
 
 TEST(AskHistory, EarlierFramesComeOldestFirstWithRunsLabelsBeforeTheCurrentImages) {
   // Demo item 20 has two earlier key frames, the most recent first.
-  const Json items = Json::parse(test::read_text(test::demo_dir() / "questions.json"));
-  const Json& history = items[20]["history_frames"];
+  const OrderedJson items = OrderedJson::parse(test::read_text(test::demo_dir() / "questions.json"));
+  const OrderedJson& history = items[20]["history_frames"];
   ASSERT_EQ(history.size(), 2u);
   std::vector<std::string> frames;  // "front,back" per earlier frame, most recent first
   for (const auto& [token, cams] : history.items()) {
@@ -345,7 +343,7 @@ TEST(AskHistory, EarlierFramesComeOldestFirstWithRunsLabelsBeforeTheCurrentImage
   const std::vector<std::string> cams = {"--history_cameras", "CAM_FRONT,CAM_BACK"};
   std::vector<std::string> extra = cams;
   for (const std::string& f : frames) extra.insert(extra.end(), {"--history", f});
-  const auto r = test::run_process(ask_args(extra, "Is the ego vehicle moving?"));
+  const auto r = test::run_process(few_shot_ask_args(extra, "Is the ego vehicle moving?"));
   ASSERT_EQ(r.exit_code, 0) << r.err;  // the engine takes one image per marker: the counts agree
   EXPECT_NE(r.err.find("<|im_start|>user\n"
                        "CAM_FRONT, 1.0 s earlier: <__media__>\nCAM_BACK, 1.0 s earlier: <__media__>\n"
@@ -359,11 +357,11 @@ TEST(AskHistory, EarlierFramesComeOldestFirstWithRunsLabelsBeforeTheCurrentImage
                         "/nonexistent/oldest_front.jpg,/nonexistent/oldest_back.jpg"}) {
     missing.insert(missing.end(), {"--history", f});
   }
-  const auto bad = test::run_process(ask_args(missing, "Is the ego vehicle moving?"));
+  const auto bad = test::run_process(few_shot_ask_args(missing, "Is the ego vehicle moving?"));
   EXPECT_EQ(bad.exit_code, 3) << bad.err;
   EXPECT_NE(bad.err.find("oldest_front.jpg"), std::string::npos) << bad.err;
   // Each earlier frame has one image per history camera.
-  const auto wrong = test::run_process(ask_args({"--history", frames[0], "--history", "only_one.jpg"}, "Is it safe?"));
+  const auto wrong = test::run_process(few_shot_ask_args({"--history", frames[0], "--history", "only_one.jpg"}, "Is it safe?"));
   EXPECT_EQ(wrong.exit_code, 2) << wrong.err;
   EXPECT_NE(wrong.err.find("--history_cameras"), std::string::npos) << wrong.err;
 }

@@ -13,7 +13,6 @@
 
 #include "convert/finite_check.h"
 #include "convert/hf_to_gguf.h"
-#include "modelgen/hf_model_writer.h"
 #include "modelgen/lora_writer.h"
 #include "support/test_support.h"
 #include "util/error.h"
@@ -22,12 +21,10 @@ namespace drivevqa {
 namespace {
 
 
-std::vector<std::string> ask_args(const std::filesystem::path& model, const std::filesystem::path& cache,
+std::vector<std::string> outtype_ask_args(const std::filesystem::path& model, const std::filesystem::path& cache,
                                   const std::string& outtype, const std::filesystem::path& lora = {}) {
-  std::string images;
-  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
   std::vector<std::string> args = {test::drivevqa_binary(), "ask", "--model", model.string(), "--cache_dir",
-                                   cache.string(), "--outtype", outtype, "--images", images, "-t", "2",
+                                   cache.string(), "--outtype", outtype, "--images", test::images_arg(test::first_frame_images()), "-t", "2",
                                    "--max_new_tokens", "2", "--image_max_tokens", "16", "What is ahead?"};
   if (!lora.empty()) args.insert(args.begin() + 2, {"--lora", lora.string()});
   return args;
@@ -102,7 +99,7 @@ class FiniteWeights : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test::scratch_dir("finite-weights");
-    write_random_hf_model(dir_ / "hf", {"tiny", 1, GGML_TYPE_F32});
+    test::copy_tiny_hf_model(dir_ / "hf");
   }
   test::ProcessResult convert(const std::string& outtype) {
     return test::run_process({test::drivevqa_binary(), "convert", "--model", (dir_ / "hf").string(), "--out",
@@ -119,7 +116,7 @@ TEST_F(FiniteWeights, NanInABaseWeightIsRefusedByName) {
   expect_has(r.err, "is NaN");
   EXPECT_FALSE(std::filesystem::exists(dir_ / "out-f32" / "model.gguf"));
   // Through ask on the folder: refused, and nothing is cached for a later run to use.
-  const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "bf16"));
+  const auto ask = test::run_process(outtype_ask_args(dir_ / "hf", dir_ / "cache", "bf16"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "model.layers.0.mlp.up_proj.weight: element 77 of");
   EXPECT_TRUE(finished_entries(dir_ / "cache").empty());
@@ -127,7 +124,7 @@ TEST_F(FiniteWeights, NanInABaseWeightIsRefusedByName) {
 
 TEST_F(FiniteWeights, InfInAVisionWeightIsRefusedByName) {
   test::patch_safetensors_f32(dir_ / "hf" / "model.safetensors", "visual.blocks.0.attn.qkv.weight", 3, -INFINITY);
-  const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "f32"));
+  const auto ask = test::run_process(outtype_ask_args(dir_ / "hf", dir_ / "cache", "f32"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "visual.blocks.0.attn.qkv.weight: element 3 of");
   expect_has(ask.err, "-Inf");
@@ -141,7 +138,7 @@ TEST_F(FiniteWeights, Fp16OverflowIsRefusedAndBf16Suggested) {
   expect_has(f16.err, "model.layers.1.self_attn.o_proj.weight: holds 70000");
   expect_has(f16.err, "convert --outtype bf16");
   EXPECT_FALSE(std::filesystem::exists(dir_ / "out-f16" / "model.gguf"));
-  const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "f16"));
+  const auto ask = test::run_process(outtype_ask_args(dir_ / "hf", dir_ / "cache", "f16"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "o_proj.weight: holds 70000");
   EXPECT_TRUE(finished_entries(dir_ / "cache").empty());
@@ -154,7 +151,7 @@ TEST_F(FiniteWeights, NanInALoraMatrixIsRefusedByName) {
   write_random_lora(dir_ / "hf", dir_ / "adapter", {});
   const std::string b = "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight";
   test::patch_safetensors_f32(dir_ / "adapter" / "adapter_model.safetensors", b, 2, std::nanf(""));
-  const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "f32", dir_ / "adapter"));
+  const auto ask = test::run_process(outtype_ask_args(dir_ / "hf", dir_ / "cache", "f32", dir_ / "adapter"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, b + ": element 2 of");
   expect_has(ask.err, "is NaN");
@@ -165,7 +162,7 @@ TEST_F(FiniteWeights, AbsurdLoraAlphaIsRefusedNamingTheKey) {
   RandomLoraOptions o;
   o.alpha = 3e38f;
   write_random_lora(dir_ / "hf", dir_ / "adapter", o);
-  const auto ask = test::run_process(ask_args(dir_ / "hf", dir_ / "cache", "f32", dir_ / "adapter"));
+  const auto ask = test::run_process(outtype_ask_args(dir_ / "hf", dir_ / "cache", "f32", dir_ / "adapter"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "lora_alpha 3e+38 with r 4");
   for (const std::string& e : finished_entries(dir_ / "cache")) EXPECT_EQ(e.rfind("lora-", 0), std::string::npos) << e;
@@ -191,13 +188,13 @@ void patch_gguf_f32(const std::filesystem::path& file, const std::string& tensor
 TEST_F(FiniteWeights, NanInASampleOfAGgufHandedInIsRefusedByName) {
   std::filesystem::copy(test::tiny_model_dir(), dir_ / "gguf");
   patch_gguf_f32(dir_ / "gguf" / "model.gguf", "output_norm.weight", 5, std::nanf(""));
-  const auto ask = test::run_process(ask_args(dir_ / "gguf", dir_ / "cache", "f32"));
+  const auto ask = test::run_process(outtype_ask_args(dir_ / "gguf", dir_ / "cache", "f32"));
   EXPECT_EQ(ask.exit_code, 4) << ask.err;
   expect_has(ask.err, "tensor output_norm.weight: element 5 of");
   std::filesystem::copy_file(test::tiny_model_dir() / "model.gguf", dir_ / "gguf" / "model.gguf",
                              std::filesystem::copy_options::overwrite_existing);
   patch_gguf_f32(dir_ / "gguf" / "mmproj.gguf", "v.blk.0.attn_q.weight", 0, INFINITY);
-  const auto vision = test::run_process(ask_args(dir_ / "gguf", dir_ / "cache", "f32"));
+  const auto vision = test::run_process(outtype_ask_args(dir_ / "gguf", dir_ / "cache", "f32"));
   EXPECT_EQ(vision.exit_code, 4) << vision.err;
   expect_has(vision.err, "tensor v.blk.0.attn_q.weight: element 0 of");
   expect_has(vision.err, "+Inf");

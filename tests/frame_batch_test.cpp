@@ -17,14 +17,14 @@ namespace {
 // Small images (32 tokens each) keep these runs short; the paths are the same at any size.
 constexpr int kImageTokens = 32;
 
-struct DemoRun {
+struct BatchedDemoRun {
   nlohmann::json results;
   nlohmann::json stats;
   std::filesystem::path dir;
 };
 
-DemoRun run_demo(const std::string& name, std::vector<std::string> extra) {
-  DemoRun run;
+BatchedDemoRun run_batched_demo(const std::string& name, std::vector<std::string> extra) {
+  BatchedDemoRun run;
   run.dir = test::scratch_dir(name);
   std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
                                    "--image_base_dir", test::demo_dir().string(), "--output_file", (run.dir / "out.json").string(),
@@ -45,7 +45,7 @@ bool is_error(const nlohmann::json& item) { return item["answer"].get<std::strin
 // default the prefix alone runs on the flash kernel (Engine.FlashPrefix... in engine_test.cpp).
 TEST(FrameBatch, WithParallelOneEveryAnswerEqualsItsFullPromptEvaluatedAlone) {
   const auto prompts = test::scratch_dir("parallel-one-prompts");
-  const DemoRun run = run_demo("parallel-one", {"--parallel", "1", "--limit", "20", "--dump_prompts", prompts.string(),
+  const BatchedDemoRun run = run_batched_demo("parallel-one", {"--parallel", "1", "--limit", "20", "--dump_prompts", prompts.string(),
                                                 "--use_flash_attn", "False"});
   EngineOptions options;
   options.n_threads = 2;
@@ -86,8 +86,8 @@ TEST(FrameBatch, WithParallelOneEveryAnswerEqualsItsFullPromptEvaluatedAlone) {
 }
 
 TEST(FrameBatch, ParallelGreedyAnswersAgreeWithParallelOneAndHaveTheirShapes) {
-  const DemoRun one = run_demo("greedy-1", {"--parallel", "1"});
-  const DemoRun all = run_demo("greedy-all", {});
+  const BatchedDemoRun one = run_batched_demo("greedy-1", {"--parallel", "1"});
+  const BatchedDemoRun all = run_batched_demo("greedy-all", {});
   test::expect_all_shaped(test::count_answer_shapes(one.results, "greedy, --parallel 1"));
   test::expect_all_shaped(test::count_answer_shapes(all.results, "greedy, parallel"));
   ASSERT_EQ(one.results.size(), all.results.size());
@@ -107,15 +107,15 @@ TEST(FrameBatch, ParallelGreedyAnswersAgreeWithParallelOneAndHaveTheirShapes) {
 
 // Answers across batch shapes agree only up to rounding (README "Reproducibility"): greedy answers
 // almost always, so most of them must match.
-size_t same_answers(const DemoRun& a, const DemoRun& b) {
+size_t same_answers(const BatchedDemoRun& a, const BatchedDemoRun& b) {
   size_t same = 0;
   for (size_t i = 0; i < a.results.size() && i < b.results.size(); ++i) same += a.results[i]["answer"] == b.results[i]["answer"] ? 1 : 0;
   return same;
 }
 
 TEST(FrameBatch, AFrameThatDoesNotFitTheContextIsDecodedInWaves) {
-  const DemoRun one = run_demo("waves-1", {"--parallel", "1", "--limit", "17"});
-  const DemoRun waves = run_demo("waves", {"--max_context", "512", "--limit", "17"});
+  const BatchedDemoRun one = run_batched_demo("waves-1", {"--parallel", "1", "--limit", "17"});
+  const BatchedDemoRun waves = run_batched_demo("waves", {"--max_context", "512", "--limit", "17"});
   ASSERT_EQ(one.results.size(), waves.results.size());
   const size_t same = same_answers(one, waves);
   std::printf("greedy answers identical in waves and one at a time: %zu of %zu\n", same, one.results.size());
@@ -134,11 +134,11 @@ TEST(FrameBatch, SampledAnswersRepeatExactlyWithTheSameSeedAndParallelismAndHave
     args.insert(args.end(), {"--seed", seed, "--parallel", parallel});
     return args;
   };
-  const DemoRun a = run_demo("sample-a", with_seed("7"));
-  const DemoRun b = run_demo("sample-b", with_seed("7"));
+  const BatchedDemoRun a = run_batched_demo("sample-a", with_seed("7"));
+  const BatchedDemoRun b = run_batched_demo("sample-b", with_seed("7"));
   std::vector<std::string> other_seed = with_seed("8");
   other_seed.insert(other_seed.end(), {"--limit", "20"});
-  const DemoRun other = run_demo("sample-other", other_seed);
+  const BatchedDemoRun other = run_batched_demo("sample-other", other_seed);
   ASSERT_EQ(a.results.size(), b.results.size());
   for (size_t i = 0; i < a.results.size(); ++i) EXPECT_EQ(a.results[i]["answer"], b.results[i]["answer"]) << "item " << i;
   EXPECT_LT(same_answers(a, other), other.results.size()) << "another seed samples other answers";
@@ -148,14 +148,14 @@ TEST(FrameBatch, SampledAnswersRepeatExactlyWithTheSameSeedAndParallelismAndHave
   // Not under the sanitizers, where each run is several times slower: this fourth run (the
   // slowest, one question at a time) adds only that print and a second shape count.
   if (test::kSanitizedBuild) return;
-  const DemoRun single = run_demo("sample-1", with_seed("7", "1"));
+  const BatchedDemoRun single = run_batched_demo("sample-1", with_seed("7", "1"));
   test::expect_all_shaped(test::count_answer_shapes(single.results, "sampled, --parallel 1"));
   std::printf("sampled answers identical with --parallel 1 and 8 on this machine: %zu of %zu\n", same_answers(a, single),
               a.results.size());
 }
 
 TEST(FrameBatch, EachImageIsDecodedAndEncodedOnceAndEachFramePrefixEvaluatedOnce) {
-  const DemoRun run = run_demo("counters", {});
+  const BatchedDemoRun run = run_batched_demo("counters", {});
   const auto& s = run.stats;
   // 4 frames x 6 cameras; the item missing a camera is its own frame of 5 already-seen images.
   EXPECT_EQ(s["images_decoded"].get<int>(), 24);
@@ -170,7 +170,7 @@ TEST(FrameBatch, EachImageIsDecodedAndEncodedOnceAndEachFramePrefixEvaluatedOnce
 }
 
 TEST(FrameBatch, TheSeedScriptsAlgorithmRedoesImageWorkForEveryQuestion) {
-  const DemoRun run = run_demo("no-reuse", {"--frame_reuse", "False", "--prompt_layout", "seed", "--parallel", "1", "--limit", "6"});
+  const BatchedDemoRun run = run_batched_demo("no-reuse", {"--frame_reuse", "False", "--prompt_layout", "seed", "--parallel", "1", "--limit", "6"});
   const auto& s = run.stats;
   const int answered = s["answered_now"].get<int>() - s["errors"].get<int>();
   EXPECT_EQ(answered, 6);

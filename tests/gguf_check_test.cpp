@@ -113,8 +113,7 @@ std::filesystem::path model_folder(const std::string& name, const std::filesyste
 }
 
 test::ProcessResult ask(const std::filesystem::path& model, const std::vector<std::string>& extra = {}) {
-  std::string images;
-  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
+  const std::string images = test::images_arg(test::first_frame_images());
   std::vector<std::string> argv{test::drivevqa_binary(), "ask", "--model", model.string(), "--images", images,
                                 "--max_new_tokens", "2", "-t", "2", "--image_max_tokens", "16"};
   argv.insert(argv.end(), extra.begin(), extra.end());

@@ -76,7 +76,7 @@ struct HistoryRun {
   std::string err;
 };
 
-HistoryRun run_demo(const std::string& name, const fs::path& questions, std::vector<std::string> extra) {
+HistoryRun run_history_demo(const std::string& name, const fs::path& questions, std::vector<std::string> extra) {
   const fs::path dir = test::scratch_dir(name);
   HistoryRun run{{}, dir / "prompts", ""};
   std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", questions.string(), "--image_base_dir",
@@ -92,17 +92,11 @@ HistoryRun run_demo(const std::string& name, const fs::path& questions, std::vec
   return run;
 }
 
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 TEST(HistoryFrames, OnTheDemoOrderLabelsAndFewerThanAskedAndEachImageEncodedOnce) {
   const fs::path questions = test::demo_dir() / "questions.json";
   const auto items = nlohmann::json::parse(test::read_text(questions));
-  const HistoryRun plain = run_demo("history-off", questions, {});
-  const HistoryRun history = run_demo("history-on", questions, {"--history_frames", "2"});
+  const HistoryRun plain = run_history_demo("history-off", questions, {});
+  const HistoryRun history = run_history_demo("history-on", questions, {"--history_frames", "2"});
   // Per scene, the demo's frames have 1 and 2 earlier frames; one key frame before the first is
   // history only. Every other history image is an earlier frame's current one, already encoded.
   EXPECT_EQ(history.stats["images_encoded"].get<int>(), plain.stats["images_encoded"].get<int>() + 2);
@@ -115,7 +109,7 @@ TEST(HistoryFrames, OnTheDemoOrderLabelsAndFewerThanAskedAndEachImageEncodedOnce
     if (!fs::exists(history.prompts / name)) continue;  // an item without a model answer
     const std::string text = test::read_text(history.prompts / name);
     const size_t listed = items[i].contains("history_frames") ? items[i]["history_frames"].size() : 0;
-    EXPECT_EQ(count(text, " s earlier: "), std::min<size_t>(listed, 2)) << "item " << i;
+    EXPECT_EQ(test::count_of(text, " s earlier: "), std::min<size_t>(listed, 2)) << "item " << i;
     if (listed >= 2) {
       EXPECT_LT(text.find("CAM_FRONT, 1.0 s earlier"), text.find("CAM_FRONT, 0.5 s earlier")) << "item " << i;
       ++two;
@@ -140,7 +134,7 @@ TEST(HistoryFrames, OtherCamerasAndAMissingHistoryImageIsSkippedWithAWarning) {
   auto& newest = item["history_frames"].begin().value();
   newest["CAM_BACK"] = "samples/CAM_BACK/no_such_file.jpg";
   std::ofstream(dir / "q.json") << nlohmann::json::array({item}).dump();
-  const HistoryRun run = run_demo("history-cameras", dir / "q.json", {"--history_frames", "2", "--history_cameras", "CAM_FRONT,CAM_BACK"});
+  const HistoryRun run = run_history_demo("history-cameras", dir / "q.json", {"--history_frames", "2", "--history_cameras", "CAM_FRONT,CAM_BACK"});
   const std::string text = test::read_text(run.prompts / "000000.txt");
   EXPECT_NE(text.find("CAM_BACK, 1.0 s earlier"), std::string::npos) << text;
   EXPECT_EQ(text.find("CAM_BACK, 0.5 s earlier"), std::string::npos) << text;

@@ -17,13 +17,13 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
-void write_kb(const std::filesystem::path& path, const Json& annotations) {
-  std::ofstream(path) << Json{{"annotations", annotations}}.dump(1);
+void write_kb(const std::filesystem::path& path, const OrderedJson& annotations) {
+  std::ofstream(path) << OrderedJson{{"annotations", annotations}}.dump(1);
 }
 
-Json note(const std::string& scene, const std::string& frame, const std::string& q, const std::string& a) {
+OrderedJson note(const std::string& scene, const std::string& frame, const std::string& q, const std::string& a) {
   return {{"scene_token", scene}, {"frame_token", frame}, {"question", q}, {"answer", a}};
 }
 
@@ -77,11 +77,11 @@ TEST(Kb, RetrievalPrefersTheFrameThenTheSceneAndRanksByText) {
 
 TEST(Kb, IndexIsReusedAndRebuiltWhenTheFileChanges) {
   const auto dir = test::scratch_dir("kb-reuse");
-  write_kb(dir / "kb.json", Json::array({note("s", "f", "q one", "a1")}));
+  write_kb(dir / "kb.json", OrderedJson::array({note("s", "f", "q one", "a1")}));
   const auto index_path = dir / "kb.sqlite";
   EXPECT_TRUE(open_kb_index(dir / "kb.json", index_path, dir)->rebuilt());
   EXPECT_FALSE(open_kb_index(dir / "kb.json", index_path, dir)->rebuilt());
-  write_kb(dir / "kb.json", Json::array({note("s", "f", "q one", "a1"), note("s", "f", "q two", "a2")}));
+  write_kb(dir / "kb.json", OrderedJson::array({note("s", "f", "q one", "a1"), note("s", "f", "q two", "a2")}));
   const auto changed = open_kb_index(dir / "kb.json", index_path, dir);
   EXPECT_TRUE(changed->rebuilt());
   EXPECT_EQ(changed->entries(), 2u);
@@ -92,7 +92,7 @@ TEST(Kb, IndexIsReusedAndRebuiltWhenTheFileChanges) {
 
 TEST(Kb, ADamagedIndexIsRebuiltNotTrusted) {
   const auto dir = test::scratch_dir("kb-damaged");
-  Json notes = Json::array();
+  OrderedJson notes = OrderedJson::array();
   for (int i = 0; i < 3000; ++i) notes.push_back(note("s", "f" + std::to_string(i), "question " + std::to_string(i), "a"));
   write_kb(dir / "kb.json", notes);
   const auto index_path = dir / "kb.sqlite";
@@ -113,12 +113,12 @@ TEST(Kb, ADamagedIndexIsRebuiltNotTrusted) {
 
 TEST(Kb, DuplicatesAreCountedAndAKbWithoutNotesIsRefused) {
   const auto dir = test::scratch_dir("kb-duplicates");
-  write_kb(dir / "kb.json", Json::array({note("s", "f", "Is it safe?", "Yes."), note("s", "f", "Is  it safe?", "No."),
+  write_kb(dir / "kb.json", OrderedJson::array({note("s", "f", "Is it safe?", "Yes."), note("s", "f", "Is  it safe?", "No."),
                                          note("s", "g", "Is it safe?", "Yes.")}));
   const auto index = open_kb_index(dir / "kb.json", dir / "kb.sqlite", dir);
   EXPECT_EQ(index->duplicates(), 1u);
   EXPECT_EQ(index->exact("s", "f", "Is it safe?")->answer, "Yes.") << "the first note of a key answers";
-  write_kb(dir / "empty.json", Json::array({Json{{"scene_token", "s"}, {"answer", "no question"}}}));
+  write_kb(dir / "empty.json", OrderedJson::array({OrderedJson{{"scene_token", "s"}, {"answer", "no question"}}}));
   try {
     open_kb_index(dir / "empty.json", dir / "empty.sqlite", dir);
     ADD_FAILURE() << "a KB without notes was accepted";
@@ -129,7 +129,7 @@ TEST(Kb, DuplicatesAreCountedAndAKbWithoutNotesIsRefused) {
 
 TEST(Kb, TheDefaultIndexPlaceIsTheSameForEverySpellingOfTheCacheFolder) {
   const auto dir = test::scratch_dir("kb-place");
-  write_kb(dir / "kb.json", Json::array({note("s", "f", "q", "a")}));
+  write_kb(dir / "kb.json", OrderedJson::array({note("s", "f", "q", "a")}));
   std::set<std::string> places;
   for (const std::string& cache : {(dir / "c" / "models").string(), (dir / "c" / "models").string() + "/",
                                    (dir / "c" / "." / "models" / "").string(), (dir / "c" / "x" / ".." / "models").string()}) {
@@ -146,7 +146,7 @@ TEST(Kb, TheDefaultIndexPlaceIsTheSameForEverySpellingOfTheCacheFolder) {
 
 TEST(Kb, SigtermDuringTheIndexBuildLeavesNothingBehind) {
   const auto dir = test::scratch_dir("kb-sigterm");
-  Json notes = Json::array();
+  OrderedJson notes = OrderedJson::array();
   for (int i = 0; i < 60000; ++i) {
     notes.push_back(note("scene-" + std::to_string(i % 97), "frame-" + std::to_string(i),
                          "What is object number " + std::to_string(i) + " doing near lane " + std::to_string(i % 13) + "?",
@@ -180,11 +180,11 @@ class KbRun : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test::scratch_dir("kb-run");
-    items_ = Json::parse(test::read_text(test::demo_dir() / "questions.json"));
+    items_ = OrderedJson::parse(test::read_text(test::demo_dir() / "questions.json"));
     // Exact notes for the first four demo items; a distractor from another scene.
-    Json notes = Json::array();
+    OrderedJson notes = OrderedJson::array();
     for (int i = 0; i < 4; ++i) {
-      const Json& it = items_[i];
+      const OrderedJson& it = items_[i];
       notes.push_back(note(it["scene_token"], it["frame_token"], it["question"], "KB answer " + std::to_string(i)));
     }
     notes.push_back(note("other-scene", "other-frame", "What is the moving status of the bus?", "Stopped."));
@@ -199,7 +199,7 @@ class KbRun : public ::testing::Test {
     return test::run_process(args);
   }
   std::filesystem::path dir_;
-  Json items_;
+  OrderedJson items_;
 };
 
 TEST_F(KbRun, OverrideAnswersExactMatchesWithoutAnyModel) {
@@ -208,7 +208,7 @@ TEST_F(KbRun, OverrideAnswersExactMatchesWithoutAnyModel) {
                      "/nonexistent/model");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("answered from the knowledge base 4"), std::string::npos) << r.err;
-  const Json out = Json::parse(test::read_text(dir_ / "o.json"));
+  const OrderedJson out = OrderedJson::parse(test::read_text(dir_ / "o.json"));
   for (int i = 0; i < 4; ++i) {
     EXPECT_EQ(out[i]["answer"], "KB answer " + std::to_string(i));
     EXPECT_EQ(out[i]["model_used"], "kb");

@@ -102,7 +102,7 @@ double max_abs_difference(const std::vector<float>& a, const std::vector<float>&
 
 // A tiny Hugging Face config + random adapter (seed `seed`) under `dir`; returns the adapter folder.
 fs::path tiny_adapter(const fs::path& dir, uint64_t seed, const std::string& name = "adapter") {
-  if (!fs::exists(dir / "hf" / "config.json")) write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
+  if (!fs::exists(dir / "hf" / "config.json")) test::copy_tiny_hf_model(dir / "hf");
   RandomLoraOptions o;
   o.seed = seed;
   write_random_lora(dir / "hf", dir / name, o);

@@ -176,7 +176,7 @@ TEST_F(LoraTest, RsLoraAndPatternsScaleEachModule) {
 
 TEST(Lora, LatestCheckpointIsChosenNumerically) {
   const auto dir = test::scratch_dir("lora-checkpoints");
-  write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(dir / "hf");
   RandomLoraOptions o;
   o.checkpoints = {500, 1000, 1471, 99};
   write_random_lora(dir / "hf", dir / "adapter", o);
@@ -187,7 +187,7 @@ TEST(Lora, LatestCheckpointIsChosenNumerically) {
 
 TEST(Lora, DoraAndForeignAdaptersAreRefused) {
   const auto dir = test::scratch_dir("lora-refused");
-  write_random_hf_model(dir / "tiny", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(dir / "tiny");
   RandomLoraOptions dora;
   dora.use_dora = true;
   write_random_lora(dir / "tiny", dir / "dora", dora);

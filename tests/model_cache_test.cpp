@@ -11,26 +11,19 @@
 namespace drivevqa {
 namespace {
 
-std::vector<std::string> ask_args(const std::filesystem::path& model, const std::filesystem::path& cache) {
-  std::string images;
-  for (const auto& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
-  return {test::drivevqa_binary(), "ask", "--model", model.string(), "--cache_dir", cache.string(), "--outtype", "f32",
-          "--images", images, "-t", "2", "--max_new_tokens", "6", "--image_max_tokens", "16", "What is ahead?"};
-}
-
 TEST(ModelCache, ConvertsOnceThenReuses) {
   const auto dir = test::scratch_dir("cache-reuse");
-  write_random_hf_model(dir / "hf", {"tiny", 1, GGML_TYPE_F32});
-  const auto first = test::run_process(ask_args(dir / "hf", dir / "cache"));
+  test::copy_tiny_hf_model(dir / "hf");
+  const auto first = test::run_process(test::cached_ask_args(dir / "hf", dir / "cache"));
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_NE(first.err.find("making the conversion"), std::string::npos) << first.err;
-  const auto second = test::run_process(ask_args(dir / "hf", dir / "cache"));
+  const auto second = test::run_process(test::cached_ask_args(dir / "hf", dir / "cache"));
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_EQ(second.err.find("making the"), std::string::npos) << second.err;
   EXPECT_NE(second.err.find("using the cached conversion"), std::string::npos) << second.err;
   EXPECT_EQ(first.out, second.out);
   // The same weights as make-model's GGUF folder give the same answer.
-  const auto direct = test::run_process(ask_args(test::tiny_model_dir(), dir / "cache"));
+  const auto direct = test::run_process(test::cached_ask_args(test::tiny_model_dir(), dir / "cache"));
   EXPECT_EQ(direct.out, first.out);
 }
 
@@ -39,17 +32,17 @@ TEST(ModelCache, HuggingFaceCacheRootUsesTheNewestSnapshot) {
   const auto root = dir / "models--drivevqa--tiny";
   std::filesystem::create_directories(root / "snapshots" / "old");  // an empty, older snapshot
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  write_random_hf_model(root / "snapshots" / "0123abcd", {"tiny", 1, GGML_TYPE_F32});
-  const auto r = test::run_process(ask_args(root, dir / "cache"));
+  test::copy_tiny_hf_model(root / "snapshots" / "0123abcd");
+  const auto r = test::run_process(test::cached_ask_args(root, dir / "cache"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("snapshots/0123abcd"), std::string::npos) << r.err;
 }
 
 TEST(ModelCache, KilledConversionIsNeverUsed) {
   const auto dir = test::scratch_dir("cache-killed");
-  write_random_hf_model(dir / "hf", {"small", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(dir / "hf");  // its conversion takes long enough (~1 s) to be caught writing
   const auto cache = dir / "cache";
-  const int pid = test::spawn_process(ask_args(dir / "hf", cache));
+  const int pid = test::spawn_process(test::cached_ask_args(dir / "hf", cache));
   // Kill once the conversion has started writing.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   bool partial_seen = false;
@@ -66,7 +59,7 @@ TEST(ModelCache, KilledConversionIsNeverUsed) {
   ::kill(pid, SIGKILL);
   test::wait_process(pid);
   ASSERT_TRUE(partial_seen);
-  const auto again = test::run_process(ask_args(dir / "hf", cache));
+  const auto again = test::run_process(test::cached_ask_args(dir / "hf", cache));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_NE(again.err.find("making the conversion"), std::string::npos) << "a killed conversion was taken as finished: " << again.err;
   EXPECT_NE(again.err.find("left by an interrupted build"), std::string::npos) << again.err;
@@ -80,12 +73,12 @@ TEST(ModelCache, KilledConversionIsNeverUsed) {
 TEST(ModelCache, HuggingFaceCacheRootFollowsRefsMain) {
   const auto dir = test::scratch_dir("cache-refs");
   const auto root = dir / "models--drivevqa--tiny";
-  write_random_hf_model(root / "snapshots" / "aaaa1111", {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(root / "snapshots" / "aaaa1111");
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   write_random_hf_model(root / "snapshots" / "bbbb2222", {"tiny", 2, GGML_TYPE_F32});
   std::filesystem::create_directories(root / "refs");
   test::write_bytes(root / "refs" / "main", "aaaa1111\n");
-  const auto r = test::run_process(ask_args(root, dir / "cache"));
+  const auto r = test::run_process(test::cached_ask_args(root, dir / "cache"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("snapshots/aaaa1111"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("warn"), std::string::npos) << r.err;
@@ -97,7 +90,7 @@ TEST(ModelCache, PartlyDownloadedNewerSnapshotIsIgnoredWithAWarning) {
   const auto dir = test::scratch_dir("cache-partial-snapshot");
   const auto root = dir / "models--drivevqa--tiny";
   const auto good = root / "snapshots" / "good1111", newer = root / "snapshots" / "newer222";
-  write_random_hf_model(good, {"tiny", 1, GGML_TYPE_F32});
+  test::copy_tiny_hf_model(good);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   std::filesystem::create_directories(newer);
   for (const auto& e : std::filesystem::directory_iterator(good)) {
@@ -106,13 +99,13 @@ TEST(ModelCache, PartlyDownloadedNewerSnapshotIsIgnoredWithAWarning) {
   std::filesystem::copy_file(good / "model.safetensors", newer / "model-00001-of-00002.safetensors");
   test::write_bytes(newer / "model.safetensors.index.json",
                     R"({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})");
-  const auto no_ref = test::run_process(ask_args(root, dir / "cache"));
+  const auto no_ref = test::run_process(test::cached_ask_args(root, dir / "cache"));
   ASSERT_EQ(no_ref.exit_code, 0) << no_ref.err;
   EXPECT_NE(no_ref.err.find("snapshots/good1111"), std::string::npos) << no_ref.err;
   EXPECT_NE(no_ref.err.find("using the newest complete snapshot good1111"), std::string::npos) << no_ref.err;
   std::filesystem::create_directories(root / "refs");
   test::write_bytes(root / "refs" / "main", "newer222");
-  const auto ref_partial = test::run_process(ask_args(root, dir / "cache"));
+  const auto ref_partial = test::run_process(test::cached_ask_args(root, dir / "cache"));
   ASSERT_EQ(ref_partial.exit_code, 0) << ref_partial.err;
   EXPECT_NE(ref_partial.err.find("refs/main names newer222, which is not a complete snapshot"), std::string::npos)
       << ref_partial.err;
@@ -140,7 +133,7 @@ class ConvertOut : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test::scratch_dir("convert-out");
-    write_random_hf_model(dir_ / "hf1", {"tiny", 1, GGML_TYPE_F32});
+    test::copy_tiny_hf_model(dir_ / "hf1");
     write_random_hf_model(dir_ / "hf2", {"tiny", 2, GGML_TYPE_F32});
     for (const char* n : {"1", "2"}) {
       const auto r = test::run_process(convert_args(dir_ / (std::string("hf") + n), dir_ / (std::string("ref") + n)));
@@ -220,10 +213,10 @@ TEST_F(ConvertOut, KilledOrStoppedConvertLeavesTheFolderWhole) {
 TEST_F(ConvertOut, FolderNotMatchingItsManifestIsRefused) {
   const auto out = dir_ / "mixed";
   std::filesystem::copy(dir_ / "ref1", out);
-  ASSERT_EQ(test::run_process(ask_args(out, dir_ / "cache")).exit_code, 0);
+  ASSERT_EQ(test::run_process(test::cached_ask_args(out, dir_ / "cache")).exit_code, 0);
   std::filesystem::copy_file(dir_ / "ref2" / "mmproj.gguf", out / "mmproj.gguf",
                              std::filesystem::copy_options::overwrite_existing);
-  const auto r = test::run_process(ask_args(out, dir_ / "cache"));
+  const auto r = test::run_process(test::cached_ask_args(out, dir_ / "cache"));
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find((out / "mmproj.gguf").string() + ": does not match"), std::string::npos) << r.err;
 }

@@ -15,7 +15,6 @@
 #include "lora/lora_convert.h"
 #include "lora/peft_adapter.h"
 #include "lora/peft_regex.h"
-#include "modelgen/hf_model_writer.h"
 #include "modelgen/lora_writer.h"
 #include "modelgen/safetensors_writer.h"
 #include "support/test_support.h"
@@ -28,7 +27,7 @@ namespace {
 const std::filesystem::path& base_adapter() {
   static const std::filesystem::path dir = [] {
     const auto d = test::scratch_dir("peft-base");
-    write_random_hf_model(d / "hf", {"tiny", 1, GGML_TYPE_F32});
+    test::copy_tiny_hf_model(d / "hf");
     RandomLoraOptions o;
     o.vision = true;
     write_random_lora(d / "hf", d / "adapter", o);

@@ -113,17 +113,12 @@ class RpcServer {
   int port_ = 0;
 };
 
-std::string image_list() {
-  std::string images;
-  for (const fs::path& p : test::first_frame_images()) images += (images.empty() ? "" : ",") + p.string();
-  return images;
-}
 
 // `verbose`: -v, the engine's log on stderr.
 std::vector<std::string> ask_command(const std::vector<std::string>& extra, bool verbose = false) {
   std::vector<std::string> argv = {test::drivevqa_binary()};
   if (verbose) argv.push_back("-v");
-  argv.insert(argv.end(), {"ask", "--model", test::tiny_model_dir().string(), "--images", image_list(), "--max_new_tokens",
+  argv.insert(argv.end(), {"ask", "--model", test::tiny_model_dir().string(), "--images", test::images_arg(test::first_frame_images()), "--max_new_tokens",
                            "24", "--image_max_tokens", "64", "-t", "1"});
   argv.insert(argv.end(), extra.begin(), extra.end());
   argv.push_back("What are the important objects in the current scene?");

@@ -10,7 +10,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 TEST(Run, DemoResultsKeepEveryFieldAndAnswerAllButTheBrokenItems) {
   const auto dir = test::scratch_dir("run-demo");
@@ -20,14 +20,14 @@ TEST(Run, DemoResultsKeepEveryFieldAndAnswerAllButTheBrokenItems) {
                                     "--model_7b", test::tiny_model_dir().string(), "--dtype", "fp16",
                                     "--image_max_tokens", "32", "--max_new_tokens_cap", "4", "-t", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const Json input = Json::parse(test::read_text(test::demo_dir() / "questions.json"));
-  const Json output = Json::parse(test::read_text(out));
+  const OrderedJson input = OrderedJson::parse(test::read_text(test::demo_dir() / "questions.json"));
+  const OrderedJson output = OrderedJson::parse(test::read_text(out));
   ASSERT_EQ(output.size(), input.size());
   size_t errors = 0;
   for (size_t i = 0; i < input.size(); ++i) {
     SCOPED_TRACE("item " + std::to_string(i));
-    const Json& in = input[i];
-    const Json& got = output[i];
+    const OrderedJson& in = input[i];
+    const OrderedJson& got = output[i];
     // Original fields first, in their order, with their values (only `answer` is filled in).
     auto it = got.begin();
     for (const auto& [key, value] : in.items()) {

@@ -165,7 +165,7 @@ struct ScRun {
   nlohmann::json stats;
 };
 
-ScRun run_demo(const std::string& name, std::vector<std::string> extra) {
+ScRun run_voting_demo(const std::string& name, std::vector<std::string> extra) {
   const fs::path dir = test::scratch_dir(name);
   std::vector<std::string> argv = {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
                                    "--image_base_dir", test::demo_dir().string(), "--output_file", (dir / "out.json").string(),
@@ -184,8 +184,8 @@ ScRun run_demo(const std::string& name, std::vector<std::string> extra) {
 }
 
 TEST(SelfConsistency, OnTheDemoTheVotesAreJournaledAndTheAnswersDoNotDependOnParallel) {
-  const ScRun one = run_demo("sc-parallel-1", {"--self_consistency", "3", "--seed", "7", "--parallel", "1"});
-  const ScRun all = run_demo("sc-parallel-all", {"--self_consistency", "3", "--seed", "7"});
+  const ScRun one = run_voting_demo("sc-parallel-1", {"--self_consistency", "3", "--seed", "7", "--parallel", "1"});
+  const ScRun all = run_voting_demo("sc-parallel-all", {"--self_consistency", "3", "--seed", "7"});
   EXPECT_EQ(one.results, all.results);
   size_t voted = 0, closed = 0, open = 0;
   for (const auto& j : all.journal) {
@@ -219,14 +219,14 @@ TEST(SelfConsistency, ARunResumedFromItsJournalGivesTheUninterruptedAnswers) {
   ASSERT_EQ(test::run_process(partial).exit_code, 0);
   const auto resumed = test::run_process(argv);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  const ScRun whole = run_demo("sc-resume-whole", {"--self_consistency", "3", "--seed", "7"});
+  const ScRun whole = run_voting_demo("sc-resume-whole", {"--self_consistency", "3", "--seed", "7"});
   EXPECT_EQ(test::read_text(dir / "out.json"), whole.results);
 }
 
 TEST(SelfConsistency, ThePromptsFileTurnsItOnPerSubtask) {
   const fs::path dir = test::scratch_dir("sc-prompts");
   std::ofstream(dir / "prompts.json") << R"({"self_consistency": {"Perception-MCQs": 3}})";
-  const ScRun run = run_demo("sc-prompts-run", {"--prompts", (dir / "prompts.json").string()});
+  const ScRun run = run_voting_demo("sc-prompts-run", {"--prompts", (dir / "prompts.json").string()});
   size_t voted = 0;
   for (const auto& j : run.journal) {
     EXPECT_EQ(j.contains("votes"), j["subtask"] == "Perception-MCQs" && !j["error"].get<bool>()) << j.dump();

@@ -98,6 +98,30 @@ TEST(ServeRequest, ReadsTheQuestionImagesAndParametersAndRefusesWhatItCannotAnsw
   EXPECT_EQ(status_of(chat_body("q", std::vector<std::string>(7, front)), seven), 200);
 }
 
+// Bytes the server's store already holds were decoded when first stored: they are not decoded
+// again, and only those exact bytes skip the check.
+TEST(ServeRequest, ImagesTheStoreHoldsAreNotDecodedAgain) {
+  const std::string not_a_png = "data:image/png;base64,aGVsbG8=";  // "hello"
+  const std::vector<uint8_t> hello = {'h', 'e', 'l', 'l', 'o'};
+  int asked = 0;
+  const KnownImage holds_hello = [&](const std::vector<uint8_t>& bytes) { ++asked; return bytes == hello; };
+  EXPECT_NO_THROW(parse_chat_request(chat_body("q", {not_a_png}).dump(), {}, holds_hello));
+  EXPECT_EQ(asked, 1);
+  EXPECT_THROW(parse_chat_request(chat_body("q", {"data:image/png;base64,aGVsbG8h"}).dump(), {}, holds_hello), ApiError)
+      << "other bytes are decoded, and refused";
+
+  const fs::path dir = test::scratch_dir("serve-holds") / "store";
+  fs::create_directories(dir);
+  MediaStore store(dir, 0);
+  EXPECT_FALSE(store.holds(hello));
+  {
+    const auto lease = store.put(hello);
+    EXPECT_TRUE(store.holds(hello));
+    EXPECT_FALSE(store.holds({'h', 'e', 'l', 'l'}));
+  }
+  EXPECT_FALSE(store.holds(hello)) << "evicted (no idle file kept): decoded again when it comes back";
+}
+
 TEST(ServeRequest, FileUrlsOnlyUnderTheAllowedFolder) {
   const fs::path dir = test::scratch_dir("serve-media");
   fs::create_directories(dir / "allowed" / "cams");

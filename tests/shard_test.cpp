@@ -188,7 +188,7 @@ TEST(Merge, ResultsFileThatIsNotAListOfAnsweredItemsIsRefused) {
 }
 
 // The demo answered by the tiny model, whole or as one shard of four.
-struct DemoRun {
+struct ShardedDemo {
   fs::path dir;
   std::vector<std::string> args(const fs::path& out, const std::string& shard = "") const {
     std::vector<std::string> a = {test::drivevqa_binary(), "run", "--json_file", (test::demo_dir() / "questions.json").string(),
@@ -207,7 +207,7 @@ struct DemoRun {
 // 4 shards as 4 processes at once, merged: the unsharded run's results file, byte for byte. A
 // missing shard makes merge fail naming its items; a shard killed midway resumes on its own.
 TEST(ShardedRun, FourShardProcessesMergeToTheUnshardedResults) {
-  const DemoRun demo{test::scratch_dir("sharded-run")};
+  const ShardedDemo demo{test::scratch_dir("sharded-run")};
   const auto whole = test::run_process(demo.args(demo.dir / "whole.json"));
   ASSERT_EQ(whole.exit_code, 0) << whole.err;
 
@@ -241,7 +241,7 @@ TEST(ShardedRun, FourShardProcessesMergeToTheUnshardedResults) {
   const auto resumed = test::run_process(demo.args(out, "3/4"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("from the journal"), std::string::npos) << resumed.err;
-  const auto merged_again = DemoRun{out.parent_path()}.merge("shard-*.json", demo.dir / "merged-again.json");
+  const auto merged_again = ShardedDemo{out.parent_path()}.merge("shard-*.json", demo.dir / "merged-again.json");
   ASSERT_EQ(merged_again.exit_code, 0) << merged_again.err;
   EXPECT_EQ(test::read_text(demo.dir / "merged-again.json"), test::read_text(demo.dir / "whole.json"));
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <span>
 
 #include "convert/finite_check.h"
 #include "convert/hf_config.h"
@@ -33,28 +34,35 @@ std::string dims_text(const std::vector<int64_t>& dims) {
   return text;
 }
 
-// The f32 values of one GGUF tensor, cut from its checkpoint tensor after checking the shape.
-std::vector<float> source_values(const QwenTensor& t, const TensorView& view, const std::string& where) {
+// Buffers reused from tensor to tensor: allocated and faulted in once for the largest tensor.
+struct ConvertBuffers {
+  std::vector<float> all, tap;
+  std::vector<uint8_t> bytes;
+};
+
+// The f32 values of one GGUF tensor, cut from its checkpoint tensor after checking the shape. They
+// live in `buffers` until the next call.
+std::span<const float> source_values(const QwenTensor& t, const TensorView& view, const std::string& where,
+                                     ConvertBuffers& buffers) {
   const std::vector<int64_t> expected = hf_shape(t);
   if (view.shape != expected) {
     throw InputError(where + ": " + view.name + " has shape " + dims_text(view.shape) + ", the config implies " + dims_text(expected));
   }
-  const std::vector<float> all = view.to_f32();
+  view.to_f32(buffers.all);
+  const std::span<const float> all = buffers.all;
   const size_t count = static_cast<size_t>(element_count(t.ne));
   switch (t.rule->slice) {
     case HfSlice::kWhole: return all;
-    case HfSlice::kFusedRows: {  // this part's rows of the fused q|k|v
-      const auto first = all.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t.rule->part) * count);
-      return std::vector<float>(first, first + static_cast<std::ptrdiff_t>(count));
-    }
+    case HfSlice::kFusedRows:  // this part's rows of the fused q|k|v
+      return all.subspan(static_cast<size_t>(t.rule->part) * count, count);
     case HfSlice::kTemporalTap: {  // torch [out, c, t, kh, kw] -> one temporal slice [out, c, kh, kw]
       const size_t per = static_cast<size_t>(expected[3] * expected[4]);
       const size_t channels = static_cast<size_t>(expected[0] * expected[1]);
-      std::vector<float> out(channels * per);
+      buffers.tap.resize(channels * per);
       for (size_t oc = 0; oc < channels; ++oc) {
-        std::memcpy(&out[oc * per], &all[(oc * 2 + static_cast<size_t>(t.rule->part)) * per], per * sizeof(float));
+        std::memcpy(&buffers.tap[oc * per], &all[(oc * 2 + static_cast<size_t>(t.rule->part)) * per], per * sizeof(float));
       }
-      return out;
+      return buffers.tap;
     }
   }
   return all;
@@ -70,13 +78,14 @@ void write_gguf(const std::filesystem::path& path, GgufStreamWriter& writer, con
     writer.declare_tensor(s.gguf, types.back(), s.ne);
   }
   auto last_log = std::chrono::steady_clock::now();
+  ConvertBuffers buffers;
   writer.write(path, [&](size_t i, const ggml_tensor&) {
     throw_if_interrupted();  // SIGINT / SIGTERM stop between tensors; the caller's build folder goes
     const TensorView& view = *tensors.at(sources[i].hf);
-    const std::vector<float> values = source_values(sources[i], view, src);
+    const std::span<const float> values = source_values(sources[i], view, src, buffers);
     // The values are in hand anyway: a NaN/Inf or an fp16 overflow is refused before anything is kept.
     check_weight_values(values.data(), values.size(), types[i], src + ": tensor " + view.name);
-    std::vector<uint8_t> data = convert_f32(values, types[i], sources[i].ne[0]);
+    const std::span<const uint8_t> data = convert_f32(values, types[i], sources[i].ne[0], buffers.bytes);
     report.bytes_read += view.bytes * static_cast<size_t>(element_count(sources[i].ne)) / static_cast<size_t>(view.element_count());
     ++report.tensors;
     if (std::chrono::steady_clock::now() - last_log > std::chrono::seconds(5)) {

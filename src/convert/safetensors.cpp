@@ -39,14 +39,19 @@ int64_t TensorView::element_count() const {
 }
 
 std::vector<float> TensorView::to_f32() const {
+  std::vector<float> out;
+  to_f32(out);
+  return out;
+}
+
+void TensorView::to_f32(std::vector<float>& out) const {
   const size_t n = static_cast<size_t>(element_count());
-  std::vector<float> out(n);
+  out.resize(n);
   switch (dtype) {
     case StDtype::kF32: std::memcpy(out.data(), data, n * 4); break;
     case StDtype::kF16: ggml_fp16_to_fp32_row(reinterpret_cast<const ggml_fp16_t*>(data), out.data(), static_cast<int64_t>(n)); break;
     case StDtype::kBF16: ggml_bf16_to_fp32_row(reinterpret_cast<const ggml_bf16_t*>(data), out.data(), static_cast<int64_t>(n)); break;
   }
-  return out;
 }
 
 std::map<std::string, TensorView> parse_safetensors_header(const std::string& header, size_t data_offset,

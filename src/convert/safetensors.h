@@ -26,6 +26,9 @@ struct TensorView {
   int64_t element_count() const;
   // The values as f32 (exact for F16 and BF16).
   std::vector<float> to_f32() const;
+  // The same into `out` (resized; its capacity is kept, so a buffer reused across tensors is
+  // allocated and faulted in once).
+  void to_f32(std::vector<float>& out) const;
 };
 
 class SafetensorsFile {

@@ -11,12 +11,12 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 // Images as (camera, relative path) in the fixed camera order, then any other named images.
-std::vector<std::pair<std::string, std::string>> listed_images(const Json& item, std::string& problem) {
+std::vector<std::pair<std::string, std::string>> listed_images(const OrderedJson& item, std::string& problem) {
   std::vector<std::pair<std::string, std::string>> listed;
-  const Json* source = nullptr;
+  const OrderedJson* source = nullptr;
   if (auto it = item.find("img_paths"); it != item.end()) source = &*it;
   else if (auto it2 = item.find("image_path"); it2 != item.end()) source = &*it2;
   if (!source) {
@@ -26,7 +26,7 @@ std::vector<std::pair<std::string, std::string>> listed_images(const Json& item,
   if (source->is_string()) {
     listed.emplace_back("IMAGE_1", source->get<std::string>());
   } else if (source->is_array()) {
-    for (const Json& p : *source) {
+    for (const OrderedJson& p : *source) {
       if (p.is_string()) listed.emplace_back("IMAGE_" + std::to_string(listed.size() + 1), p.get<std::string>());
     }
   } else if (source->is_object()) {
@@ -51,7 +51,7 @@ std::filesystem::path image_path(const DatasetOptions& options, const std::strin
 // `history_frames`: { "<earlier frame_token>": { "<CAM>": "<path>", ... }, ... }, most recent first.
 // Anything else in it is skipped with a warning (history is extra context, never a reason to fail);
 // its files are looked at only by a run that uses them.
-void read_history(const Json& object, const DatasetOptions& options, QuestionItem& item) {
+void read_history(const OrderedJson& object, const DatasetOptions& options, QuestionItem& item) {
   const auto field = object.find("history_frames");
   if (field == object.end() || field->is_null()) return;
   if (!field->is_object()) {
@@ -77,11 +77,11 @@ void read_history(const Json& object, const DatasetOptions& options, QuestionIte
   }
 }
 
-QuestionItem make_item(size_t index, Json original, const DatasetOptions& options) {
+QuestionItem make_item(size_t index, OrderedJson original, const DatasetOptions& options) {
   QuestionItem item;
   item.index = index;
   item.original = std::move(original);  // moved out of the parsed list: one copy of the file in memory
-  const Json& object = item.original;
+  const OrderedJson& object = item.original;
   item.question = string_field(object, "question");
   if (item.question.empty()) item.question = string_field(object, "prompt");
   item.category = to_lower(string_field(object, "category"));
@@ -118,7 +118,7 @@ QuestionItem make_item(size_t index, Json original, const DatasetOptions& option
 std::vector<QuestionItem> parse_question_list(const std::string& text, const std::string& name,
                                               const DatasetOptions& options) {
   size_t replaced = 0;
-  Json list = parse_ordered_json(repair_utf8(text, &replaced), name);
+  OrderedJson list = parse_ordered_json(repair_utf8(text, &replaced), name);
   if (replaced > 0) spdlog::warn("{}: {} bytes that are not UTF-8 replaced by U+FFFD", name, replaced);
   if (!list.is_array()) throw InputError(name + ": expected a JSON list of question objects, found a " + list.type_name());
   std::vector<QuestionItem> items;

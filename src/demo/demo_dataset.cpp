@@ -18,7 +18,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 constexpr int kWidth = 1600;
 constexpr int kHeight = 900;
@@ -300,8 +300,8 @@ std::vector<DemoQuestion> extra_questions(const DemoFrame& f) {
   };
 }
 
-Json item_json(const DemoFrame& f, const std::string& category, const std::string& question, const Json& paths) {
-  Json item;
+OrderedJson item_json(const DemoFrame& f, const std::string& category, const std::string& question, const OrderedJson& paths) {
+  OrderedJson item;
   item["scene_token"] = f.scene_token;
   item["frame_token"] = f.frame_token;
   item["question"] = question;
@@ -313,11 +313,11 @@ Json item_json(const DemoFrame& f, const std::string& category, const std::strin
 
 // The question list and the ground truth beside it.
 struct DemoLists {
-  Json questions = Json::array();
-  Json ground_truth = Json::array();
+  OrderedJson questions = OrderedJson::array();
+  OrderedJson ground_truth = OrderedJson::array();
 
-  void add(const DemoFrame& f, const DemoQuestion& q, const Json& paths, const Json& history) {
-    Json item = item_json(f, q.category, q.question, paths);
+  void add(const DemoFrame& f, const DemoQuestion& q, const OrderedJson& paths, const OrderedJson& history) {
+    OrderedJson item = item_json(f, q.category, q.question, paths);
     item["history_frames"] = history;
     questions.push_back(item);
     item["answer"] = q.answer;
@@ -327,24 +327,24 @@ struct DemoLists {
 
 // Broken items right after the first frame: one camera missing (answered from the other five, so it
 // has ground truth), every camera missing and no question (error answers: no ground truth).
-void add_broken_items(DemoLists& lists, const DemoFrame& f, const Json& paths) {
+void add_broken_items(DemoLists& lists, const DemoFrame& f, const OrderedJson& paths) {
   const DemoObject& c = f.objects[2];
-  Json missing = item_json(f, "perception", "What is the visual description of " + ref(c) + "?", paths);
+  OrderedJson missing = item_json(f, "perception", "What is the visual description of " + ref(c) + "?", paths);
   missing["img_paths"]["CAM_BACK_LEFT"] = "samples/CAM_BACK_LEFT/missing_file.jpg";
   lists.questions.push_back(missing);
   missing["answer"] = visual_description(c);
   lists.ground_truth.push_back(std::move(missing));
-  Json no_images = item_json(f, "prediction", "Would " + ref(f.objects[1]) + " be in the moving direction of the ego vehicle?", paths);
+  OrderedJson no_images = item_json(f, "prediction", "Would " + ref(f.objects[1]) + " be in the moving direction of the ego vehicle?", paths);
   for (auto& [camera, path] : no_images["img_paths"].items()) path = "samples/" + camera + "/missing_frame.jpg";
   lists.questions.push_back(no_images);
-  Json no_question = item_json(f, "perception", "", paths);
+  OrderedJson no_question = item_json(f, "perception", "", paths);
   no_question.erase("question");
   lists.questions.push_back(no_question);
 }
 
 // Draws and writes the frame's six camera images; their paths by camera.
-Json write_frame_images(const std::filesystem::path& dir, const DemoFrame& f, int frame_index, DemoSummary& summary) {
-  Json paths = Json::object();
+OrderedJson write_frame_images(const std::filesystem::path& dir, const DemoFrame& f, int frame_index, DemoSummary& summary) {
+  OrderedJson paths = OrderedJson::object();
   for (size_t ci = 0; ci < kCameraOrder.size(); ++ci) {
     const std::string camera(kCameraOrder[ci]);
     const std::string rel = "samples/" + camera + "/" + f.scene_token.substr(0, 8) + "_" + f.frame_token.substr(0, 8) + "_" +
@@ -373,7 +373,7 @@ DemoSummary write_demo_dataset(const std::filesystem::path& dir, DemoVariant var
   const std::vector<DemoFrame> frames = demo_frames();
   DemoLists lists;
   std::string last_scene;
-  std::vector<std::pair<std::string, Json>> scene_history;  // earlier frames of the scene: token, paths (oldest first)
+  std::vector<std::pair<std::string, OrderedJson>> scene_history;  // earlier frames of the scene: token, paths (oldest first)
   for (size_t fi = 0; fi < frames.size(); ++fi) {
     const DemoFrame& f = frames[fi];
     if (f.scene_token != last_scene) {
@@ -382,9 +382,9 @@ DemoSummary write_demo_dataset(const std::filesystem::path& dir, DemoVariant var
       scene_history = {{before.frame_token, write_frame_images(dir, before, 100 + static_cast<int>(fi), summary)}};
     }
     last_scene = f.scene_token;
-    const Json paths = write_frame_images(dir, f, static_cast<int>(fi), summary);
+    const OrderedJson paths = write_frame_images(dir, f, static_cast<int>(fi), summary);
     // `history_frames` as the official converter writes it: most recent first.
-    Json history = Json::object();
+    OrderedJson history = OrderedJson::object();
     for (auto it = scene_history.rbegin(); it != scene_history.rend(); ++it) history[it->first] = it->second;
     for (const DemoQuestion& q : frame_questions(f)) lists.add(f, q, paths, history);
     scene_history.emplace_back(f.frame_token, paths);

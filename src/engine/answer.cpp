@@ -9,12 +9,11 @@
 namespace drivevqa {
 namespace {
 constexpr int kTokenSide = 28;          // Qwen2.5-VL: 14-pixel patches merged 2x2
-constexpr int kDefaultImageTokens = 4096;
 constexpr int kTextRoom = 1024;         // system prompt, question, answer instruction
 }  // namespace
 
 int planned_answer_context(std::span<const RgbImage* const> images, const EngineOptions& options, int max_new_tokens) {
-  const int most = options.image_max_tokens > 0 ? options.image_max_tokens : kDefaultImageTokens;
+  const int most = options.image_max_tokens > 0 ? options.image_max_tokens : kDefaultImageMaxTokens;
   int64_t cells = kTextRoom + int64_t{max_new_tokens};
   for (const RgbImage* image : images) {
     const int64_t tokens = int64_t{(image->width + kTokenSide - 1) / kTokenSide} * ((image->height + kTokenSide - 1) / kTokenSide);

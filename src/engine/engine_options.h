@@ -20,6 +20,9 @@ struct ModelFiles {
 
 enum class FlashAttention { kAuto, kOn, kOff };
 
+// Most vision tokens per image when neither the options nor the mmproj set a limit.
+constexpr int kDefaultImageMaxTokens = 4096;
+
 struct EngineOptions {
   int n_threads = 0;          // 0: all hardware threads
   int n_gpu_layers = 0;       // layers offloaded to the GPU (and RPC servers); -1 all (needs a GPU build or servers)
@@ -29,7 +32,7 @@ struct EngineOptions {
   std::vector<std::string> rpc_servers;
   FlashAttention flash_attention = FlashAttention::kAuto;
   int image_min_tokens = 0;   // 0: the mmproj's default
-  int image_max_tokens = 0;   // 0: the mmproj's default
+  int image_max_tokens = 0;   // 0: the mmproj's default, kDefaultImageMaxTokens
   bool warmup = true;         // run the engine's warm-up passes at load time
   // The largest inference context the caller will make (engine/session.h): the memory check at
   // load time reserves room for its KV cache and compute buffers.

@@ -26,8 +26,6 @@ struct TextHparams {
   int64_t kv_width() const { return kv_heads * head_dim; }
 };
 
-std::string n(int64_t v) { return std::to_string(v); }
-
 int64_t required_per_layer(const GgufReader& r, const std::string& key, int64_t layers) {
   const auto v = r.per_layer_u32(key, static_cast<uint32_t>(layers));
   if (!v) r.fail(key + " is missing (a UINT32)");
@@ -41,7 +39,7 @@ void check_head_dim_keys(const GgufReader& r, int64_t head_dim) {
   for (const char* key : {"qwen2vl.attention.key_length", "qwen2vl.attention.value_length", "qwen2vl.rope.dimension_count"}) {
     const auto v = r.u32(key);
     if (v && *v != head_dim) {
-      r.fail(std::string(key) + " is " + n(*v) + ", expected the head dimension " + n(head_dim) +
+      r.fail(std::string(key) + " is " + std::to_string(*v) + ", expected the head dimension " + std::to_string(head_dim) +
              " (embedding_length / head_count)");
     }
   }
@@ -51,15 +49,15 @@ void check_rope(const GgufReader& r, int64_t head_dim) {
   const std::string key = "qwen2vl.rope.dimension_sections";
   if (!r.has(key)) r.fail(key + " is missing (4 int32: the t, h, w and extra sections of M-RoPE)");
   const std::vector<int64_t> s = r.int_array(key);
-  if (s.size() != 4) r.fail(key + " has " + n(static_cast<int64_t>(s.size())) + " values, expected 4");
+  if (s.size() != 4) r.fail(key + " has " + std::to_string(static_cast<int64_t>(s.size())) + " values, expected 4");
   int64_t sum = 0;
   for (int64_t v : s) {
-    if (v < 0 || v > 0x7fffffff) r.fail(key + " holds " + n(v) + ", expected sections of 0 or more");
+    if (v < 0 || v > 0x7fffffff) r.fail(key + " holds " + std::to_string(v) + ", expected sections of 0 or more");
     sum += v;
   }
   if (s[0] + s[1] + s[2] == 0) r.fail(key + " has no t, h or w section (ggml's M-RoPE asserts one is set)");
   if (sum * 2 != head_dim) {
-    r.fail(key + " sums to " + n(sum) + ", expected half the head dimension " + n(head_dim) +
+    r.fail(key + " sums to " + std::to_string(sum) + ", expected half the head dimension " + std::to_string(head_dim) +
            " (embedding_length / head_count)");
   }
   const auto base = r.f32("qwen2vl.rope.freq_base");
@@ -80,10 +78,10 @@ void check_dense(const GgufReader& r, int64_t layers) {
     }
   }
   const auto nextn = r.u32("qwen2vl.nextn_predict_layers");
-  if (nextn && *nextn > layers) r.fail("qwen2vl.nextn_predict_layers is " + n(*nextn) + ", more than block_count " + n(layers));
+  if (nextn && *nextn > layers) r.fail("qwen2vl.nextn_predict_layers is " + std::to_string(*nextn) + ", more than block_count " + std::to_string(layers));
 }
 
-TextHparams read_hparams(const GgufReader& r) {
+TextHparams read_text_hparams(const GgufReader& r) {
   TextHparams h;
   r.positive_u32("qwen2vl.context_length");
   h.width = r.positive_u32("qwen2vl.embedding_length");
@@ -93,10 +91,10 @@ TextHparams read_hparams(const GgufReader& r) {
   h.kv_heads = r.has("qwen2vl.attention.head_count_kv") ? required_per_layer(r, "qwen2vl.attention.head_count_kv", h.layers)
                                                         : h.heads;
   if (h.width % h.heads != 0) {
-    r.fail("qwen2vl.attention.head_count " + n(h.heads) + " does not divide qwen2vl.embedding_length " + n(h.width));
+    r.fail("qwen2vl.attention.head_count " + std::to_string(h.heads) + " does not divide qwen2vl.embedding_length " + std::to_string(h.width));
   }
   if (h.heads % h.kv_heads != 0) {
-    r.fail("qwen2vl.attention.head_count_kv " + n(h.kv_heads) + " does not divide qwen2vl.attention.head_count " + n(h.heads));
+    r.fail("qwen2vl.attention.head_count_kv " + std::to_string(h.kv_heads) + " does not divide qwen2vl.attention.head_count " + std::to_string(h.heads));
   }
   h.head_dim = h.width / h.heads;
   check_head_dim_keys(r, h.head_dim);
@@ -127,7 +125,7 @@ void check_special_token(const GgufReader& r, const char* key, std::optional<int
   const auto given = r.u32(key);
   const std::optional<int64_t> id = given ? std::optional<int64_t>(*given) : fallback;
   if (id && *id >= vocab) {
-    r.fail(std::string(key) + " is " + n(*id) + (given ? "" : " (gpt2's default)") + ", outside the " + n(vocab) + " tokens");
+    r.fail(std::string(key) + " is " + std::to_string(*id) + (given ? "" : " (gpt2's default)") + ", outside the " + std::to_string(vocab) + " tokens");
   }
 }
 
@@ -141,7 +139,7 @@ int64_t check_tokenizer(const GgufReader& r) {
   const auto vocab = static_cast<int64_t>(*count);
   if (!r.array_size("tokenizer.ggml.merges", GGUF_TYPE_STRING)) r.fail("tokenizer.ggml.merges is missing (a BPE vocabulary needs them)");
   const auto types = r.array_size("tokenizer.ggml.token_type", GGUF_TYPE_INT32);
-  if (types && *types < *count) r.fail("tokenizer.ggml.token_type has " + n(static_cast<int64_t>(*types)) + " entries for " + n(vocab) + " tokens");
+  if (types && *types < *count) r.fail("tokenizer.ggml.token_type has " + std::to_string(static_cast<int64_t>(*types)) + " entries for " + std::to_string(vocab) + " tokens");
   check_unique_tokens(r, *count);
   check_special_token(r, "tokenizer.ggml.bos_token_id", kGpt2DefaultSpecialId, vocab);
   check_special_token(r, "tokenizer.ggml.eos_token_id", kGpt2DefaultSpecialId, vocab);
@@ -154,13 +152,13 @@ int64_t check_tokenizer(const GgufReader& r) {
 // The tensors llama_model_qwen2vl::load_arch_tensors creates; the loader refuses any other.
 void check_text_tensors(const GgufReader& r, const TextHparams& h) {
   const int64_t w = h.width, kv = h.kv_width();
-  const std::string kv_why = "head_count_kv " + n(h.kv_heads) + " x head_dim " + n(h.head_dim);
+  const std::string kv_why = "head_count_kv " + std::to_string(h.kv_heads) + " x head_dim " + std::to_string(h.head_dim);
   gguf_check::TableDims dims;
-  dims.set(Dim::kTextWidth, w, "embedding_length " + n(w));
+  dims.set(Dim::kTextWidth, w, "embedding_length " + std::to_string(w));
   dims.set(Dim::kKvWidth, kv, kv_why);
   dims.set(Dim::kQkvWidth, w + 2 * kv, "(width + 2 x " + kv_why + ")");
-  dims.set(Dim::kTextFfn, h.ffn, "feed_forward_length " + n(h.ffn));
-  dims.set(Dim::kVocab, h.vocab, n(h.vocab) + " tokens");
+  dims.set(Dim::kTextFfn, h.ffn, "feed_forward_length " + std::to_string(h.ffn));
+  dims.set(Dim::kVocab, h.vocab, std::to_string(h.vocab) + " tokens");
   const std::set<std::string> accepted = gguf_check::check_tower_tensors(r, Tower::kText, dims, h.layers);
   for (const auto& t : r.tensors()) {
     if (!accepted.count(t.name)) r.fail("has tensor " + t.name + ", which llama.cpp's qwen2vl loader does not create");
@@ -175,7 +173,7 @@ TextModelFacts check_text_model(const gguf_context* gguf, const std::string& fil
   if (arch != "qwen2vl") r.fail("text model has architecture '" + printable(arch) + "', expected 'qwen2vl'");
   if (r.string("general.type") == "adapter") r.fail("is a LoRA adapter, not a text model");
   r.expect_sane_tensors();
-  TextHparams h = read_hparams(r);
+  TextHparams h = read_text_hparams(r);
   h.vocab = check_tokenizer(r);
   check_text_tensors(r, h);
   TextModelFacts facts;

@@ -26,7 +26,6 @@ constexpr uint64_t kFixedMargin = 96 * kMiB;
 constexpr uint64_t kPerThreadAddressSpace = 72 * kMiB;  // 8 MiB stack + a 64 MiB malloc arena
 constexpr uint64_t kPerThreadRam = 8 * kMiB;
 constexpr uint64_t kKeptImageEmbeddings = 12;
-constexpr uint64_t kDefaultImageTokens = 4096;  // when the mmproj's own limit applies
 // An image's graph can differ from the warm-up's; the text graphs are reserved at their largest.
 constexpr double kVisionComputeSlack = 1.1;
 
@@ -86,7 +85,7 @@ bool measure_text(const ModelFiles& files, const EngineOptions& options, Tally& 
     tally.add("KV cache", mb.context, dev);
     tally.add("text compute", mb.compute, dev);
   }
-  const uint64_t image_tokens = options.image_max_tokens > 0 ? static_cast<uint64_t>(options.image_max_tokens) : kDefaultImageTokens;
+  const uint64_t image_tokens = options.image_max_tokens > 0 ? static_cast<uint64_t>(options.image_max_tokens) : uint64_t{kDefaultImageMaxTokens};
   tally.add("kept image embeddings",
             kKeptImageEmbeddings * image_tokens * static_cast<uint64_t>(llama_model_n_embd_inp(model.get())) * sizeof(float), nullptr);
   return true;

@@ -12,12 +12,12 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 std::string short_token(const std::string& token) { return token.size() > 8 ? token.substr(0, 8) + "…" : token; }
 
 // `key` as a string, or InputError naming the file, the position and the field.
-std::string required_string(const Json& object, const char* key, const std::string& name, const std::string& where) {
+std::string required_string(const OrderedJson& object, const char* key, const std::string& name, const std::string& where) {
   const auto it = object.find(key);
   if (it == object.end()) throw InputError(name + ": " + where + ": no \"" + key + "\" field");
   if (!it->is_string()) throw InputError(name + ": " + where + ": \"" + key + "\" is not a string");
@@ -25,19 +25,19 @@ std::string required_string(const Json& object, const char* key, const std::stri
 }
 
 // `question`, else `prompt` (some tools write that); "" when neither is present.
-std::string question_of(const Json& item, const std::string& name, const std::string& where) {
+std::string question_of(const OrderedJson& item, const std::string& name, const std::string& where) {
   for (const char* key : {"question", "prompt"}) {
     if (item.contains(key)) return required_string(item, key, name, where);
   }
   return "";
 }
 
-AnswerFile read_list(const Json& root, const std::string& name, bool ground_truth) {
+AnswerFile read_list(const OrderedJson& root, const std::string& name, bool ground_truth) {
   AnswerFile file;
   file.name = name;
   file.items.reserve(root.size());
   for (size_t i = 0; i < root.size(); ++i) {
-    const Json& item = root[i];
+    const OrderedJson& item = root[i];
     const std::string where = "item " + std::to_string(i);
     if (!item.is_object()) throw InputError(name + ": " + where + " is not an object");
     EvalItem e;
@@ -54,7 +54,7 @@ AnswerFile read_list(const Json& root, const std::string& name, bool ground_trut
   return file;
 }
 
-AnswerFile read_nested(const Json& root, const std::string& name) {
+AnswerFile read_nested(const OrderedJson& root, const std::string& name) {
   AnswerFile file;
   file.name = name;
   for (const auto& [scene, scene_value] : root.items()) {
@@ -91,7 +91,7 @@ AnswerFile read_nested(const Json& root, const std::string& name) {
 
 }  // namespace
 
-Json parse_eval_json(std::string_view text, const std::string& name, size_t* replaced_bytes) {
+OrderedJson parse_eval_json(std::string_view text, const std::string& name, size_t* replaced_bytes) {
   size_t replaced = 0;
   const std::string repaired = repair_utf8(text, &replaced);
   if (replaced_bytes) *replaced_bytes = replaced;
@@ -101,7 +101,7 @@ Json parse_eval_json(std::string_view text, const std::string& name, size_t* rep
 
 AnswerFile parse_ground_truth(std::string_view text, const std::string& name) {
   size_t replaced = 0;
-  const Json root = parse_eval_json(text, name, &replaced);
+  const OrderedJson root = parse_eval_json(text, name, &replaced);
   AnswerFile file;
   if (root.is_array()) {
     file = read_list(root, name, true);
@@ -127,7 +127,7 @@ AnswerFile read_ground_truth(const std::filesystem::path& path) {
 
 AnswerFile parse_predictions(std::string_view text, const std::string& name) {
   size_t replaced = 0;
-  const Json root = parse_eval_json(text, name, &replaced);
+  const OrderedJson root = parse_eval_json(text, name, &replaced);
   if (!root.is_array()) throw InputError(name + ": predictions must be a JSON list of items (a drivevqa results file)");
   AnswerFile file = read_list(root, name, false);
   file.replaced_bytes = replaced;

@@ -12,15 +12,15 @@ namespace {
 // Python's \b on str counts Unicode letters and digits as word characters; here only ASCII
 // letters, digits and '_' do, and every byte of a UTF-8 sequence counts as a non-word byte. That
 // only differs when a letter option touches a non-ASCII letter ("éa").
-bool is_word_byte(char c) {
+bool is_ascii_word_byte(char c) {
   const auto u = static_cast<unsigned char>(c);
   return u < 0x80 && (std::isalnum(u) || u == '_');
 }
 
 // Python's \b at `pos`: a word byte on exactly one side.
 bool word_boundary_at(std::string_view text, size_t pos) {
-  const bool word_before = pos > 0 && is_word_byte(text[pos - 1]);
-  const bool word_after = pos < text.size() && is_word_byte(text[pos]);
+  const bool word_before = pos > 0 && is_ascii_word_byte(text[pos - 1]);
+  const bool word_after = pos < text.size() && is_ascii_word_byte(text[pos]);
   return word_before != word_after;
 }
 

@@ -8,7 +8,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 std::string strf(const char* format, ...) __attribute__((format(printf, 1, 2)));
 std::string strf(const char* format, ...) {
@@ -27,7 +27,7 @@ std::string percent(std::optional<double> share) { return share ? strf("%.1f%%",
 std::string fixed3(double v, bool present) { return present ? strf("%.3f", v) : "-"; }
 std::string points(std::optional<double> v) { return v ? strf("%.2f", *v) : "n/a"; }
 
-Json optional_number(std::optional<double> v) { return v ? Json(*v) : Json(nullptr); }
+OrderedJson optional_number(std::optional<double> v) { return v ? OrderedJson(*v) : OrderedJson(nullptr); }
 
 std::string letter(char c) { return c ? std::string(1, c) : std::string(); }
 
@@ -134,8 +134,8 @@ std::string text_report(const ReportInput& in) {
 
 namespace {
 
-Json parts_json(const Track1Parts& p, bool judge_used) {
-  Json j;
+OrderedJson parts_json(const Track1Parts& p, bool judge_used) {
+  OrderedJson j;
   j["questions"] = p.questions;
   j["closed"] = p.closed;
   j["closed_correct"] = p.closed_correct;
@@ -145,15 +145,15 @@ Json parts_json(const Track1Parts& p, bool judge_used) {
   j["closed_part"] = p.closed_points_share();
   j["rouge_meteor_part"] = p.lexical_points_share();
   const auto score = judge_used ? p.score() : std::nullopt;
-  j["judge_part"] = score ? Json(p.judge_points / p.questions) : Json(nullptr);
+  j["judge_part"] = score ? OrderedJson(p.judge_points / p.questions) : OrderedJson(nullptr);
   j["score"] = optional_number(score);
   j["score_without_judge"] = p.without_judge();
   j["score_of_complete_questions"] = optional_number(judge_used ? p.score_of_complete() : std::nullopt);
   return j;
 }
 
-Json unpaired_json(const std::vector<UnpairedItem>& list, const AnswerFile& file) {
-  Json items = Json::array();
+OrderedJson unpaired_json(const std::vector<UnpairedItem>& list, const AnswerFile& file) {
+  OrderedJson items = OrderedJson::array();
   for (const UnpairedItem& u : list) {
     const EvalItem& e = file.items[u.index];
     items.push_back({{"index", e.index}, {"where", e.where}, {"question", e.question}, {"reason", u.reason}});
@@ -161,8 +161,8 @@ Json unpaired_json(const std::vector<UnpairedItem>& list, const AnswerFile& file
   return {{"count", list.size()}, {"items", std::move(items)}};
 }
 
-Json subtask_json(const SubtaskSummary& s, bool judge_used) {
-  Json j;
+OrderedJson subtask_json(const SubtaskSummary& s, bool judge_used) {
+  OrderedJson j;
   j["subtask"] = std::string(subtask_name(s.subtask));
   j["count"] = s.count;
   j["accuracy_drivebench"] = optional_number(s.accuracy());
@@ -170,7 +170,7 @@ Json subtask_json(const SubtaskSummary& s, bool judge_used) {
   j["option"] = {{"count", s.option_count}, {"correct_drivebench", s.option_correct},
                  {"correct_strict", s.option_correct_strict}, {"misread_risk", s.misread_risk}};
   j["yes_no"] = {{"count", s.yes_no_count}, {"correct", s.yes_no_correct}};
-  Json open = {{"count", s.open_count}};
+  OrderedJson open = {{"count", s.open_count}};
   if (s.open_count > 0) {
     open["bleu"] = s.language.bleu;
     open["rouge_l"] = s.language.rouge_l;
@@ -184,8 +184,8 @@ Json subtask_json(const SubtaskSummary& s, bool judge_used) {
   return j;
 }
 
-Json question_json(const QuestionScore& q) {
-  Json j;
+OrderedJson question_json(const QuestionScore& q) {
+  OrderedJson j;
   j["ground_truth_index"] = q.ground_truth_index;
   j["prediction_index"] = q.prediction_index;
   j["category"] = q.category;
@@ -216,9 +216,9 @@ Json question_json(const QuestionScore& q) {
 
 }  // namespace
 
-Json json_report(const ReportInput& in) {
+OrderedJson json_report(const ReportInput& in) {
   const Evaluation& ev = in.evaluation;
-  Json j;
+  OrderedJson j;
   j["ground_truth"] = {{"file", in.ground_truth.name}, {"items", in.ground_truth.items.size()}};
   j["predictions"] = {{"file", in.predictions.name}, {"items", in.predictions.items.size()}};
   j["pairing"] = {{"paired", in.pairing.pairs.size()},
@@ -226,7 +226,7 @@ Json json_report(const ReportInput& in) {
                   {"extra_predictions", unpaired_json(in.pairing.extra_predictions, in.predictions)}};
   j["error_answers"] = ev.error_answers;
   j["misread_risk"] = ev.misread_risk;
-  Json judge = {{"used", ev.judge_used}};
+  OrderedJson judge = {{"used", ev.judge_used}};
   if (ev.judge_used) {
     judge["url"] = in.judge_url;
     judge["model"] = in.judge_model;
@@ -236,23 +236,23 @@ Json json_report(const ReportInput& in) {
     judge["missing"] = ev.judge_stats.missing;
   }
   j["judge"] = std::move(judge);
-  j["subtasks"] = Json::array();
+  j["subtasks"] = OrderedJson::array();
   for (const SubtaskSummary& s : ev.subtasks) j["subtasks"].push_back(subtask_json(s, ev.judge_used));
-  Json track1;
+  OrderedJson track1;
   track1["formula"] = "per question, 0..100: closed 100 if correct else 0; open 10 ROUGE-L + 10 METEOR + 0.8 judge";
   track1["judge_included"] = ev.judge_used;
   if (!ev.judge_used) track1["note"] = kJudgeAbsentNote;
-  Json categories = Json::object();
+  OrderedJson categories = OrderedJson::object();
   for (const auto& [name, parts] : ev.categories) categories[name] = parts_json(parts, ev.judge_used);
   track1["categories"] = std::move(categories);
   track1["overall"] = parts_json(ev.overall, ev.judge_used);
   const double coverage =
       in.ground_truth.items.empty() ? 0.0 : static_cast<double>(in.pairing.pairs.size()) / in.ground_truth.items.size();
   const auto overall = ev.judge_used ? ev.overall.score() : std::nullopt;
-  track1["missing_as_zero"] = {{"score", overall ? Json(*overall * coverage) : Json(nullptr)},
+  track1["missing_as_zero"] = {{"score", overall ? OrderedJson(*overall * coverage) : OrderedJson(nullptr)},
                                {"score_without_judge", ev.overall.without_judge() * coverage}};
   j["track1"] = std::move(track1);
-  j["questions"] = Json::array();
+  j["questions"] = OrderedJson::array();
   for (const QuestionScore& q : ev.questions) j["questions"].push_back(question_json(q));
   return j;
 }

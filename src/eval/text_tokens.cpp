@@ -17,7 +17,7 @@ namespace {
 //     -lowerCase, so some pycocoevalcap versions may keep "-lrb-" tokens; we follow the list's intent.
 // Nothing the list drops is ever emitted, so the punctuation marks are simply skipped.
 
-bool is_word_byte(unsigned char c) { return std::isalnum(c) || c == '_' || c >= 0x80; }
+bool is_token_byte(unsigned char c) { return std::isalnum(c) || c == '_' || c >= 0x80; }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 bool is_letter(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 // s[i] as a byte, or 0 past the end.
@@ -89,7 +89,7 @@ size_t dotted_acronym_end(const std::string& s, size_t i) {
     j += 2;
     ++letters;
   }
-  const bool word_goes_on = j < s.size() && is_word_byte(s[j]);
+  const bool word_goes_on = j < s.size() && is_token_byte(s[j]);
   return letters >= 2 && !word_goes_on ? j : i;
 }
 
@@ -102,7 +102,7 @@ size_t read_word(const std::string& s, size_t i, std::string& word) {
     const unsigned char c = byte_at(s, i);
     const unsigned char next = byte_at(s, i + 1);
     const unsigned char prev = i > start ? byte_at(s, i - 1) : 0;
-    if (is_word_byte(c)) {
+    if (is_token_byte(c)) {
       ++i;
     } else if ((c == '.' || c == ':') && is_digit(prev) && is_digit(next)) {
       number_has_point = number_has_point || c == '.';
@@ -110,7 +110,7 @@ size_t read_word(const std::string& s, size_t i, std::string& word) {
     } else if (c == ',' && is_digit(prev) && !number_has_point && is_digit(next) && is_digit(byte_at(s, i + 2)) &&
                is_digit(byte_at(s, i + 3)) && !is_digit(byte_at(s, i + 4))) {
       ++i;  // thousands separator
-    } else if ((c == '-' || c == '\'') && i > start && is_word_byte(prev) && is_word_byte(next)) {
+    } else if ((c == '-' || c == '\'') && i > start && is_token_byte(prev) && is_token_byte(next)) {
       ++i;
     } else {
       break;
@@ -133,10 +133,10 @@ std::vector<std::string> coco_tokens(std::string_view text) {
     } else if (const size_t end = dotted_acronym_end(s, i); end != i) {
       tokens.emplace_back(s, i, end - i);
       i = end;
-    } else if (is_word_byte(c)) {
+    } else if (is_token_byte(c)) {
       i = read_word(s, i, word);
       push_word(word, tokens);
-    } else if (c == '\'' && i + 1 < s.size() && is_word_byte(byte_at(s, i + 1))) {
+    } else if (c == '\'' && i + 1 < s.size() && is_token_byte(byte_at(s, i + 1))) {
       // A clitic after a space ("it 's") is a token; otherwise the apostrophe is a quote mark.
       const size_t word_end = read_word(s, i + 1, word);
       bool is_clitic = false;

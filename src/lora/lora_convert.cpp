@@ -25,6 +25,7 @@ void write_text_adapter(const PeftAdapter& adapter, const std::vector<const Lora
     w.declare_tensor(name + ".lora_a", GGML_TYPE_F32, {m->a->shape[1], m->rank});
     w.declare_tensor(name + ".lora_b", GGML_TYPE_F32, {m->rank, m->b->shape[0]});
   }
+  std::vector<uint8_t> bytes;
   w.write(path, [&](size_t i, const ggml_tensor&) {
     const LoraModule& m = *modules[i / 2];
     std::vector<float> values = i % 2 == 0 ? m.a->to_f32() : m.b->to_f32();
@@ -35,7 +36,7 @@ void write_text_adapter(const PeftAdapter& adapter, const std::vector<const Lora
       const float fold = m.scale / engine_scale;
       for (float& v : values) v *= fold;
     }
-    return convert_f32(values, GGML_TYPE_F32, static_cast<int64_t>(values.size()));
+    return convert_f32(values, GGML_TYPE_F32, static_cast<int64_t>(values.size()), bytes);
   });
 }
 

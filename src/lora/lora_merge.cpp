@@ -100,8 +100,8 @@ void require_requantizable(const ggml_tensor& t, const std::filesystem::path& ba
 }
 
 // The pair merged into a copy of the tensor, in its own type.
-std::vector<uint8_t> merged_bytes(const ggml_tensor& t, const uint8_t* data, const LoraModule& m, const LoraTarget& target,
-                                  const std::string& where) {
+std::span<const uint8_t> merged_bytes(const ggml_tensor& t, const uint8_t* data, const LoraModule& m,
+                                      const LoraTarget& target, const std::string& where, std::vector<uint8_t>& out) {
   std::vector<float> w(static_cast<size_t>(ggml_nelements(&t)));
   if (t.type == GGML_TYPE_F32) {
     std::memcpy(w.data(), data, w.size() * sizeof(float));
@@ -116,7 +116,7 @@ std::vector<uint8_t> merged_bytes(const ggml_tensor& t, const uint8_t* data, con
                        " at element " + std::to_string(k) + ", which " + ggml_type_name(t.type) + " cannot hold");
     }
   }
-  return convert_f32(w, t.type, t.ne[0]);
+  return convert_f32(w, t.type, t.ne[0], out);
 }
 
 // A GGUF file's tensor infos, without their data.
@@ -219,12 +219,13 @@ void write_merged_gguf(const std::vector<const LoraModule*>& modules, const std:
     if (changes.count(t.name)) require_requantizable(t, base);
     w.declare_tensor(t.name, t.type, std::vector<int64_t>(t.ne, t.ne + ggml_n_dims(&t)));
   }
+  std::vector<uint8_t> bytes;
   w.write(out, [&](size_t i, const ggml_tensor&) {
     const ggml_tensor& t = src.tensor(static_cast<int64_t>(i));
     const uint8_t* data = src.data(static_cast<int64_t>(i));
     const auto it = changes.find(t.name);
-    if (it == changes.end()) return std::vector<uint8_t>(data, data + ggml_nbytes(&t));
-    return merged_bytes(t, data, *it->second.first, it->second.second, where);
+    if (it == changes.end()) return std::span<const uint8_t>(data, ggml_nbytes(&t));  // unchanged: straight from the mapping
+    return merged_bytes(t, data, *it->second.first, it->second.second, where, bytes);
   });
 }
 

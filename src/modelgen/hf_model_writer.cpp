@@ -14,7 +14,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 // One HF tensor and how to assemble it from the GGUF-named random tensors.
 struct HfTensor {
@@ -39,12 +39,12 @@ std::vector<HfTensor> hf_tensors(const ModelPreset& p, bool new_layout) {
   return out;
 }
 
-Json config_json(const ModelPreset& p, const std::string& name) {
+OrderedJson config_json(const ModelPreset& p, const std::string& name) {
   const TextShape& t = p.text;
   const VisionShape& v = p.vision;
-  Json full = Json::array();
+  OrderedJson full = OrderedJson::array();
   for (int i = v.full_attention_every - 1; i < v.blocks; i += v.full_attention_every) full.push_back(i);
-  return Json{{"_name_or_path", name},
+  return OrderedJson{{"_name_or_path", name},
               {"architectures", {"Qwen2_5_VLForConditionalGeneration"}},
               {"model_type", "qwen2_5_vl"},
               {"hidden_size", t.hidden},
@@ -75,9 +75,9 @@ Json config_json(const ModelPreset& p, const std::string& name) {
 
 // A plain (sorted) json: an insertion-ordered object of 150k entries would be quadratic to build.
 nlohmann::json tokenizer_json(const QwenVocab& vocab) {
-  using Json = nlohmann::json;
-  Json model_vocab = Json::object();
-  Json added = Json::array();
+  using OrderedJson = nlohmann::json;
+  OrderedJson model_vocab = OrderedJson::object();
+  OrderedJson added = OrderedJson::array();
   for (size_t id = 0; id < vocab.tokens.size(); ++id) {
     const int32_t type = vocab.types[id];
     if (type == kTokenNormal) {
@@ -90,7 +90,7 @@ nlohmann::json tokenizer_json(const QwenVocab& vocab) {
                        {"normalized", false}, {"special", special}});
     }
   }
-  return Json{{"version", "1.0"},
+  return OrderedJson{{"version", "1.0"},
               {"truncation", nullptr},
               {"padding", nullptr},
               {"added_tokens", added},
@@ -157,12 +157,12 @@ void write_random_hf_model(const std::filesystem::path& dir, const RandomModelOp
   const QwenVocab vocab = qwen25vl_vocab(kQwenEndOfText + 22);  // the tokenizer's own entries, no padding
   write_json(dir / "tokenizer.json", tokenizer_json(vocab));
   write_json(dir / "tokenizer_config.json",
-             Json{{"add_bos_token", false}, {"add_prefix_space", false}, {"bos_token", nullptr},
+             OrderedJson{{"add_bos_token", false}, {"add_prefix_space", false}, {"bos_token", nullptr},
                   {"eos_token", "<|im_end|>"}, {"pad_token", "<|endoftext|>"}, {"unk_token", nullptr},
                   {"errors", "replace"}, {"model_max_length", 131072}, {"split_special_tokens", false},
                   {"tokenizer_class", "Qwen2Tokenizer"}, {"chat_template", qwen25vl_chat_template()}});
   write_json(dir / "preprocessor_config.json",
-             Json{{"image_processor_type", "Qwen2VLImageProcessor"}, {"do_resize", true}, {"do_rescale", true},
+             OrderedJson{{"image_processor_type", "Qwen2VLImageProcessor"}, {"do_resize", true}, {"do_rescale", true},
                   {"do_normalize", true}, {"do_convert_rgb", true}, {"rescale_factor", 1.0 / 255},
                   {"image_mean", {0.48145466, 0.4578275, 0.40821073}}, {"image_std", {0.26862954, 0.26130258, 0.27577711}},
                   {"min_pixels", 3136}, {"max_pixels", 12845056}, {"patch_size", 14}, {"temporal_patch_size", 2},

@@ -40,8 +40,9 @@ std::vector<TensorPlan> tensor_plan(Tower tower, const ModelPreset& preset, ggml
 void write_file(const std::filesystem::path& path, GgufStreamWriter& writer, const std::vector<TensorPlan>& plan,
                 uint64_t seed) {
   for (const TensorPlan& t : plan) writer.declare_tensor(t.name, t.type, t.ne);
+  std::vector<uint8_t> bytes;
   writer.write(path, [&](size_t i, const ggml_tensor&) {
-    return convert_f32(random_tensor_values(seed, plan[i]), plan[i].type, plan[i].ne[0]);
+    return convert_f32(random_tensor_values(seed, plan[i]), plan[i].type, plan[i].ne[0], bytes);
   });
 }
 

@@ -9,7 +9,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using OrderedJson = nlohmann::ordered_json;
 
 Subtask subtask_key(const std::string& key, const std::string& name, const char* section) {
   try {
@@ -55,13 +55,13 @@ std::string setting_names() {
 }
 
 template <typename T>
-Json per_subtask_json(const std::map<Subtask, T>& settings) {
-  Json j = Json::object();
+OrderedJson per_subtask_json(const std::map<Subtask, T>& settings) {
+  OrderedJson j = OrderedJson::object();
   for (const auto& [s, v] : settings) j[std::string(subtask_name(s))] = v;
   return j;
 }
 
-void read_switches(const Json& value, const std::string& name, const SubtaskSwitch& k, PromptSet& p) {
+void read_switches(const OrderedJson& value, const std::string& name, const SubtaskSwitch& k, PromptSet& p) {
   if (!value.is_object()) throw InputError(name + ": " + k.key + " must be an object of subtask -> true or false");
   for (const auto& [subtask, on] : value.items()) {
     if (!on.is_boolean()) throw InputError(name + ": " + k.key + "." + subtask + " must be true or false");
@@ -69,7 +69,7 @@ void read_switches(const Json& value, const std::string& name, const SubtaskSwit
   }
 }
 
-void read_counts(const Json& value, const std::string& name, const SubtaskCount& k, PromptSet& p) {
+void read_counts(const OrderedJson& value, const std::string& name, const SubtaskCount& k, PromptSet& p) {
   if (!value.is_object()) throw InputError(name + ": " + k.key + " must be an object of subtask -> count");
   for (const auto& [subtask, n] : value.items()) {
     if (!n.is_number_integer() || n.get<int64_t>() < 0 || n.get<int64_t>() > k.most) {
@@ -82,9 +82,9 @@ void read_counts(const Json& value, const std::string& name, const SubtaskCount&
 }  // namespace
 
 std::string prompts_to_json(const PromptSet& p) {
-  Json j;
+  OrderedJson j;
   j["system"] = p.system;
-  Json hints = Json::object(), budgets = Json::object();
+  OrderedJson hints = OrderedJson::object(), budgets = OrderedJson::object();
   for (Subtask s : all_subtasks()) {
     const auto h = p.hints.find(s);
     hints[std::string(subtask_name(s))] = h != p.hints.end() ? h->second : "";
@@ -106,7 +106,7 @@ std::string prompts_to_json(const PromptSet& p) {
 }
 
 void apply_prompts_json(const std::string& text, const std::string& name, PromptSet& p) {
-  const Json j = parse_ordered_json(text, name);
+  const OrderedJson j = parse_ordered_json(text, name);
   if (!j.is_object()) throw InputError(name + ": expected a JSON object with system, hints and token_budgets");
   for (const auto& [key, value] : j.items()) {
     if (key == "system") {

@@ -45,7 +45,7 @@ void GgufStreamWriter::write(const std::filesystem::path& path, const Producer& 
   const size_t alignment = gguf_get_alignment(gguf_);
   static const uint8_t zeros[64] = {};
   for (size_t i = 0; i < tensors_.size(); ++i) {
-    const std::vector<uint8_t> data = produce(i, *tensors_[i]);
+    const std::span<const uint8_t> data = produce(i, *tensors_[i]);
     if (data.size() != ggml_nbytes(tensors_[i])) {
       throw Error(ExitCode::kFailure, std::string("internal: tensor ") + tensors_[i]->name + " has " +
                                           std::to_string(data.size()) + " bytes, expected " +
@@ -57,14 +57,15 @@ void GgufStreamWriter::write(const std::filesystem::path& path, const Producer& 
   file.commit();
 }
 
-std::vector<uint8_t> convert_f32(const std::vector<float>& values, ggml_type type, int64_t row_length) {
+std::span<const uint8_t> convert_f32(std::span<const float> values, ggml_type type, int64_t row_length,
+                                     std::vector<uint8_t>& out) {
   if (type == GGML_TYPE_F32) {
-    std::vector<uint8_t> out(values.size() * sizeof(float));
+    out.resize(values.size_bytes());
     std::memcpy(out.data(), values.data(), out.size());
     return out;
   }
   const int64_t rows = static_cast<int64_t>(values.size()) / row_length;
-  std::vector<uint8_t> out(ggml_row_size(type, row_length) * rows);
+  out.resize(ggml_row_size(type, row_length) * rows);
   ggml_quantize_chunk(type, values.data(), out.data(), 0, rows, row_length, nullptr);
   return out;
 }

@@ -89,7 +89,7 @@ std::vector<uint8_t> file_url_bytes(const std::string& url, const std::string& w
   }
 }
 
-RequestImage read_image_part(const Json& part, size_t number, const RequestLimits& limits) {
+RequestImage read_image_part(const Json& part, size_t number, const RequestLimits& limits, const KnownImage& known_image) {
   const Json* url = nullptr;
   if (const auto it = part.find("image_url"); it != part.end()) {
     url = it->is_object() && it->contains("url") ? &(*it)["url"] : &*it;
@@ -107,6 +107,7 @@ RequestImage read_image_part(const Json& part, size_t number, const RequestLimit
   } else {
     refuse(what + ": only data: URIs and file:// URLs are read; nothing is fetched from the network");
   }
+  if (known_image && known_image(image.bytes)) return image;
   try {
     decode_image(image.bytes.data(), image.bytes.size(), image.source);  // JPEG or PNG that decodes whole
   } catch (const Error& e) {
@@ -118,7 +119,8 @@ RequestImage read_image_part(const Json& part, size_t number, const RequestLimit
 }
 
 // The last user message: its text parts (the question) and image parts, in order.
-void read_user_message(const Json& messages, ChatRequest& request, const RequestLimits& limits) {
+void read_user_message(const Json& messages, ChatRequest& request, const RequestLimits& limits,
+                       const KnownImage& known_image) {
   if (!messages.is_array() || messages.empty()) refuse("messages must be a non-empty list");
   const Json* user = nullptr;
   for (const Json& m : messages) {
@@ -140,7 +142,7 @@ void read_user_message(const Json& messages, ChatRequest& request, const Request
         if (request.images.size() >= limits.max_images) {
           refuse("more than " + std::to_string(limits.max_images) + " images in one request (this server's limit)");
         }
-        request.images.push_back(read_image_part(part, request.images.size() + 1, limits));
+        request.images.push_back(read_image_part(part, request.images.size() + 1, limits, known_image));
       } else {
         refuse("a content part of type '" + type + "'; text and image_url are read");
       }
@@ -208,7 +210,7 @@ std::string encode_base64(const std::vector<uint8_t>& bytes) {
   return out;
 }
 
-ChatRequest parse_chat_request(const std::string& body, const RequestLimits& limits) {
+ChatRequest parse_chat_request(const std::string& body, const RequestLimits& limits, const KnownImage& known_image) {
   Json j;
   try {
     j = parse_json(body, "the request body");
@@ -250,7 +252,7 @@ ChatRequest parse_chat_request(const std::string& body, const RequestLimits& lim
     const auto usage = it->find("include_usage");
     request.include_usage = usage != it->end() && usage->is_boolean() && usage->get<bool>();
   }
-  read_user_message(j.contains("messages") ? j["messages"] : Json(), request, limits);
+  read_user_message(j.contains("messages") ? j["messages"] : Json(), request, limits, known_image);
   return request;
 }
 

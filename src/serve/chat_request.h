@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -64,9 +65,12 @@ struct ChatRequest {
 
 // Reads `body` (JSON) into a request. Images: data: URIs of JPEG or PNG (base64), or file:// URLs
 // of files under limits.allowed_media_dir (the resolved path, links followed, must be inside it).
-// Nothing is fetched from the network. Throws ApiError: 400, or 403 for a file:// path that is not
-// a file under the folder (missing or outside are not told apart).
-ChatRequest parse_chat_request(const std::string& body, const RequestLimits& limits);
+// Nothing is fetched from the network. Every image must decode whole, except those `known_image`
+// says were accepted before (the server's media store: the same bytes decoded then, so they are not
+// decoded again for each request about the frame). Throws ApiError: 400, or 403 for a file:// path
+// that is not a file under the folder (missing or outside are not told apart).
+using KnownImage = std::function<bool(const std::vector<uint8_t>& bytes)>;
+ChatRequest parse_chat_request(const std::string& body, const RequestLimits& limits, const KnownImage& known_image = {});
 
 // Standard base64 (RFC 4648, padding optional, no line breaks); nullopt when `text` is not.
 std::optional<std::vector<uint8_t>> decode_base64(std::string_view text);

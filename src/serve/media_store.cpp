@@ -28,9 +28,8 @@ std::unique_ptr<MediaStore::Lease> MediaStore::put(const std::vector<uint8_t>& b
   // comes back with other bytes, so caches keyed by path (decoded images, held prefixes) stay true.
   const std::string content = fingerprint(bytes.data(), bytes.size()) + "/";
   std::lock_guard lock(mutex_);
-  auto it = entries_.lower_bound(content);
-  while (it != entries_.end() && it->first.starts_with(content) && read_file_bytes(it->second.path) != bytes) ++it;
-  if (it == entries_.end() || !it->first.starts_with(content)) {
+  auto it = find_locked(content, bytes);
+  if (it == entries_.end()) {
     const std::string serial = std::to_string(++serial_);
     const std::filesystem::path path = folder_ / (serial + ".img");
     write_file_atomic(path, bytes.data(), bytes.size());
@@ -40,6 +39,21 @@ std::unique_ptr<MediaStore::Lease> MediaStore::put(const std::vector<uint8_t>& b
   }
   ++it->second.leases;
   return std::make_unique<Lease>(this, it->first, it->second.path);
+}
+
+bool MediaStore::holds(const std::vector<uint8_t>& bytes) {
+  const std::string content = fingerprint(bytes.data(), bytes.size()) + "/";
+  std::lock_guard lock(mutex_);
+  return find_locked(content, bytes) != entries_.end();
+}
+
+std::map<std::string, MediaStore::Entry>::iterator MediaStore::find_locked(const std::string& content,
+                                                                          const std::vector<uint8_t>& bytes) {
+  auto it = entries_.lower_bound(content);
+  for (; it != entries_.end() && it->first.starts_with(content); ++it) {
+    if (read_file_bytes(it->second.path) == bytes) return it;
+  }
+  return entries_.end();
 }
 
 void MediaStore::release(const std::string& key) {

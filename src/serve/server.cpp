@@ -16,7 +16,7 @@
 namespace drivevqa {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using ReplyJson = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 // Unleased request images kept for later requests about the same frames (a frame is six).
@@ -27,7 +27,7 @@ void reply_error(httplib::Response& res, int status, const std::string& message,
   res.set_content(error_body(message, type), "application/json");
 }
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string dump(const ReplyJson& j) { return j.dump(-1, ' ', false, ReplyJson::error_handler_t::replace); }
 
 long long unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -46,8 +46,8 @@ std::optional<ModelSize> requested_model(const std::string& name, const Schedule
                                                "and drivevqa-72b (see GET /v1/models)");
 }
 
-Json usage_json(const ItemResult& r) {
-  return Json{{"prompt_tokens", r.prompt_tokens},
+ReplyJson usage_json(const ItemResult& r) {
+  return ReplyJson{{"prompt_tokens", r.prompt_tokens},
               {"completion_tokens", r.generated_tokens},
               {"total_tokens", r.prompt_tokens + r.generated_tokens},
               {"prompt_tokens_details", {{"cached_tokens", r.cached_prompt_tokens}}}};
@@ -58,11 +58,11 @@ const char* finish_reason(const ServeJob::Outcome& outcome) {
 }
 
 // drivevqa's own fields beside OpenAI's: how the question was routed and answered.
-Json route_json(const ItemResult& r) {
-  return Json{{"subtask", std::string(subtask_name(r.subtask))}, {"model_used", r.model_used}};
+ReplyJson route_json(const ItemResult& r) {
+  return ReplyJson{{"subtask", std::string(subtask_name(r.subtask))}, {"model_used", r.model_used}};
 }
 
-std::string sse(const Json& chunk) { return "data: " + dump(chunk) + "\n\n"; }
+std::string sse(const ReplyJson& chunk) { return "data: " + dump(chunk) + "\n\n"; }
 
 }  // namespace
 
@@ -111,12 +111,12 @@ Server::Server(RunOptions run, ServeOptions options) : http_(std::make_unique<Ht
 
   svr.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("{\"status\":\"ok\"}", "application/json"); });
   svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    Json data = Json::array();
+    ReplyJson data = ReplyJson::array();
     const auto add = [&](const char* id) { data.push_back({{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "drivevqa"}}); };
     add("drivevqa");
     if (scheduler_->has_model(ModelSize::k7B)) add("drivevqa-7b");
     if (scheduler_->has_model(ModelSize::k72B)) add("drivevqa-72b");
-    res.set_content(dump(Json{{"object", "list"}, {"data", data}}), "application/json");
+    res.set_content(dump(ReplyJson{{"object", "list"}, {"data", data}}), "application/json");
   });
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { res.set_content(metrics_text(), "text/plain; version=0.0.4"); });
   svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
@@ -135,7 +135,8 @@ Server::Server(RunOptions run, ServeOptions options) : http_(std::make_unique<Ht
 Server::~Server() = default;
 
 void Server::chat_completion(const std::string& body, httplib::Response& res) {
-  ChatRequest request = parse_chat_request(body, options_.limits);
+  ChatRequest request =
+      parse_chat_request(body, options_.limits, [this](const std::vector<uint8_t>& bytes) { return media_->holds(bytes); });
   ItemRequest item_request;
   item_request.model = requested_model(request.model, *scheduler_);
   item_request.max_new_tokens = request.max_tokens;
@@ -151,7 +152,7 @@ void Server::chat_completion(const std::string& body, httplib::Response& res) {
   item.index = next_item_++;
   item.question = request.question;
   item.category = request.category;
-  item.original = Json{{"question", request.question}};
+  item.original = ReplyJson{{"question", request.question}};
   std::vector<std::unique_ptr<MediaStore::Lease>> leases;
   for (size_t i = 0; i < request.images.size(); ++i) {
     leases.push_back(media_->put(request.images[i].bytes));
@@ -166,7 +167,7 @@ void Server::chat_completion(const std::string& body, httplib::Response& res) {
   }
   const auto deadline = Clock::now() + std::chrono::seconds(options_.request_timeout_seconds);
   const std::string id = "chatcmpl-drivevqa-" + std::to_string(job->item().index);
-  const Json head{{"id", id}, {"object", "chat.completion.chunk"}, {"created", unix_seconds()}, {"model", request.model}};
+  const ReplyJson head{{"id", id}, {"object", "chat.completion.chunk"}, {"created", unix_seconds()}, {"model", request.model}};
   if (request.stream) {
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider("text/event-stream", [this, job, head, deadline, include_usage = request.include_usage](
@@ -183,8 +184,8 @@ void Server::chat_completion(const std::string& body, httplib::Response& res) {
   const ServeJob::Outcome outcome = job->outcome();
   if (!outcome.result) throw ApiError(500, "server_error", outcome.error);
   const ItemResult& r = *outcome.result;
-  Json reply{{"id", id}, {"object", "chat.completion"}, {"created", head["created"]}, {"model", request.model}};
-  reply["choices"] = Json::array({Json{{"index", 0},
+  ReplyJson reply{{"id", id}, {"object", "chat.completion"}, {"created", head["created"]}, {"model", request.model}};
+  reply["choices"] = ReplyJson::array({ReplyJson{{"index", 0},
                                        {"message", {{"role", "assistant"}, {"content", r.answer}}},
                                        {"finish_reason", finish_reason(outcome)}}});
   reply["usage"] = usage_json(r);
@@ -194,19 +195,19 @@ void Server::chat_completion(const std::string& body, httplib::Response& res) {
 
 // Server-sent events: a first chunk with the role, a chunk per growth of the settled text, the
 // rest and the finish reason when the answer is in, usage when asked, then [DONE].
-void Server::stream_reply(ServeJob& job, const Json& head, Clock::time_point deadline, bool include_usage, httplib::DataSink& sink) {
-  const auto send = [&](const Json& delta, const Json& finish) {
-    Json chunk = head;
-    chunk["choices"] = Json::array({Json{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
+void Server::stream_reply(ServeJob& job, const ReplyJson& head, Clock::time_point deadline, bool include_usage, httplib::DataSink& sink) {
+  const auto send = [&](const ReplyJson& delta, const ReplyJson& finish) {
+    ReplyJson chunk = head;
+    chunk["choices"] = ReplyJson::array({ReplyJson{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
     const std::string text = sse(chunk);
     return sink.write(text.data(), text.size());
   };
   std::string sent;
-  bool open = send(Json{{"role", "assistant"}, {"content", ""}}, nullptr);
+  bool open = send(ReplyJson{{"role", "assistant"}, {"content", ""}}, nullptr);
   std::string text;
   while (open && !job.wait(Clock::now(), &text)) {
     if (text.size() > sent.size()) {
-      open = send(Json{{"content", text.substr(sent.size())}}, nullptr);
+      open = send(ReplyJson{{"content", text.substr(sent.size())}}, nullptr);
       sent = text;
     }
     if (Clock::now() >= deadline) break;
@@ -240,11 +241,11 @@ void Server::stream_reply(ServeJob& job, const Json& head, Clock::time_point dea
     sink.done();
     return;
   }
-  if (answer.size() > sent.size()) send(Json{{"content", answer.substr(sent.size())}}, nullptr);
-  send(Json::object(), finish_reason(outcome));
+  if (answer.size() > sent.size()) send(ReplyJson{{"content", answer.substr(sent.size())}}, nullptr);
+  send(ReplyJson::object(), finish_reason(outcome));
   if (include_usage) {
-    Json chunk = head;
-    chunk["choices"] = Json::array();
+    ReplyJson chunk = head;
+    chunk["choices"] = ReplyJson::array();
     chunk["usage"] = usage_json(*outcome.result);
     const std::string text = sse(chunk);
     sink.write(text.data(), text.size());

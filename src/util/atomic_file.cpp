@@ -14,10 +14,6 @@
 namespace drivevqa {
 namespace {
 
-std::filesystem::path folder_of(const std::filesystem::path& path) {
-  return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-}
-
 // What is at `path` when it is something drivevqa must never replace: a folder, device, FIFO or
 // socket ("" for nothing there, a regular file, or a link, which rename replaces without following).
 std::string unreplaceable(const std::filesystem::path& path) {
@@ -26,15 +22,19 @@ std::string unreplaceable(const std::filesystem::path& path) {
   return describe_non_regular(path);
 }
 
-// A rename is durable only once its folder is on disk.
+}  // namespace
+
+std::filesystem::path folder_of(const std::filesystem::path& path) {
+  return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+}
+
 void sync_folder(const std::filesystem::path& folder) {
   const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
-  ::fsync(fd);
+  while (::fsync(fd) != 0 && errno == EINTR) {
+  }
   ::close(fd);
 }
-
-}  // namespace
 
 AtomicFile::AtomicFile(std::filesystem::path path) : path_(std::move(path)) {
   if (const std::string what = unreplaceable(path_); !what.empty()) {

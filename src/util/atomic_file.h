@@ -42,4 +42,10 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::stri
   write_file_atomic(path, text.data(), text.size());
 }
 
+// The folder holding `path` ("." for a bare name).
+std::filesystem::path folder_of(const std::filesystem::path& path);
+// fsync of a folder: a rename or a new entry in it is durable only once this returns. Best effort:
+// a folder that cannot be opened is left as it is.
+void sync_folder(const std::filesystem::path& folder);
+
 }  // namespace drivevqa

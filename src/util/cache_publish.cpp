@@ -13,6 +13,7 @@
 #include <ctime>
 #include <thread>
 
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/interrupt.h"
 
@@ -31,11 +32,6 @@ void sync_path(const std::filesystem::path& path, int flags) {
   ::close(fd);
 }
 
-void sync_folder(const std::filesystem::path& folder) { sync_path(folder, O_RDONLY | O_DIRECTORY); }
-
-std::filesystem::path parent_of(const std::filesystem::path& path) {
-  return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
-}
 
 // flock that retries EINTR; returns false when another holder has it (LOCK_NB).
 bool try_flock(int fd) {
@@ -142,7 +138,7 @@ void BuildFolder::publish(const std::filesystem::path& target) {
                       errno_text() + ")");
   }
   published_ = true;
-  sync_folder(parent_of(target));
+  sync_folder(folder_of(target));
 }
 
 void BuildFolder::replace(const std::filesystem::path& target) {
@@ -153,7 +149,7 @@ void BuildFolder::replace(const std::filesystem::path& target) {
       throw OutputError(target.string() + ": cannot replace it (" + errno_text() + ")");
     }
     // No atomic exchange here: the old folder goes aside first; a failure puts it back.
-    const std::filesystem::path aside = make_unique_folder(parent_of(target), target.filename().string(), "old");
+    const std::filesystem::path aside = make_unique_folder(folder_of(target), target.filename().string(), "old");
     if (::rename(target.c_str(), aside.c_str()) != 0) {
       const std::string reason = errno_text();
       std::filesystem::remove(aside, ec);
@@ -166,7 +162,7 @@ void BuildFolder::replace(const std::filesystem::path& target) {
     }
     std::filesystem::rename(aside, path_, ec);
   }
-  sync_folder(parent_of(target));
+  sync_folder(folder_of(target));
   std::filesystem::remove_all(path_, ec);  // the old content, now under the temporary name
   published_ = true;
 }
@@ -176,7 +172,7 @@ void BuildFolder::publish_file(const std::string& name, const std::filesystem::p
   if (::rename((path_ / name).c_str(), target.c_str()) != 0) {
     throw OutputError(target.string() + ": cannot move the finished file into place (" + errno_text() + ")");
   }
-  sync_folder(parent_of(target));
+  sync_folder(folder_of(target));
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
   published_ = true;
@@ -244,7 +240,7 @@ std::filesystem::path publish_cached_folder(const std::filesystem::path& cache, 
 bool publish_cached_file(const std::filesystem::path& path, const std::function<bool(const std::filesystem::path&)>& is_current,
                          const std::function<void(const std::filesystem::path&)>& build) {
   if (is_current(path)) return false;
-  const std::filesystem::path parent = parent_of(path);
+  const std::filesystem::path parent = folder_of(path);
   std::error_code ec;
   std::filesystem::create_directories(parent, ec);
   CacheLock lock(path.string() + ".lock", path.filename().string());

@@ -23,6 +23,11 @@ namespace drivevqa::test {
 std::filesystem::path fixtures_dir() { return DRIVEVQA_FIXTURES_DIR; }
 std::filesystem::path tiny_model_dir() { return fixtures_dir() / "tiny"; }
 std::filesystem::path demo_dir() { return fixtures_dir() / "demo"; }
+
+void copy_tiny_hf_model(const std::filesystem::path& dest) {
+  std::filesystem::create_directories(dest);
+  std::filesystem::copy(fixtures_dir() / "tiny-hf", dest, std::filesystem::copy_options::recursive);
+}
 std::string drivevqa_binary() { return DRIVEVQA_BINARY; }
 std::string mtmd_cli_binary() { return DRIVEVQA_MTMD_CLI; }
 std::string rpc_server_binary() { return DRIVEVQA_RPC_SERVER; }
@@ -122,6 +127,28 @@ std::vector<std::string> journal_lines(const std::filesystem::path& journal) {
   std::string line;
   while (std::getline(in, line)) lines.push_back(line);
   return lines;
+}
+
+std::string images_arg(const std::vector<std::filesystem::path>& paths) {
+  std::string csv;
+  for (const auto& p : paths) csv += (csv.empty() ? "" : ",") + p.string();
+  return csv;
+}
+
+std::vector<std::string> cached_ask_args(const std::filesystem::path& model, const std::filesystem::path& cache,
+                                         const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {drivevqa_binary(), "ask", "--model", model.string(), "--cache_dir", cache.string(),
+                                   "--outtype", "f32", "--images", images_arg(first_frame_images()), "-t", "1",
+                                   "--max_new_tokens", "4", "--image_max_tokens", "16"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.push_back("What is ahead?");
+  return args;
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
 }
 
 RgbImage dark_noise_image(int width, int height, uint32_t seed) {

@@ -25,10 +25,14 @@ constexpr T normal_or_sanitized(T full, T sanitized) {
 }
 
 // Folder with the fixtures made once per test run by the `fixtures` CTest step:
-//   tiny/  (model.gguf + mmproj.gguf, seed 1)    demo/  (make-demo output)
+//   tiny/  (model.gguf + mmproj.gguf, seed 1)    tiny-hf/  (the same weights as a Hugging Face folder)
+//   demo/  (make-demo output)
 std::filesystem::path fixtures_dir();
 std::filesystem::path tiny_model_dir();
 std::filesystem::path demo_dir();
+// A copy of the fixtures' Hugging Face folder (make-model --format hf --preset tiny --seed 1: the
+// same weights as tiny/) at `dest`, the test's own to change: a file copy, not a new random model.
+void copy_tiny_hf_model(const std::filesystem::path& dest);
 
 // A fresh empty folder under the system temp dir, removed at exit of the test process.
 std::filesystem::path scratch_dir(const std::string& name);
@@ -59,11 +63,23 @@ std::string rpc_server_binary();
 
 // The six camera image paths of the demo's first frame, in camera order.
 std::vector<std::filesystem::path> first_frame_images();
+// Paths joined with commas, as --images takes them.
+std::string images_arg(const std::vector<std::filesystem::path>& paths);
+// `ask` about the first frame with a model folder (Hugging Face or GGUF) converted into `cache` when
+// needed: f32, 16 image tokens, 4 new tokens, one thread; `extra` goes before the question.
+std::vector<std::string> cached_ask_args(const std::filesystem::path& model, const std::filesystem::path& cache,
+                                         const std::vector<std::string>& extra = {});
 
 std::string read_text(const std::filesystem::path& path);
+// How many times `what` occurs in `text` (overlapping occurrences counted).
+size_t count_of(const std::string& text, const std::string& what);
 
 // A seeded image of dark values only: no pixel can be mistaken for a marker colour (each has a channel at 255).
 RgbImage dark_noise_image(int width, int height, uint32_t seed);
+// The RGB bytes of pixel (x, y); the image must outlive the pointer.
+inline const uint8_t* pixel(const RgbImage& image, int x, int y) {
+  return &image.pixels[(static_cast<size_t>(y) * image.width + x) * 3];
+}
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 
 // Overwrites element `index` of an F32 tensor in a safetensors file, in place (size kept); throws
