@@ -142,11 +142,16 @@ SchedulerSnapshot Scheduler::snapshot() const {
 }
 
 void Scheduler::run() {
+  size_t last_round = 0;  // requests in the round before
+  auto last_end = std::chrono::steady_clock::now();
   for (;;) {
     std::vector<std::shared_ptr<ServeJob>> round;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      // The clients answered last in the round before are sending their next requests now: a
+      // moment's wait lets them into this round instead of waiting a whole round for the next.
+      wake_.wait_until(lock, last_end + kGatherWindow, [&] { return stopping_ || queue_.size() >= last_round; });
       if (queue_.empty()) return;  // stopping, and nothing is left
       for (; !queue_.empty(); queue_.pop_front()) {
         const std::shared_ptr<ServeJob>& job = queue_.front();
@@ -160,7 +165,9 @@ void Scheduler::run() {
       totals_.queued = 0;
       totals_.running = round.size();
     }
+    last_round = round.size();
     if (!round.empty()) answer_round(std::move(round));
+    last_end = std::chrono::steady_clock::now();
   }
 }
 

@@ -4,7 +4,9 @@
 // items: requests whose images have the same content are one frame (decoded, encoded and prefixed
 // once), the questions of up to 4 frames decode together in the same batches
 // (RunOptions::interleave_frames), and frame prefixes stay in the cache for later rounds' requests
-// about them (ModelWorker::answer_frames). A request that arrives during a round waits for the next.
+// about them (ModelWorker::answer_frames). A request that arrives during a round waits for the next;
+// right after a round, the next one waits up to kGatherWindow for as many requests as the round had
+// (the clients it answered last come back with their next questions).
 //
 // What must hold: every submitted job is completed exactly once (an answer or an error); a job
 // cancelled before its round is dropped, one being decoded stops at its next token; after stop()
@@ -91,6 +93,8 @@ struct SchedulerSnapshot {
 
 class Scheduler {
  public:
+  static constexpr std::chrono::milliseconds kGatherWindow{30};
+
   // Loads the models (throws as Runner::load_models). `options.item_request` is the scheduler's.
   Scheduler(RunOptions options, size_t max_jobs);
 
