@@ -82,12 +82,15 @@ void print_serve_table(const std::filesystem::path& dir, const std::string& titl
     return j.contains("answered_now") ? j["answered_now"].get<size_t>() : j["questions"].get<size_t>();
   };
   std::printf("\n%s\n", title.c_str());
-  std::printf("%-44s %10s %12s %14s %10s\n", "", "questions", "questions/s", "image encodes", "seconds");
-  std::printf("%-44s %10zu %12.3f %14zu %10.1f\n", "a  drivevqa run", questions(a), qps(a), a.value("images_encoded", size_t{0}),
-              a.value("seconds", 0.0));
-  std::printf("%-44s %10zu %12.3f %14zu %10.1f\n", "s  drivevqa serve, 8 clients", questions(s), qps(s),
-              s.value("images_encoded", size_t{0}), s.value("seconds", 0.0));
-  std::printf("%-44s %10zu %12.3f %14s %10.1f\n", "d  llama-server, 4 slots, 8 clients", questions(d), qps(d), "-", d.value("seconds", 0.0));
+  // Decode steps: batches of questions; where answers run longer than others, fewer questions per
+  // step means more steps for the same answers.
+  std::printf("%-44s %10s %12s %14s %12s %10s\n", "", "questions", "questions/s", "image encodes", "decode steps", "seconds");
+  std::printf("%-44s %10zu %12.3f %14zu %12zu %10.1f\n", "a  drivevqa run", questions(a), qps(a), a.value("images_encoded", size_t{0}),
+              a.value("decode_calls", size_t{0}), a.value("seconds", 0.0));
+  std::printf("%-44s %10zu %12.3f %14zu %12zu %10.1f\n", "s  drivevqa serve, 8 clients", questions(s), qps(s),
+              s.value("images_encoded", size_t{0}), s.value("decode_calls", size_t{0}), s.value("seconds", 0.0));
+  std::printf("%-44s %10zu %12.3f %14s %12s %10.1f\n", "d  llama-server, 4 slots, 8 clients", questions(d), qps(d), "-", "-",
+              d.value("seconds", 0.0));
   std::printf("s/a %.2fx   s/d %.1fx   serve: failed requests %zu, 429 replies %zu, prefix-cache hits %zu, "
               "prefix evaluations %zu; answers identical to run's: %zu of %zu\n",
               qps(s) / qps(a), qps(s) / qps(d), s.value("failed_requests", size_t{0}), s.value("busy_replies", size_t{0}),
@@ -340,6 +343,7 @@ int main(int argc, char** argv) {
     out["images_encoded"] = static_cast<size_t>(metric_value(metrics, "drivevqa_images_encoded_total"));
     out["prefix_cache_hits"] = static_cast<size_t>(metric_value(metrics, "drivevqa_prefix_cache_hits_total"));
     out["prefix_evaluations"] = static_cast<size_t>(metric_value(metrics, "drivevqa_prefix_evaluations_total"));
+    out["decode_calls"] = static_cast<size_t>(metric_value(metrics, "drivevqa_decode_calls_total"));
     out["failed_requests"] = static_cast<size_t>(metric_value(metrics, "drivevqa_failed_total"));
     out["metrics"] = metrics;
   }

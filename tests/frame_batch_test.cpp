@@ -103,6 +103,9 @@ TEST(FrameBatch, ParallelGreedyAnswersAgreeWithParallelOneAndHaveTheirShapes) {
   EXPECT_GE(share, 0.95);
   EXPECT_GT(all.stats["max_parallel"].get<int>(), 8);
   EXPECT_EQ(one.stats["max_parallel"].get<int>(), 1);
+  // One question at a time takes a step per generated token; decoding them together shares steps.
+  EXPECT_GE(one.stats["decode_calls"].get<size_t>(), one.stats["generated_tokens"].get<size_t>());
+  EXPECT_LT(all.stats["decode_calls"].get<size_t>(), one.stats["decode_calls"].get<size_t>() / 4);
 }
 
 // Answers across batch shapes agree only up to rounding (README "Reproducibility"): greedy answers

@@ -58,6 +58,7 @@ void count_decoding(const ParallelDecodeStats& stats, std::chrono::steady_clock:
   counters.suffix_tokens += stats.suffix_tokens;
   counters.generated_tokens += stats.generated_tokens;
   counters.max_parallel = std::max(counters.max_parallel, stats.max_running);
+  counters.decode_calls += stats.decode_calls;
   counters.seconds.questions += seconds_since(t0);
   counters.seconds.grammar += stats.grammar_seconds;
 }

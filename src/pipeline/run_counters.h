@@ -29,6 +29,7 @@ struct RunCounters {
   size_t few_shot_examples = 0;   // knowledge-base examples shown (--few_shot), all questions together
   size_t few_shot_short = 0;      // questions shown fewer examples than their K (the KB has fewer of the subtask)
   size_t max_parallel = 0;        // most answers decoded together
+  size_t decode_calls = 0;        // engine batches of questions (each one step of every running answer)
   // Self-consistency (--self_consistency): samples decoded beside a question's first answer.
   size_t forked_answers = 0;      // answers that forked another's evaluated suffix
   size_t voted_questions = 0;     // questions answered by a vote over samples (or by MBR)

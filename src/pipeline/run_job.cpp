@@ -133,6 +133,7 @@ nlohmann::ordered_json stats_json(const RunSummary& s) {
   j["marker_sets"] = c.marker_sets;
   j["generated_tokens"] = c.generated_tokens;
   j["max_parallel"] = c.max_parallel;
+  j["decode_calls"] = c.decode_calls;
   j["forked_answers"] = c.forked_answers;
   j["voted_questions"] = c.voted_questions;
   j["vote_ties"] = c.vote_ties;

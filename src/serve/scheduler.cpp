@@ -215,6 +215,7 @@ void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
   totals_.cached_prompt_tokens += cached;
   totals_.prefix_cache_hits += answered > evaluations ? answered - evaluations : 0;
   totals_.images_encoded += after.images_encoded - before.images_encoded;
+  totals_.decode_calls += after.decode_calls - before.decode_calls;
   totals_.prefix_evaluations += evaluations;
   totals_.busy_seconds += seconds_since(t0);
   ++totals_.rounds;

@@ -86,6 +86,7 @@ struct SchedulerSnapshot {
   size_t cached_prompt_tokens = 0;
   size_t prefix_cache_hits = 0;  // answered jobs whose frame prefix another job's work had evaluated
   size_t images_encoded = 0;
+  size_t decode_calls = 0;       // engine batches of questions
   size_t prefix_evaluations = 0;
   double busy_seconds = 0;       // time spent in rounds
   size_t rounds = 0;
