@@ -13,7 +13,7 @@ constexpr int kTextRoom = 1024;         // system prompt, question, answer instr
 }  // namespace
 
 int planned_answer_context(std::span<const RgbImage* const> images, const EngineOptions& options, int max_new_tokens) {
-  const int most = options.image_max_tokens > 0 ? options.image_max_tokens : kDefaultImageMaxTokens;
+  const int most = options.image_token_limit();
   int64_t cells = kTextRoom + int64_t{max_new_tokens};
   for (const RgbImage* image : images) {
     const int64_t tokens = int64_t{(image->width + kTokenSide - 1) / kTokenSide} * ((image->height + kTokenSide - 1) / kTokenSide);

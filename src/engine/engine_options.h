@@ -34,6 +34,8 @@ struct EngineOptions {
   int image_min_tokens = 0;   // 0: the mmproj's default
   int image_max_tokens = 0;   // 0: the mmproj's default, kDefaultImageMaxTokens
   bool warmup = true;         // run the engine's warm-up passes at load time
+  // The most vision tokens one image may take, as the plans count it.
+  int image_token_limit() const { return image_max_tokens > 0 ? image_max_tokens : kDefaultImageMaxTokens; }
   // The largest inference context the caller will make (engine/session.h): the memory check at
   // load time reserves room for its KV cache and compute buffers.
   int planned_context = 4096;

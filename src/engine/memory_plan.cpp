@@ -85,7 +85,7 @@ bool measure_text(const ModelFiles& files, const EngineOptions& options, Tally& 
     tally.add("KV cache", mb.context, dev);
     tally.add("text compute", mb.compute, dev);
   }
-  const uint64_t image_tokens = options.image_max_tokens > 0 ? static_cast<uint64_t>(options.image_max_tokens) : uint64_t{kDefaultImageMaxTokens};
+  const auto image_tokens = static_cast<uint64_t>(options.image_token_limit());
   tally.add("kept image embeddings",
             kKeptImageEmbeddings * image_tokens * static_cast<uint64_t>(llama_model_n_embd_inp(model.get())) * sizeof(float), nullptr);
   return true;

@@ -32,7 +32,6 @@ void sync_path(const std::filesystem::path& path, int flags) {
   ::close(fd);
 }
 
-
 // flock that retries EINTR; returns false when another holder has it (LOCK_NB).
 bool try_flock(int fd) {
   while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
