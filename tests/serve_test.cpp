@@ -113,13 +113,15 @@ TEST(ServeRequest, ImagesTheStoreHoldsAreNotDecodedAgain) {
   const fs::path dir = test::scratch_dir("serve-holds") / "store";
   fs::create_directories(dir);
   MediaStore store(dir, 0);
-  EXPECT_FALSE(store.holds(hello));
+  EXPECT_EQ(store.lease_if_held(hello), nullptr);
   {
     const auto lease = store.put(hello);
-    EXPECT_TRUE(store.holds(hello));
-    EXPECT_FALSE(store.holds({'h', 'e', 'l', 'l'}));
+    const auto again = store.lease_if_held(hello);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->path(), lease->path());
+    EXPECT_EQ(store.lease_if_held({'h', 'e', 'l', 'l'}), nullptr);
   }
-  EXPECT_FALSE(store.holds(hello)) << "evicted (no idle file kept): decoded again when it comes back";
+  EXPECT_EQ(store.lease_if_held(hello), nullptr) << "evicted (no idle file kept): decoded again when it comes back";
 }
 
 TEST(ServeRequest, FileUrlsOnlyUnderTheAllowedFolder) {

@@ -34,17 +34,24 @@ std::unique_ptr<MediaStore::Lease> MediaStore::put(const std::vector<uint8_t>& b
     const std::filesystem::path path = folder_ / (serial + ".img");
     write_file_atomic(path, bytes.data(), bytes.size());
     it = entries_.emplace(content + serial, Entry{path, 0, idle_.end()}).first;
-  } else if (it->second.leases == 0) {
+  }
+  return lease_locked(it);
+}
+
+std::unique_ptr<MediaStore::Lease> MediaStore::lease_if_held(const std::vector<uint8_t>& bytes) {
+  const std::string content = fingerprint(bytes.data(), bytes.size()) + "/";
+  std::lock_guard lock(mutex_);
+  const auto it = find_locked(content, bytes);
+  return it == entries_.end() ? nullptr : lease_locked(it);
+}
+
+std::unique_ptr<MediaStore::Lease> MediaStore::lease_locked(std::map<std::string, Entry>::iterator it) {
+  if (it->second.idle != idle_.end()) {  // an idle entry taken again (a new one was never idle)
     idle_.erase(it->second.idle);
+    it->second.idle = idle_.end();
   }
   ++it->second.leases;
   return std::make_unique<Lease>(this, it->first, it->second.path);
-}
-
-bool MediaStore::holds(const std::vector<uint8_t>& bytes) {
-  const std::string content = fingerprint(bytes.data(), bytes.size()) + "/";
-  std::lock_guard lock(mutex_);
-  return find_locked(content, bytes) != entries_.end();
 }
 
 std::map<std::string, MediaStore::Entry>::iterator MediaStore::find_locked(const std::string& content,

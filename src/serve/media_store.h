@@ -45,9 +45,9 @@ class MediaStore {
   // The file holding `bytes` (written atomically the first time). Throws OutputError when it
   // cannot be written. Safe to call from several threads.
   std::unique_ptr<Lease> put(const std::vector<uint8_t>& bytes);
-  // Whether a file with exactly these bytes is in the store now (a later put may still write one:
-  // an idle entry can leave in between). Safe to call from several threads.
-  bool holds(const std::vector<uint8_t>& bytes);
+  // The file holding exactly these bytes when the store has one now (a lease on it, as put gives),
+  // else null and nothing is written. Safe to call from several threads.
+  std::unique_ptr<Lease> lease_if_held(const std::vector<uint8_t>& bytes);
 
   const std::filesystem::path& folder() const { return folder_; }
 
@@ -55,9 +55,10 @@ class MediaStore {
   struct Entry {
     std::filesystem::path path;
     size_t leases = 0;
-    std::list<std::string>::iterator idle;  // in idle_ when leases == 0
+    std::list<std::string>::iterator idle;  // in idle_ when leases == 0, else idle_.end()
   };
   void release(const std::string& key);
+  std::unique_ptr<Lease> lease_locked(std::map<std::string, Entry>::iterator it);  // with mutex_ held
   // The entry holding exactly `bytes`, or entries_.end(); with mutex_ held.
   std::map<std::string, Entry>::iterator find_locked(const std::string& content, const std::vector<uint8_t>& bytes);
   void evict_idle();  // with mutex_ held

@@ -135,8 +135,13 @@ Server::Server(RunOptions run, ServeOptions options) : http_(std::make_unique<Ht
 Server::~Server() = default;
 
 void Server::chat_completion(const std::string& body, httplib::Response& res) {
-  ChatRequest request =
-      parse_chat_request(body, options_.limits, [this](const std::vector<uint8_t>& bytes) { return media_->holds(bytes); });
+  // Leases on images the store holds already, taken while the request is read (one per image part,
+  // null for new bytes): those are neither decoded nor looked up again.
+  std::vector<std::unique_ptr<MediaStore::Lease>> leases;
+  ChatRequest request = parse_chat_request(body, options_.limits, [&](const std::vector<uint8_t>& bytes) {
+    leases.push_back(media_->lease_if_held(bytes));
+    return leases.back() != nullptr;
+  });
   ItemRequest item_request;
   item_request.model = requested_model(request.model, *scheduler_);
   item_request.max_new_tokens = request.max_tokens;
@@ -153,11 +158,11 @@ void Server::chat_completion(const std::string& body, httplib::Response& res) {
   item.question = request.question;
   item.category = request.category;
   item.original = ReplyJson{{"question", request.question}};
-  std::vector<std::unique_ptr<MediaStore::Lease>> leases;
+  leases.resize(request.images.size());
   for (size_t i = 0; i < request.images.size(); ++i) {
-    leases.push_back(media_->put(request.images[i].bytes));
+    if (!leases[i]) leases[i] = media_->put(request.images[i].bytes);
     const std::string camera = i < kCameraOrder.size() ? std::string(kCameraOrder[i]) : "IMAGE_" + std::to_string(i + 1);
-    item.images.push_back({camera, leases.back()->path()});
+    item.images.push_back({camera, leases[i]->path()});
   }
   request.images.clear();  // their bytes are in the store
   auto job = std::make_shared<ServeJob>(std::move(item), std::move(item_request), request.stop, std::move(leases));
