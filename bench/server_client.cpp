@@ -92,10 +92,10 @@ void print_serve_table(const std::filesystem::path& dir, const std::string& titl
   std::printf("%-44s %10zu %12.3f %14s %12s %10.1f\n", "d  llama-server, 4 slots, 8 clients", questions(d), qps(d), "-", "-",
               d.value("seconds", 0.0));
   std::printf("s/a %.2fx   s/d %.1fx   serve: failed requests %zu, 429 replies %zu, prefix-cache hits %zu, "
-              "prefix evaluations %zu; answers identical to run's: %zu of %zu\n",
+              "prefix evaluations %zu, rounds %zu, requests joining a round under way %zu; answers identical to run's: %zu of %zu\n",
               qps(s) / qps(a), qps(s) / qps(d), s.value("failed_requests", size_t{0}), s.value("busy_replies", size_t{0}),
-              s.value("prefix_cache_hits", size_t{0}), s.value("prefix_evaluations", size_t{0}), s.value("identical_answers", size_t{0}),
-              questions(s));
+              s.value("prefix_cache_hits", size_t{0}), s.value("prefix_evaluations", size_t{0}), s.value("rounds", size_t{0}),
+              s.value("joined", size_t{0}), s.value("identical_answers", size_t{0}), questions(s));
 }
 
 void print_table(const std::filesystem::path& dir, const std::string& title) {
@@ -344,6 +344,8 @@ int main(int argc, char** argv) {
     out["prefix_cache_hits"] = static_cast<size_t>(metric_value(metrics, "drivevqa_prefix_cache_hits_total"));
     out["prefix_evaluations"] = static_cast<size_t>(metric_value(metrics, "drivevqa_prefix_evaluations_total"));
     out["decode_calls"] = static_cast<size_t>(metric_value(metrics, "drivevqa_decode_calls_total"));
+    out["rounds"] = static_cast<size_t>(metric_value(metrics, "drivevqa_rounds_total"));
+    out["joined"] = static_cast<size_t>(metric_value(metrics, "drivevqa_joined_requests_total"));
     out["failed_requests"] = static_cast<size_t>(metric_value(metrics, "drivevqa_failed_total"));
     out["metrics"] = metrics;
   }

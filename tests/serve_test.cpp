@@ -17,6 +17,7 @@
 #include "pipeline/runner.h"
 #include "serve/chat_request.h"
 #include "serve/media_store.h"
+#include "serve/scheduler.h"
 #include "support/test_support.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -192,6 +193,22 @@ TEST(ServeMedia, SameBytesShareAFileThatStaysWhileLeased) {
   EXPECT_FALSE(fs::exists(dir)) << "removed with the store";
 }
 
+// The tiny model on small images; `together`: a server's rounds (frames decoded together).
+RunOptions round_options(bool together, int answer_cap = 12) {
+  RunOptions o;
+  o.model_7b = test::tiny_model_dir();
+  o.engine.n_threads = 2;
+  o.engine.image_max_tokens = 64;
+  o.sizing.max_pixels = 64 * 28 * 28;
+  o.frames.kv_type = GGML_TYPE_F16;
+  o.prompts = default_prompts(512);
+  o.max_new_tokens_cap = answer_cap;
+  o.keep_models_loaded = true;
+  o.frames.whole_context = together;
+  o.interleave_frames = together;
+  return o;
+}
+
 // A server's rounds: frames decoded together (ModelWorker::answer_frames) answer every item once,
 // agree with frames decoded one after another up to rounding (README "Reproducibility"), evaluate
 // each frame's prefix once and keep it for the next round's requests about the frame.
@@ -199,20 +216,6 @@ TEST(ServeRounds, FramesDecodedTogetherAnswerEveryItemOnceAndKeepTheirPrefixes) 
   const std::vector<QuestionItem> items = read_question_file(test::demo_dir() / "questions.json", {test::demo_dir()});
   std::vector<const QuestionItem*> all;
   for (const QuestionItem& item : items) all.push_back(&item);
-  const auto options = [](bool together) {
-    RunOptions o;
-    o.model_7b = test::tiny_model_dir();
-    o.engine.n_threads = 2;
-    o.engine.image_max_tokens = 64;
-    o.sizing.max_pixels = 64 * 28 * 28;
-    o.frames.kv_type = GGML_TYPE_F16;
-    o.prompts = default_prompts(512);
-    o.max_new_tokens_cap = 12;
-    o.keep_models_loaded = true;
-    o.frames.whole_context = together;
-    o.interleave_frames = together;
-    return o;
-  };
   const auto answer = [&](Runner& runner) {
     std::map<size_t, std::string> answers;
     runner.answer_all(all, [&](const QuestionItem& item, ItemResult r) {
@@ -220,9 +223,9 @@ TEST(ServeRounds, FramesDecodedTogetherAnswerEveryItemOnceAndKeepTheirPrefixes) 
     });
     return answers;
   };
-  Runner alone(options(false));
+  Runner alone(round_options(false));
   const auto one_by_one = answer(alone);
-  Runner together(options(true));
+  Runner together(round_options(true));
   const auto mixed = answer(together);
   ASSERT_EQ(mixed.size(), items.size());
   size_t same = 0;
@@ -240,6 +243,137 @@ TEST(ServeRounds, FramesDecodedTogetherAnswerEveryItemOnceAndKeepTheirPrefixes) 
   EXPECT_EQ(again.size(), items.size());
   EXPECT_EQ(together.counters().prefix_evaluations, evaluations);
   EXPECT_EQ(together.counters().images_encoded, encodes);
+}
+
+// Items that arrive while a round decodes (LateItems): those about a frame whose prefix is held
+// join the decoding under way and are answered in it, as they would be in a round of their own;
+// one about another frame is handed back, untouched, for a later round.
+TEST(ServeRounds, ItemsArrivingDuringARoundJoinItWhenTheirFramesPrefixIsHeld) {
+  const std::vector<QuestionItem> items = read_question_file(test::demo_dir() / "questions.json", {test::demo_dir()});
+  ASSERT_GT(items.size(), 20u);
+  const auto paths = [](const QuestionItem& item) {
+    std::vector<fs::path> p;
+    for (const CameraImage& c : item.images) p.push_back(c.path);
+    return p;
+  };
+  // The first frame's well-formed questions over its six images; item 17 is of the same frame but misses a
+  // camera (other images: another prefix), item 20 is of the next frame.
+  std::vector<const QuestionItem*> first_frame;
+  for (size_t i = 0; i < 20; ++i) {
+    if (paths(items[i]) == paths(items[0]) && items[i].problem.empty()) first_frame.push_back(&items[i]);
+  }
+  ASSERT_GE(first_frame.size(), 10u);
+  ASSERT_EQ(items[17].frame_token, items[0].frame_token);
+  ASSERT_NE(paths(items[17]), paths(items[0]));
+  ASSERT_NE(items[20].frame_token, items[0].frame_token);
+
+  Runner alone(round_options(false));
+  std::map<size_t, std::string> one_by_one;
+  alone.answer_all(first_frame, [&](const QuestionItem& item, ItemResult r) { one_by_one[item.index] = r.answer; });
+
+  Runner runner(round_options(true));
+  std::map<size_t, ItemResult> answered;
+  const auto sink = [&](const QuestionItem& item, ItemResult r) {
+    EXPECT_TRUE(answered.emplace(item.index, std::move(r)).second) << "item " << item.index << " answered twice";
+  };
+  size_t takes = 0;
+  std::vector<size_t> declined;
+  const LateItems late{[&] {
+                         std::vector<const QuestionItem*> arrived;
+                         if (takes++ == 0) {  // the rest of the frame, and a question about the next one
+                           arrived.assign(first_frame.begin() + 2, first_frame.end());
+                           arrived.push_back(&items[17]);
+                           arrived.push_back(&items[20]);
+                         }
+                         return arrived;
+                       },
+                       [&](const QuestionItem& item) { declined.push_back(item.index); }};
+  const std::vector<const QuestionItem*> round(first_frame.begin(), first_frame.begin() + 2);
+  runner.answer_all(round, sink, &late);
+  EXPECT_GT(takes, 2u) << "offered between decoding steps";
+  EXPECT_EQ(declined, (std::vector<size_t>{17, 20})) << "their prefixes are not held";
+  ASSERT_EQ(answered.size(), first_frame.size()) << "the whole first frame, in one round";
+  EXPECT_EQ(runner.counters().prefix_evaluations, 1u);
+  size_t same = 0;
+  for (const auto& [index, result] : answered) {
+    EXPECT_FALSE(result.is_error) << result.answer;
+    if (index > first_frame[1]->index) EXPECT_GT(result.cached_prompt_tokens, 0u) << "item " << index << " joined over the held prefix";
+    same += one_by_one.at(index) == result.answer ? 1 : 0;
+  }
+  EXPECT_GE(same, answered.size() * 9 / 10) << "joining does not change answers beyond rounding";
+  EXPECT_GT(runner.counters().max_parallel, 2u) << "the joined questions decoded beside the first two";
+
+  // The declined item, in a later round: its frame's prefix is evaluated then.
+  runner.answer_all(std::vector<const QuestionItem*>{&items[20]}, sink);
+  EXPECT_EQ(answered.count(20), 1u);
+  EXPECT_EQ(runner.counters().prefix_evaluations, 2u);
+}
+
+// The scheduler: a request that arrives while a round decodes joins it; once one had to wait for
+// the next round (its frame not held), nothing joins the round under way after it.
+TEST(ServeRounds, ARequestArrivingMidRoundJoinsItAndNoneJoinsAfterOneHadToWait) {
+  const std::vector<QuestionItem> items = read_question_file(test::demo_dir() / "questions.json", {test::demo_dir()});
+  ASSERT_GT(items.size(), 33u);
+  ASSERT_NE(items[13].frame_token, items[33].frame_token);
+  Scheduler scheduler(round_options(true, 0), 16);
+  std::thread engine([&] { scheduler.run(); });
+  struct StopEngine {
+    Scheduler& scheduler;
+    std::thread& engine;
+    ~StopEngine() {
+      scheduler.stop();
+      engine.join();
+    }
+  } stop_engine{scheduler, engine};
+  const auto deadline = [] { return std::chrono::steady_clock::now() + std::chrono::seconds(120); };
+  const auto submit = [&](size_t index, int budget) {  // open questions of the demo's first two frames
+    ItemRequest request;
+    request.max_new_tokens = budget;
+    auto job = std::make_shared<ServeJob>(items[index], std::move(request), std::vector<std::string>(),
+                                          std::vector<std::unique_ptr<MediaStore::Lease>>());
+    EXPECT_TRUE(scheduler.submit(job));
+    return job;
+  };
+  const auto answered = [](const std::shared_ptr<ServeJob>& job) {
+    const ServeJob::Outcome o = job->outcome();
+    return o.result && !o.result->is_error;
+  };
+  // The scheduler's figures once `n` jobs are answered (a round counts its jobs after finishing them).
+  const auto counted = [&](size_t n) {
+    const auto end = deadline();
+    while (scheduler.snapshot().answered < n && std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return scheduler.snapshot();
+  };
+
+  const auto long_one = submit(13, 48);
+  long_one->wait_for_more(0, deadline());  // decoding
+  const auto joining = submit(11, 4);
+  ASSERT_TRUE(joining->wait(deadline()));
+  ASSERT_TRUE(long_one->wait(deadline()));
+  EXPECT_TRUE(answered(joining) && answered(long_one));
+  EXPECT_GE(long_one->outcome().result->generated_tokens, 40u) << "it was still decoding when the other came";
+  SchedulerSnapshot s = counted(2);
+  EXPECT_EQ(s.rounds, 1u) << "the second request joined the first's round";
+  EXPECT_EQ(s.joined, 1u);
+  EXPECT_GT(joining->outcome().result->cached_prompt_tokens, 0u);
+
+  const auto again = submit(14, 48);
+  again->wait_for_more(0, deadline());
+  const auto other_frame = submit(33, 4);
+  while (scheduler.snapshot().deferred == 0 && !again->wait(std::chrono::steady_clock::now() + std::chrono::milliseconds(1))) {
+  }
+  ASSERT_EQ(scheduler.snapshot().deferred, 1u) << "taken and handed back while the round decoded";
+  const auto after_it = submit(12, 4);
+  ASSERT_TRUE(after_it->wait(deadline()));
+  EXPECT_TRUE(again->wait(std::chrono::steady_clock::now())) << "the later request did not pass the waiting one";
+  ASSERT_TRUE(other_frame->wait(deadline()));
+  EXPECT_TRUE(answered(again) && answered(other_frame) && answered(after_it));
+  s = counted(5);
+  EXPECT_EQ(s.joined, 1u);
+  EXPECT_EQ(s.rounds, 3u);
+  EXPECT_EQ(s.answered, 5u);
 }
 
 }  // namespace

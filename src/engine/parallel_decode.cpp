@@ -1,6 +1,7 @@
 #include "engine/parallel_decode.h"
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -57,12 +58,13 @@ class ParallelDecoder {
  public:
   ParallelDecoder(Session& session, std::span<const SharedPrefix> prefixes, std::span<const QuestionRequest> requests,
                   int max_parallel, llama_seq_id first_seq, const std::function<void(size_t, Generation)>& on_done,
-                  ParallelDecodeStats& stats);
+                  ParallelDecodeStats& stats, const MoreRequests* more);
   // Until every request is delivered; as decode_parallel.
   void run();
 
  private:
   void queue_pending_tokens();
+  void take_more();
   void admit_waiting();
   size_t group_end(size_t first) const;
   void start_group(size_t first, size_t end);
@@ -83,9 +85,10 @@ class ParallelDecoder {
   const int n_batch_;
   const size_t max_parallel_;
   const std::span<const SharedPrefix> prefixes_;
-  const std::span<const QuestionRequest> requests_;
+  std::deque<QuestionRequest> requests_;  // those given, then those that joined (indices stay put)
   const std::function<void(size_t, Generation)>& on_done_;
   ParallelDecodeStats& stats_;
+  const MoreRequests* more_;
 
   std::vector<llama_seq_id> free_seqs_;  // taken from the back: the lowest first
   size_t free_cells_;                    // KV cells not reserved by the prefix or a running question
@@ -97,7 +100,8 @@ class ParallelDecoder {
 
 ParallelDecoder::ParallelDecoder(Session& session, std::span<const SharedPrefix> prefixes,
                                  std::span<const QuestionRequest> requests, int max_parallel, llama_seq_id first_seq,
-                                 const std::function<void(size_t, Generation)>& on_done, ParallelDecodeStats& stats)
+                                 const std::function<void(size_t, Generation)>& on_done, ParallelDecodeStats& stats,
+                                 const MoreRequests* more)
     : session_(session),
       ctx_(session.context()),
       memory_(llama_get_memory(ctx_)),
@@ -105,9 +109,10 @@ ParallelDecoder::ParallelDecoder(Session& session, std::span<const SharedPrefix>
       n_batch_(session.options().n_batch),
       max_parallel_(static_cast<size_t>(max_parallel)),
       prefixes_(prefixes),
-      requests_(requests),
+      requests_(requests.begin(), requests.end()),
       on_done_(on_done),
       stats_(stats),
+      more_(more),
       batch_(n_batch_, 1) {
   for (llama_seq_id s = first_seq + max_parallel - 1; s >= first_seq; --s) free_seqs_.push_back(s);
   size_t prefix_cells = 0;
@@ -117,8 +122,10 @@ ParallelDecoder::ParallelDecoder(Session& session, std::span<const SharedPrefix>
 }
 
 void ParallelDecoder::run() {
-  while (next_ < requests_.size() || !running_.empty()) {
+  for (;;) {
     throw_if_interrupted();  // the questions still running are dropped; the finished ones were delivered
+    if (next_ == requests_.size()) take_more();
+    if (next_ == requests_.size() && running_.empty()) return;
     entries_.clear();
     queue_pending_tokens();
     admit_waiting();
@@ -135,6 +142,18 @@ void ParallelDecoder::queue_pending_tokens() {
     entries_.push_back({r->pending, r->n_past++, r->seq, r.get()});
     r->pending = LLAMA_TOKEN_NULL;
   }
+}
+
+// Requests that join now (MoreRequests), checked as decode_parallel checks those it is given.
+void ParallelDecoder::take_more() {
+  if (!more_) return;
+  std::vector<QuestionRequest> added = (*more_)();
+  if (added.empty()) return;
+  if (added.front().forks_previous) throw ModelError("a joining batch of requests starts with a fork");
+  for (const QuestionRequest& r : added) {
+    if (!prefixes_.empty() && r.prefix >= prefixes_.size()) throw ModelError("a joining question names a prefix that is not held");
+  }
+  requests_.insert(requests_.end(), added.begin(), added.end());
 }
 
 // Starts waiting questions, in request order, while sequences and room for their whole budgets are free.
@@ -285,7 +304,7 @@ size_t cells_needed(const QuestionRequest& request) {
 
 void decode_parallel(Session& session, std::span<const SharedPrefix> prefixes, std::span<const QuestionRequest> requests,
                      int max_parallel, llama_seq_id first_seq, const std::function<void(size_t, Generation)>& on_done,
-                     ParallelDecodeStats* stats) {
+                     ParallelDecodeStats* stats, const MoreRequests* more) {
   if (max_parallel < 1 || first_seq < 0 || first_seq + max_parallel > session.options().n_seq_max) {
     throw ModelError("parallel decoding needs sequences " + std::to_string(first_seq) + ".." +
                      std::to_string(first_seq + max_parallel - 1) + " but the context has " +
@@ -298,7 +317,7 @@ void decode_parallel(Session& session, std::span<const SharedPrefix> prefixes, s
     if (p.seq >= first_seq && p.seq < first_seq + max_parallel) throw ModelError("a prefix sits in a question's sequence");
   }
   ParallelDecodeStats local;
-  ParallelDecoder(session, prefixes, requests, max_parallel, first_seq, on_done, stats ? *stats : local).run();
+  ParallelDecoder(session, prefixes, requests, max_parallel, first_seq, on_done, stats ? *stats : local, more).run();
 }
 
 void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells, std::span<const QuestionRequest> requests,

@@ -25,11 +25,14 @@
 //     a group starts only when all of its answers fit, and needs as many sequences as it has answers;
 //   - when decoding fails, no more results are delivered and ModelError is thrown (InputError for
 //     a grammar that does not parse); on SIGINT / SIGTERM (util/interrupt.h) Interrupted is thrown
-//     between two steps. The questions already delivered stay valid.
+//     between two steps. The questions already delivered stay valid;
+//   - requests that join while it runs (MoreRequests: a server's requests that arrive meanwhile)
+//     are admitted by the same rules, after every request before them.
 #pragma once
 
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "engine/session.h"
 
@@ -68,6 +71,13 @@ struct ParallelDecodeStats {
 // the previous request's. A group needs the sum over its requests.
 size_t cells_needed(const QuestionRequest& request);
 
+// Requests that join a running decode_parallel: called between two steps, whenever every request
+// so far has started, and returns the requests to add (none: nothing new). Their on_done indices
+// continue after the earlier ones, in the order returned. What they point at must live until
+// decode_parallel returns; a batch holds whole groups (its first request does not fork) and names
+// only prefixes the call holds. What it throws ends decode_parallel, as a decoding failure does.
+using MoreRequests = std::function<std::vector<QuestionRequest>()>;
+
 // Answers `requests`, at most `max_parallel` at a time, over a prefix that occupies
 // `prefix_cells` KV cells and positions [0, prefix_end) of sequence 0 of `session` (both 0: no
 // prefix). Uses sequences 1..max_parallel, which must be below the session's n_seq_max; a group larger
@@ -79,9 +89,10 @@ void decode_parallel(Session& session, llama_pos prefix_end, size_t prefix_cells
 
 // The same over every prefix the session holds (`prefixes`: their cells are not free; a request
 // continues prefixes[request.prefix]), with the questions in sequences first_seq ..
-// first_seq + max_parallel - 1, which must hold nothing and be below the session's n_seq_max.
+// first_seq + max_parallel - 1, which must hold nothing and be below the session's n_seq_max;
+// `more` (optional) adds requests while it runs.
 void decode_parallel(Session& session, std::span<const SharedPrefix> prefixes, std::span<const QuestionRequest> requests,
                      int max_parallel, llama_seq_id first_seq, const std::function<void(size_t, Generation)>& on_done,
-                     ParallelDecodeStats* stats = nullptr);
+                     ParallelDecodeStats* stats = nullptr, const MoreRequests* more = nullptr);
 
 }  // namespace drivevqa

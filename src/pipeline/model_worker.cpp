@@ -219,57 +219,86 @@ bool ModelWorker::place_prefix(bool has_prefix, size_t prefix_cells) {
   return false;
 }
 
-// Per frame of an answer_frames call (indexed like its `frames`).
-struct ModelWorker::FramesGroup {
-  std::vector<size_t> cuts;                              // where the shared prefix ends in its questions' text
-  std::vector<std::string> keys;                         // its prefix's key (text + image key)
-  std::vector<std::unique_ptr<EncodedPrompt>> prefixes;  // encoded when it was not held
-  std::vector<size_t> prefix_cells;
-  std::vector<std::vector<EncodedPrompt>> suffixes;      // per question
-  std::vector<size_t> largest_need;                      // its largest question's cells, all answers
+// Per frame of an answer_frames call: its work, and its answers while they come in.
+struct ModelWorker::FrameState {
+  const FrameWork* frame = nullptr;
+  size_t cut = 0;                         // where the shared prefix ends in its questions' text
+  std::string key;                        // its prefix's key (text + image key)
+  std::unique_ptr<EncodedPrompt> prefix;  // encoded when it was not held
+  size_t prefix_cells = 0;
+  size_t cached_cells = 0;                // the prefix's, when it was held before its questions began
+  std::vector<EncodedPrompt> suffixes;    // per question
+  size_t largest_need = 0;                // its largest question's cells, all answers
+  std::vector<std::vector<Generation>> answers;  // per question
+  std::vector<size_t> missing;                   // per question: answers not in yet
 };
 
-void ModelWorker::answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done) {
+namespace {
+
+// A FrameJoiner that calls `join`.
+template <typename Join>
+class JoinerOf final : public ModelWorker::FrameJoiner {
+ public:
+  explicit JoinerOf(Join& join) : join_(join) {}
+  std::optional<size_t> join(const FrameWork& frame) override { return join_(frame); }
+
+ private:
+  Join& join_;
+};
+
+}  // namespace
+
+std::vector<ModelWorker::HeldPrefix>::iterator ModelWorker::held_at(const std::string& key) {
+  return std::find_if(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.key == key; });
+}
+
+bool ModelWorker::find_frame_prefix(FrameState& state) const {
   const bool shared = options_.reuse && options_.layout == PromptLayout::kShared && options_.whole_context;
-  const size_t n = frames.size();
-  FramesGroup work{std::vector<size_t>(n), std::vector<std::string>(n), std::vector<std::unique_ptr<EncodedPrompt>>(n),
-                   std::vector<size_t>(n), std::vector<std::vector<EncodedPrompt>>(n), std::vector<size_t>(n)};
-  std::vector<size_t> together, alone;
-  for (size_t f = 0; f < n; ++f) {
-    if (frames[f].questions->empty()) continue;
-    work.cuts[f] = shared ? shared_prefix_length(*frames[f].questions, frames[f].images->size()) : 0;
-    (work.cuts[f] ? together : alone).push_back(f);
+  const FrameWork& frame = *state.frame;
+  state.cut = shared ? shared_prefix_length(*frame.questions, frame.images->size()) : 0;
+  if (state.cut == 0) return false;
+  state.key = frame.questions->front().text.substr(0, state.cut) + '\0' + frame.image_key;
+  return true;
+}
+
+void ModelWorker::encode_frame(FrameState& state) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t encodes_before = embeddings_.encodes();
+  const std::vector<FrameQuestion>& questions = *state.frame->questions;
+  if (const auto held = held_at(state.key); held == held_.end()) {
+    const std::string text = questions.front().text.substr(0, state.cut);
+    state.prefix = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, *state.frame->images), &embeddings_));
+    state.prefix_cells = state.prefix->prompt.token_count();
+  } else {
+    state.prefix_cells = held->where.cells;
   }
+  for (const FrameQuestion& q : questions) {
+    state.suffixes.push_back(encode(*model_, tokenize(*model_, q.text.substr(state.cut), q.close_ups, false), &embeddings_));
+    counters_.close_up_tokens += state.suffixes.back().prompt.image_token_count(0);
+    size_t need = 0;
+    for (size_t k = 0; k < q.answers.size(); ++k) need += cells_needed({&state.suffixes.back(), q.answers[k], k > 0});
+    state.largest_need = std::max(state.largest_need, need);
+  }
+  counters_.images_encoded += embeddings_.encodes() - encodes_before;
+  counters_.seconds.encode_images += seconds_since(t0);
+}
+
+void ModelWorker::answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done, const LateFrames* late) {
+  std::deque<FrameState> work(frames.size());  // frames that join are appended
+  std::vector<size_t> together, alone;
   try {
+    for (size_t f = 0; f < frames.size(); ++f) {
+      work[f].frame = &frames[f];
+      if (frames[f].questions->empty()) continue;
+      (find_frame_prefix(work[f]) ? together : alone).push_back(f);
+    }
     if (!together.empty()) {
       ensure_session(static_cast<size_t>(options_.max_context), 0);  // the whole context (whole_context)
       if (prefix_in_session_) {  // answer_frame's prefix in sequence 0: held_ takes the sequences over
         session_->clear();
         prefix_in_session_ = false;
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      const size_t encodes_before = embeddings_.encodes();
-      for (const size_t f : together) {
-        const std::vector<FrameQuestion>& questions = *frames[f].questions;
-        const std::string text = questions.front().text.substr(0, work.cuts[f]);
-        work.keys[f] = text + '\0' + frames[f].image_key;
-        const auto held = std::find_if(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.key == work.keys[f]; });
-        if (held == held_.end()) {
-          work.prefixes[f] = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, *frames[f].images), &embeddings_));
-          work.prefix_cells[f] = work.prefixes[f]->prompt.token_count();
-        } else {
-          work.prefix_cells[f] = held->where.cells;
-        }
-        for (const FrameQuestion& q : questions) {
-          work.suffixes[f].push_back(encode(*model_, tokenize(*model_, q.text.substr(work.cuts[f]), q.close_ups, false), &embeddings_));
-          counters_.close_up_tokens += work.suffixes[f].back().prompt.image_token_count(0);
-          size_t need = 0;
-          for (size_t k = 0; k < q.answers.size(); ++k) need += cells_needed({&work.suffixes[f].back(), q.answers[k], k > 0});
-          work.largest_need[f] = std::max(work.largest_need[f], need);
-        }
-      }
-      counters_.images_encoded += embeddings_.encodes() - encodes_before;
-      counters_.seconds.encode_images += seconds_since(t0);
+      for (const size_t f : together) encode_frame(work[f]);
 
       // Groups of frames whose prefixes and largest question fit together; a frame that does not
       // fit even alone goes through answer_frame (in waves).
@@ -277,12 +306,12 @@ void ModelWorker::answer_frames(std::span<const FrameWork> frames, const FramesA
       std::vector<size_t> group;
       size_t group_cells = 0, group_need = 0;
       const auto flush = [&] {
-        if (!group.empty()) answer_group(frames, group, work, on_done);
+        if (!group.empty()) answer_group(work, group, on_done, late);
         group.clear();
         group_cells = group_need = 0;
       };
       for (const size_t f : together) {
-        const size_t cells = work.prefix_cells[f], need = work.largest_need[f];
+        const size_t cells = work[f].prefix_cells, need = work[f].largest_need;
         if (cells + need > capacity) {
           alone.push_back(f);
           continue;
@@ -306,96 +335,124 @@ void ModelWorker::answer_frames(std::span<const FrameWork> frames, const FramesA
   }
 }
 
-void ModelWorker::answer_group(std::span<const FrameWork> frames, const std::vector<size_t>& group, FramesGroup& work,
-                               const FramesAnswersDone& on_done) {
+void ModelWorker::answer_group(std::deque<FrameState>& work, const std::vector<size_t>& group, const FramesAnswersDone& on_done,
+                               const LateFrames* late) {
   counters_.frames += group.size();
-  const auto held_at = [&](const std::string& key) {
-    return std::find_if(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.key == key; });
+  const auto wanted = [&](const HeldPrefix& h) {
+    return std::any_of(group.begin(), group.end(), [&](size_t f) { return work[f].key == h.key; });
   };
   // Room: the group's held prefixes stay; others leave, least recently used first, until the
   // group's new prefixes and its largest question fit.
   const size_t capacity = static_cast<size_t>(session_->options().n_ctx);
   size_t new_cells = 0, new_count = 0, need = 0;
   for (const size_t f : group) {
-    if (held_at(work.keys[f]) == held_.end()) new_cells += work.prefix_cells[f], ++new_count;
-    need = std::max(need, work.largest_need[f]);
+    if (held_at(work[f].key) == held_.end()) new_cells += work[f].prefix_cells, ++new_count;
+    need = std::max(need, work[f].largest_need);
   }
+  const auto held_cells = [&] {
+    size_t cells = 0;
+    for (const HeldPrefix& h : held_) cells += h.where.cells;
+    return cells;
+  };
   llama_memory_t memory = llama_get_memory(session_->context());
-  for (;;) {
-    size_t held_cells = 0;
-    for (const HeldPrefix& h : held_) held_cells += h.where.cells;
-    if (held_cells + new_cells + need <= capacity && held_.size() + new_count <= static_cast<size_t>(kHeldPrefixes)) break;
+  while (held_cells() + new_cells + need > capacity || held_.size() + new_count > static_cast<size_t>(kHeldPrefixes)) {
     auto victim = held_.end();
     for (auto h = held_.begin(); h != held_.end(); ++h) {
-      const bool wanted = std::any_of(group.begin(), group.end(), [&](size_t f) { return work.keys[f] == h->key; });
-      if (!wanted && (victim == held_.end() || h->last_used < victim->last_used)) victim = h;
+      if (!wanted(*h) && (victim == held_.end() || h->last_used < victim->last_used)) victim = h;
     }
     if (victim == held_.end()) break;  // only the group's own: they fit (the grouping saw to it)
     llama_memory_seq_rm(memory, victim->where.seq, -1, -1);
     held_.erase(victim);
   }
   // The missing prefixes, each evaluated alone into a free prefix sequence.
-  std::vector<size_t> cached(frames.size(), 0);
   for (const size_t f : group) {
-    if (auto h = held_at(work.keys[f]); h != held_.end()) {
-      cached[f] = h->where.cells;
+    FrameState& state = work[f];
+    if (auto h = held_at(state.key); h != held_.end()) {
+      state.cached_cells = h->where.cells;
       continue;
     }
-    const std::vector<FrameQuestion>& questions = *frames[f].questions;
-    if (!work.prefixes[f]) {  // held when the call began, then made room for another group's
-      const std::string text = questions.front().text.substr(0, work.cuts[f]);
-      work.prefixes[f] = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, *frames[f].images), &embeddings_));
+    if (!state.prefix) {  // held when the call began, then made room for another group's
+      const std::string text = state.frame->questions->front().text.substr(0, state.cut);
+      state.prefix = std::make_unique<EncodedPrompt>(encode(*model_, tokenize(*model_, text, *state.frame->images), &embeddings_));
     }
     llama_seq_id seq = 0;
     while (std::any_of(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.where.seq == seq; })) ++seq;
     const auto t0 = std::chrono::steady_clock::now();
-    const llama_pos end = session_->evaluate_alone(*work.prefixes[f], seq, 0);
-    held_.push_back({work.keys[f], {seq, end, work.prefix_cells[f]}, 0});
+    const llama_pos end = session_->evaluate_alone(*state.prefix, seq, 0);
+    held_.push_back({state.key, {seq, end, state.prefix_cells}, 0});
     ++counters_.prefix_evaluations;
-    counters_.prefix_tokens += work.prefix_cells[f];
+    counters_.prefix_tokens += state.prefix_cells;
     counters_.seconds.prefixes += seconds_since(t0);
   }
-  // Every held prefix is the decoder's (their cells are taken); each question continues its frame's.
+  // Every held prefix is the decoder's (their cells are taken, and none leaves while it runs); each
+  // question continues its frame's.
   std::vector<SharedPrefix> prefixes;
   for (HeldPrefix& h : held_) prefixes.push_back(h.where);
-  std::vector<QuestionRequest> requests;
   struct Answer {
     size_t frame, question, k;
   };
-  std::vector<Answer> answer_of;
-  std::vector<std::vector<std::vector<Generation>>> answers(frames.size());
-  std::vector<std::vector<size_t>> missing(frames.size());
-  bool sampled_groups = false;
-  for (const size_t f : group) {
-    const auto h = held_at(work.keys[f]);
+  std::vector<Answer> answer_of;  // by request
+  const auto add_requests = [&](size_t f, std::vector<QuestionRequest>& requests) {
+    const auto h = held_at(work[f].key);
     h->last_used = ++use_clock_;
-    const size_t prefix = static_cast<size_t>(h - held_.begin());
-    const std::vector<FrameQuestion>& questions = *frames[f].questions;
-    answers[f].resize(questions.size());
-    missing[f].resize(questions.size());
+    FrameState& state = work[f];
+    const std::vector<FrameQuestion>& questions = *state.frame->questions;
+    state.answers.resize(questions.size());
+    state.missing.resize(questions.size());
     for (size_t q = 0; q < questions.size(); ++q) {
-      answers[f][q].resize(questions[q].answers.size());
-      missing[f][q] = questions[q].answers.size();
-      sampled_groups = sampled_groups || questions[q].answers.size() > 1;
+      state.answers[q].resize(questions[q].answers.size());
+      state.missing[q] = questions[q].answers.size();
       for (size_t k = 0; k < questions[q].answers.size(); ++k) {
         const TextProgress* on_text = k == 0 && questions[q].on_text ? &questions[q].on_text : nullptr;
-        requests.push_back({&work.suffixes[f][q], questions[q].answers[k], k > 0, on_text, prefix});
+        requests.push_back({&state.suffixes[q], questions[q].answers[k], k > 0, on_text, static_cast<size_t>(h - held_.begin())});
         answer_of.push_back({f, q, k});
       }
     }
+  };
+  std::vector<QuestionRequest> requests;
+  bool sampled_groups = false;
+  for (const size_t f : group) {
+    add_requests(f, requests);
+    for (const FrameQuestion& q : *work[f].frame->questions) sampled_groups = sampled_groups || q.answers.size() > 1;
   }
   const auto answered = [&](size_t request, Generation g) {
     const Answer& a = answer_of[request];
-    g.prompt_tokens = work.prefix_cells[a.frame] + work.suffixes[a.frame][a.question].prompt.token_count();
-    g.cached_prompt_tokens = cached[a.frame];
-    answers[a.frame][a.question][a.k] = std::move(g);
-    if (--missing[a.frame][a.question] == 0) on_done(a.frame, a.question, std::move(answers[a.frame][a.question]));
+    FrameState& state = work[a.frame];
+    g.prompt_tokens = state.prefix_cells + state.suffixes[a.question].prompt.token_count();
+    g.cached_prompt_tokens = state.cached_cells;
+    state.answers[a.question][a.k] = std::move(g);
+    if (--state.missing[a.question] == 0) on_done(a.frame, a.question, std::move(state.answers[a.question]));
   };
   const int room = session_->options().n_seq_max - kHeldPrefixes;
   const int parallel = options_.parallel > 0 && !sampled_groups ? std::min(options_.parallel, room) : room;
+
+  // Frames that join while the group decodes: about a held prefix, with room for their largest
+  // question beside all held prefixes (so the decoder can always admit it once others end).
+  std::vector<QuestionRequest> joining;
+  const auto join = [&](const FrameWork& frame) -> std::optional<size_t> {
+    FrameState state;
+    state.frame = &frame;
+    if (frame.questions->empty() || !find_frame_prefix(state) || held_at(state.key) == held_.end()) return std::nullopt;
+    for (const FrameQuestion& q : *frame.questions) {
+      if (q.answers.size() > static_cast<size_t>(parallel)) return std::nullopt;
+    }
+    encode_frame(state);
+    if (held_cells() + state.largest_need > capacity) return std::nullopt;
+    state.cached_cells = state.prefix_cells;
+    work.push_back(std::move(state));
+    ++counters_.frames;
+    add_requests(work.size() - 1, joining);
+    return work.size() - 1;
+  };
+  const MoreRequests more = [&] {
+    joining.clear();
+    JoinerOf joiner(join);
+    (*late)(joiner);
+    return std::move(joining);
+  };
   const auto t0 = std::chrono::steady_clock::now();
   ParallelDecodeStats stats;
-  decode_parallel(*session_, prefixes, requests, parallel, kHeldPrefixes, answered, &stats);
+  decode_parallel(*session_, prefixes, requests, parallel, kHeldPrefixes, answered, &stats, late ? &more : nullptr);
   count_decoding(stats, t0, counters_);
 }
 

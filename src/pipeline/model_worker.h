@@ -12,7 +12,9 @@
 #pragma once
 
 #include <functional>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -77,15 +79,33 @@ class ModelWorker {
   void answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
                     const std::string& image_key, const AnswersDone& on_done);
 
+  // Offered frames join a running answer_frames (LateFrames).
+  class FrameJoiner {
+   public:
+    // Adds `frame` to the decoding when its prefix is one the worker holds now and its questions
+    // fit beside the held prefixes. Returns its frame index for on_done (they continue after
+    // answer_frames' `frames`, in joining order), or nullopt: it did not join and nothing of it
+    // is kept (answer it in a later call). A frame that joins, and what it points at, must live
+    // until answer_frames returns.
+    virtual std::optional<size_t> join(const FrameWork& frame) = 0;
+
+   protected:
+    ~FrameJoiner() = default;
+  };
+  // Called between decoding steps while answer_frames decodes, to offer frames that arrived since
+  // (a server's requests); it may throw, which ends answer_frames as an engine failure does.
+  using LateFrames = std::function<void(FrameJoiner&)>;
+
   // Several frames' questions in the same decoding batches (a server's rounds; needs
   // FrameOptions::whole_context). Each frame's prefix is evaluated into a sequence of its own, or
   // found there from an earlier call: up to kHeldPrefixes stay while room allows, the least
   // recently used leaving first. Frames that hold more together than the context go in groups;
   // a frame without a shared prefix (seed layout, or questions that differ before the last image)
-  // goes alone through answer_frame. on_done(frame, question, answers) as each question ends;
-  // throws as answer_frame does.
+  // goes alone through answer_frame. Frames about held prefixes can join while the groups decode
+  // (`late`, optional). on_done(frame, question, answers) as each question ends; throws as
+  // answer_frame does.
   using FramesAnswersDone = std::function<void(size_t frame, size_t question, std::vector<Generation> answers)>;
-  void answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done);
+  void answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done, const LateFrames* late = nullptr);
   static constexpr int kHeldPrefixes = 8;
 
  private:
@@ -117,9 +137,16 @@ class ModelWorker {
     SharedPrefix where;
     uint64_t last_used = 0;
   };
-  struct FramesGroup;
-  void answer_group(std::span<const FrameWork> frames, const std::vector<size_t>& group, FramesGroup& work,
-                    const FramesAnswersDone& on_done);
+  struct FrameState;
+  // The questions of frames `group` (indices into `work`) over their prefixes, and those of frames
+  // that join meanwhile (appended to `work`).
+  void answer_group(std::deque<FrameState>& work, const std::vector<size_t>& group, const FramesAnswersDone& on_done,
+                    const LateFrames* late);
+  // Where `state.frame`'s shared prefix ends and its key; false when it has none (it goes alone).
+  bool find_frame_prefix(FrameState& state) const;
+  // Encodes its suffixes, and its prefix unless that is held.
+  void encode_frame(FrameState& state);
+  std::vector<HeldPrefix>::iterator held_at(const std::string& key);
   std::vector<HeldPrefix> held_;
   uint64_t use_clock_ = 0;
 };

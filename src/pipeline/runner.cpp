@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "lora/lora_convert.h"
@@ -279,13 +281,13 @@ std::vector<const QuestionItem*> Runner::frame_mates(std::span<const QuestionIte
   return mates;
 }
 
-void Runner::answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink) {
+void Runner::answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink, const LateItems* late) {
   std::vector<Pending> for_7b, for_72b;
   for (const QuestionItem* item : items) {
     if (auto p = prepare(*item, sink)) (available(p->routed) == ModelSize::k72B ? for_72b : for_7b).push_back(std::move(*p));
   }
   if (!for_72b.empty()) {
-    std::vector<Pending> handed = answer_with(ModelSize::k72B, std::move(for_72b), sink);
+    std::vector<Pending> handed = answer_with(ModelSize::k72B, std::move(for_72b), sink, late);
     if (!options_.keep_models_loaded) model_72b_.reset();
     for (Pending& p : handed) {
       if (options_.fallback_72b_to_7b && options_.model_7b) {
@@ -298,7 +300,7 @@ void Runner::answer_all(std::span<const QuestionItem* const> items, const Result
     // Handed-over items join the 7B model's frames in input order.
     std::stable_sort(for_7b.begin(), for_7b.end(), [](const Pending& a, const Pending& b) { return a.item->index < b.item->index; });
   }
-  answer_with(ModelSize::k7B, std::move(for_7b), sink);
+  answer_with(ModelSize::k7B, std::move(for_7b), sink, late);
 }
 
 // A frame's images that decoded, held while its questions are answered.
@@ -311,7 +313,15 @@ struct Runner::FrameImages {
   FrameMarkers markers;  // with --draw_markers: the marked copies `images` points to for their cameras
 };
 
-std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink) {
+// What the engine needs of a frame: its questions, and the images they point at.
+struct Runner::PreparedFrame {
+  FrameImages images;
+  FrameCloseUps close_ups;
+  std::vector<FrameQuestion> questions;
+};
+
+std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink,
+                                                 const LateItems* late) {
   if (items.empty()) return {};
   ModelWorker* model = loaded_worker(size);
   if (!model) return items;
@@ -326,7 +336,7 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
       continue;
     }
     if (options_.interleave_frames) {
-      answer_frames(*model, size, some, sink, handed);
+      answer_frames(*model, size, some, sink, handed, late);
     } else {
       answer_frame(*model, size, some.front(), sink, handed);
     }
@@ -359,17 +369,23 @@ std::vector<std::vector<Runner::Pending>> Runner::group_by_frame(std::vector<Pen
   return frames;
 }
 
-void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
-                          std::vector<Pending>& handed) {
-  const FrameImages images = decode_frame_images(frame);
+std::optional<Runner::PreparedFrame> Runner::prepare_frame(const std::vector<Pending>& frame, const ResultSink& sink) {
+  FrameImages images = decode_frame_images(frame);
   if (images.usable.images.empty()) {
     for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
-    return;
+    return std::nullopt;
   }
   std::vector<CloseUpRequest> wanted;
   for (const Pending& p : frame) wanted.push_back({p.item->index, p.close_ups});
-  const FrameCloseUps close_ups = cut_close_ups(wanted, images.usable.images, options_.crop_size, counters_);
-  const std::vector<FrameQuestion> questions = build_frame_questions(frame, images, close_ups);
+  FrameCloseUps close_ups = cut_close_ups(wanted, images.usable.images, options_.crop_size, counters_);
+  std::vector<FrameQuestion> questions = build_frame_questions(frame, images, close_ups);
+  return PreparedFrame{std::move(images), std::move(close_ups), std::move(questions)};
+}
+
+void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
+                          std::vector<Pending>& handed) {
+  const std::optional<PreparedFrame> prepared = prepare_frame(frame, sink);
+  if (!prepared) return;
 
   // Engine: the frame's questions, decoded together.
   std::vector<bool> delivered(frame.size(), false);
@@ -380,7 +396,7 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
   };
   std::vector<std::vector<Pending>*> failed = {&frame};
   try {
-    model.answer_frame(questions, images.images, images.key, deliver);
+    model.answer_frame(prepared->questions, prepared->images.images, prepared->images.key, deliver);
   } catch (const InputError& e) {
     fail_undelivered(size, failed, {delivered}, e.what(), true, sink, handed);
   } catch (const ModelError& e) {
@@ -392,43 +408,69 @@ void Runner::answer_frame(ModelWorker& model, ModelSize size, std::vector<Pendin
 }
 
 void Runner::answer_frames(ModelWorker& model, ModelSize size, std::span<std::vector<Pending>> frames, const ResultSink& sink,
-                           std::vector<Pending>& handed) {
-  struct Prepared {
-    std::vector<Pending>* frame;
-    FrameImages images;
-    FrameCloseUps close_ups;
-    std::vector<FrameQuestion> questions;
-  };
-  std::vector<Prepared> prepared;
-  prepared.reserve(frames.size());
-  for (std::vector<Pending>& frame : frames) {
-    FrameImages images = decode_frame_images(frame);
-    if (images.usable.images.empty()) {
-      for (const Pending& p : frame) sink(*p.item, p.error("item has no readable image"));
-      continue;
-    }
-    std::vector<CloseUpRequest> wanted;
-    for (const Pending& p : frame) wanted.push_back({p.item->index, p.close_ups});
-    FrameCloseUps close_ups = cut_close_ups(wanted, images.usable.images, options_.crop_size, counters_);
-    std::vector<FrameQuestion> questions = build_frame_questions(frame, images, close_ups);
-    prepared.push_back({&frame, std::move(images), std::move(close_ups), std::move(questions)});
-  }
+                           std::vector<Pending>& handed, const LateItems* late) {
+  // Per frame the engine answers (those given, then those that join), by its index for the engine.
+  std::deque<PreparedFrame> prepared;
+  std::deque<std::vector<Pending>> joined_items;  // the items of frames that joined
   std::vector<FrameWork> works;
   std::vector<std::vector<Pending>*> which;
   std::vector<std::vector<bool>> delivered;
-  for (const Prepared& p : prepared) {
-    works.push_back({&p.questions, &p.images.images, p.images.key});
-    which.push_back(p.frame);
-    delivered.emplace_back(p.frame->size(), false);
+  for (std::vector<Pending>& frame : frames) {
+    std::optional<PreparedFrame> p = prepare_frame(frame, sink);
+    if (!p) continue;
+    prepared.push_back(std::move(*p));
+    which.push_back(&frame);
+    delivered.emplace_back(frame.size(), false);
   }
+  for (const PreparedFrame& p : prepared) works.push_back({&p.questions, &p.images.images, p.images.key});
   const auto deliver = [&](size_t f, size_t i, std::vector<Generation> answers) {
     std::vector<Pending>& frame = *which[f];
     ItemResult r = frame[i].answer(size, std::move(answers), counters_);
     delivered[f][i] = true;
     sink(*frame[i].item, std::move(r));
   };
+  // Items that arrived meanwhile: this model's, about a frame whose prefix it holds, join; the
+  // others go back to the caller.
+  std::deque<FrameWork> joined_works;
+  const ModelWorker::LateFrames offer = [&](ModelWorker::FrameJoiner& joiner) {
+    std::vector<Pending> mine;
+    for (const QuestionItem* item : late->take()) {
+      std::optional<Pending> p = prepare(*item, sink);
+      if (!p) continue;  // answered already (with its error)
+      if (available(p->routed) != size) {
+        late->decline(*item);
+        continue;
+      }
+      mine.push_back(std::move(*p));
+    }
+    std::vector<std::vector<Pending>> offered = group_by_frame(std::move(mine));
+    for (size_t k = 0; k < offered.size(); ++k) {
+      std::vector<Pending>& frame = offered[k];
+      std::optional<size_t> f;
+      try {
+        std::optional<PreparedFrame> p = prepare_frame(frame, sink);
+        if (!p) continue;
+        const PreparedFrame& kept = prepared.emplace_back(std::move(*p));
+        f = joiner.join(joined_works.emplace_back(FrameWork{&kept.questions, &kept.images.images, kept.images.key}));
+      } catch (...) {  // the engine failed: the items not joined yet were never part of this, and go back
+        for (; k < offered.size(); ++k) {
+          for (const Pending& item : offered[k]) late->decline(*item.item);
+        }
+        throw;
+      }
+      if (f) {
+        if (*f != which.size()) throw std::logic_error("a joining frame's index is not the next one");
+        which.push_back(&joined_items.emplace_back(std::move(frame)));
+        delivered.emplace_back(which.back()->size(), false);
+        continue;
+      }
+      for (const Pending& item : frame) late->decline(*item.item);
+      joined_works.pop_back();
+      prepared.pop_back();
+    }
+  };
   try {
-    model.answer_frames(works, deliver);
+    model.answer_frames(works, deliver, late ? &offer : nullptr);
   } catch (const InputError& e) {
     if (which.size() == 1) return fail_undelivered(size, which, delivered, e.what(), true, sink, handed);
     // Something of one frame's the engine refuses: the frames go again one by one, so that only

@@ -84,6 +84,16 @@ struct RunOptions {
   std::function<const ItemRequest*(const QuestionItem&)> item_request;
 };
 
+// Items that arrive while Runner::answer_all runs (a server's requests). `take()` returns them;
+// each must stay valid until its result is delivered or it is declined. Those about a frame whose
+// prefix the decoding model holds join the decoding under way (interleave_frames); the others are
+// handed back through `decline(item)`, for a later answer_all. Both are called on answer_all's
+// thread, between decoding steps.
+struct LateItems {
+  std::function<std::vector<const QuestionItem*>()> take;
+  std::function<void(const QuestionItem&)> decline;
+};
+
 // The most earlier-frame images any item of a run with `options` is shown (for cache sizes).
 size_t history_image_budget(const RunOptions& options);
 
@@ -101,7 +111,8 @@ class Runner {
   // A 72B failure (load, context, allocation, decoding) sends the rest of its items to the 7B model
   // when fallback is on, else gives them error answers; a failed 72B model is not retried.
   // Throws when the 7B model cannot load, or when `sink` throws; results already delivered stand.
-  void answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink);
+  // Items that arrive meanwhile may join (`late`, optional: see LateItems).
+  void answer_all(std::span<const QuestionItem* const> items, const ResultSink& sink, const LateItems* late = nullptr);
 
   // The items of `answered` that share a model and a frame with an item of `todo`. A resumed run
   // answers them again (and keeps their journaled answers), so that a partly answered frame is
@@ -126,7 +137,7 @@ class Runner {
   std::optional<Pending> prepare(const QuestionItem& item, const ResultSink& sink);
   // Answers one model's items frame by frame; returns the items it could not answer because the
   // 72B model failed (empty for the 7B model, whose failures become error answers).
-  std::vector<Pending> answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink);
+  std::vector<Pending> answer_with(ModelSize size, std::vector<Pending> items, const ResultSink& sink, const LateItems* late);
   // The model, loaded on first use; null when the 72B model failed (now or before). Throws when
   // the 7B model cannot load.
   ModelWorker* loaded_worker(ModelSize size);
@@ -134,15 +145,19 @@ class Runner {
   // Answers one frame's items; those a failing 72B model leaves unanswered go to `handed`.
   void answer_frame(ModelWorker& model, ModelSize size, std::vector<Pending>& frame, const ResultSink& sink,
                     std::vector<Pending>& handed);
-  // The same for several frames decoded together (interleave_frames).
+  // The same for several frames decoded together (interleave_frames), which `late` items may join.
   void answer_frames(ModelWorker& model, ModelSize size, std::span<std::vector<Pending>> frames, const ResultSink& sink,
-                     std::vector<Pending>& handed);
+                     std::vector<Pending>& handed, const LateItems* late);
   // After the engine failed on `frames`: each undelivered item gets `failure` as its error, or, for
   // a failed 72B model, is handed over to the 7B model.
   void fail_undelivered(ModelSize size, std::span<std::vector<Pending>* const> frames,
                         const std::vector<std::vector<bool>>& delivered, const std::string& failure, bool input_error,
                         const ResultSink& sink, std::vector<Pending>& handed);
   struct FrameImages;
+  struct PreparedFrame;
+  // A frame's images, close-ups and questions; nullopt (its items answered with an error) when none
+  // of its images decodes.
+  std::optional<PreparedFrame> prepare_frame(const std::vector<Pending>& frame, const ResultSink& sink);
   FrameImages decode_frame_images(const std::vector<Pending>& frame);
   std::vector<FrameQuestion> build_frame_questions(const std::vector<Pending>& frame, const FrameImages& images,
                                                    const FrameCloseUps& close_ups) const;

@@ -153,22 +153,51 @@ void Scheduler::run() {
       // moment's wait lets them into this round instead of waiting a whole round for the next.
       wake_.wait_until(lock, last_end + kGatherWindow, [&] { return stopping_ || queue_.size() >= last_round; });
       if (queue_.empty()) return;  // stopping, and nothing is left
-      for (; !queue_.empty(); queue_.pop_front()) {
-        const std::shared_ptr<ServeJob>& job = queue_.front();
-        if (job->cancelled()) {
-          job->finish({std::nullopt, true, "cancelled before it started"});
-          continue;
-        }
-        running_[job->item().index] = job;
-        round.push_back(job);
-      }
-      totals_.queued = 0;
-      totals_.running = round.size();
+      declined_ = 0;
+      round = take_queued();
     }
     last_round = round.size();
     if (!round.empty()) answer_round(std::move(round));
     last_end = std::chrono::steady_clock::now();
   }
+}
+
+std::vector<std::shared_ptr<ServeJob>> Scheduler::take_queued() {
+  std::vector<std::shared_ptr<ServeJob>> taken;
+  for (; !queue_.empty(); queue_.pop_front()) {
+    const std::shared_ptr<ServeJob>& job = queue_.front();
+    if (job->cancelled()) {
+      job->finish({std::nullopt, true, "cancelled before it started"});
+      continue;
+    }
+    running_[job->item().index] = job;
+    taken.push_back(job);
+  }
+  totals_.queued = 0;
+  totals_.running = running_.size();
+  return taken;
+}
+
+std::vector<const QuestionItem*> Scheduler::take_late() {
+  std::lock_guard lock(mutex_);
+  if (declined_ > 0 || queue_.empty()) return {};
+  std::vector<const QuestionItem*> items;
+  for (const auto& job : take_queued()) items.push_back(&job->item());
+  totals_.joined += items.size();  // less those declined
+  return items;
+}
+
+void Scheduler::decline(const QuestionItem& item) {
+  std::lock_guard lock(mutex_);
+  const auto it = running_.find(item.index);
+  if (it == running_.end()) return;
+  // Ahead of what arrived since, in the order they were declined (they arrived in that order).
+  queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(declined_++), it->second);
+  running_.erase(it);
+  --totals_.joined;
+  ++totals_.deferred;
+  totals_.queued = queue_.size();
+  totals_.running = running_.size();
 }
 
 void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
@@ -178,9 +207,11 @@ void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
   for (const auto& job : round) items.push_back(&job->item());
   std::set<size_t> finished;
   size_t answered = 0, failed = 0, generated = 0, prompt = 0, cached = 0;
+  const LateItems late{[this] { return take_late(); }, [this](const QuestionItem& item) { decline(item); }};
   try {
     runner_->answer_all(items, [&](const QuestionItem& item, ItemResult result) {
-      const std::shared_ptr<ServeJob>& job = running_.at(item.index);  // not erased during the round
+      // Only this thread changes running_ (take_late and decline run on it too).
+      const std::shared_ptr<ServeJob>& job = running_.at(item.index);
       finished.insert(item.index);
       if (result.is_error) {
         ++failed;
@@ -192,11 +223,11 @@ void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
       prompt += result.prompt_tokens;
       cached += result.cached_prompt_tokens;
       job->finish({std::move(result), false, ""});
-    });
+    }, &late);
   } catch (const std::exception& e) {
     spdlog::error("a round of {} requests failed: {}", round.size(), e.what());
-    for (const auto& job : round) {
-      if (finished.count(job->item().index) == 0) {
+    for (const auto& [index, job] : running_) {  // the round's, and those that joined it
+      if (finished.count(index) == 0) {
         ++failed;
         job->finish({std::nullopt, false, e.what()});
       }

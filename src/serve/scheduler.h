@@ -4,9 +4,12 @@
 // items: requests whose images have the same content are one frame (decoded, encoded and prefixed
 // once), the questions of up to 4 frames decode together in the same batches
 // (RunOptions::interleave_frames), and frame prefixes stay in the cache for later rounds' requests
-// about them (ModelWorker::answer_frames). A request that arrives during a round waits for the next;
-// right after a round, the next one waits up to kGatherWindow for as many requests as the round had
-// (the clients it answered last come back with their next questions).
+// about them (ModelWorker::answer_frames). A request that arrives during a round joins the decoding
+// under way when the model holds its frame's prefix (LateItems), so the batch stays full rather than
+// emptying to the round's longest answer; one that cannot join waits for the next round, and from
+// then on no request joins this one (it ends, and the waiting one is not passed over). Right after
+// a round, the next one waits up to kGatherWindow for as many requests as the round had (the
+// clients it answered last come back with their next questions).
 //
 // What must hold: every submitted job is completed exactly once (an answer or an error); a job
 // cancelled before its round is dropped, one being decoded stops at its next token; after stop()
@@ -90,6 +93,8 @@ struct SchedulerSnapshot {
   size_t prefix_evaluations = 0;
   double busy_seconds = 0;       // time spent in rounds
   size_t rounds = 0;
+  size_t joined = 0;             // requests that joined a round under way
+  size_t deferred = 0;           // requests that arrived during a round and could not join it
 };
 
 class Scheduler {
@@ -111,6 +116,11 @@ class Scheduler {
 
  private:
   void answer_round(std::vector<std::shared_ptr<ServeJob>> round);
+  // Moves the queue's jobs into running_ (finishing those cancelled meanwhile); under mutex_.
+  std::vector<std::shared_ptr<ServeJob>> take_queued();
+  // LateItems for the round under way.
+  std::vector<const QuestionItem*> take_late();
+  void decline(const QuestionItem& item);
 
   std::unique_ptr<Runner> runner_;  // engine thread only (after construction)
   std::atomic<bool> has_7b_{false}, has_72b_{false};
@@ -119,6 +129,7 @@ class Scheduler {
   std::condition_variable wake_;
   std::deque<std::shared_ptr<ServeJob>> queue_;
   std::map<size_t, std::shared_ptr<ServeJob>> running_;  // by item index, for the runner's item_request
+  size_t declined_ = 0;  // jobs of this round sent back to the queue's front: none joins the round after
   bool stopping_ = false;
   SchedulerSnapshot totals_;
 };

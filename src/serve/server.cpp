@@ -287,6 +287,10 @@ std::string Server::metrics_text() {
   metric("drivevqa_prefix_evaluations_total", "counter", "Frame prefixes evaluated.", static_cast<double>(s.prefix_evaluations));
   metric("drivevqa_images_encoded_total", "counter", "Images run through the vision tower.", static_cast<double>(s.images_encoded));
   metric("drivevqa_rounds_total", "counter", "Engine rounds (each answers every request waiting).", static_cast<double>(s.rounds));
+  metric("drivevqa_joined_requests_total", "counter", "Requests that joined the decoding of a round under way.",
+         static_cast<double>(s.joined));
+  metric("drivevqa_deferred_requests_total", "counter", "Requests that arrived during a round and waited for the next "
+         "(their frame was not held).", static_cast<double>(s.deferred));
   metric("drivevqa_decode_calls_total", "counter", "Engine batches of questions (one step of every running answer).",
          static_cast<double>(s.decode_calls));
   return text;
