@@ -303,25 +303,29 @@ void ModelWorker::answer_frames(std::span<const FrameWork> frames, const FramesA
       // Groups of frames whose prefixes and largest question fit together; a frame that does not
       // fit even alone goes through answer_frame (in waves).
       const size_t capacity = static_cast<size_t>(session_->options().n_ctx);
-      std::vector<size_t> group;
+      std::vector<std::vector<size_t>> groups(1);
       size_t group_cells = 0, group_need = 0;
-      const auto flush = [&] {
-        if (!group.empty()) answer_group(work, group, on_done, late);
-        group.clear();
-        group_cells = group_need = 0;
-      };
       for (const size_t f : together) {
         const size_t cells = work[f].prefix_cells, need = work[f].largest_need;
         if (cells + need > capacity) {
           alone.push_back(f);
           continue;
         }
-        if (group.size() == static_cast<size_t>(kHeldPrefixes) || group_cells + cells + std::max(group_need, need) > capacity) flush();
-        group.push_back(f);
+        std::vector<size_t>& group = groups.back();
+        if (!group.empty() &&
+            (group.size() == static_cast<size_t>(kHeldPrefixes) || group_cells + cells + std::max(group_need, need) > capacity)) {
+          groups.emplace_back();
+          group_cells = group_need = 0;
+        }
+        groups.back().push_back(f);
         group_cells += cells;
         group_need = std::max(group_need, need);
       }
-      flush();
+      // Frames join only the last decoding of the call, so that nothing given waits behind them.
+      for (size_t g = 0; g < groups.size(); ++g) {
+        const bool last = g + 1 == groups.size() && alone.empty();
+        if (!groups[g].empty()) answer_group(work, groups[g], on_done, last ? late : nullptr);
+      }
     }
   } catch (...) {
     if (session_) session_->clear();  // the context may hold half-evaluated sequences

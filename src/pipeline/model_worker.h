@@ -101,9 +101,9 @@ class ModelWorker {
   // found there from an earlier call: up to kHeldPrefixes stay while room allows, the least
   // recently used leaving first. Frames that hold more together than the context go in groups;
   // a frame without a shared prefix (seed layout, or questions that differ before the last image)
-  // goes alone through answer_frame. Frames about held prefixes can join while the groups decode
-  // (`late`, optional). on_done(frame, question, answers) as each question ends; throws as
-  // answer_frame does.
+  // goes alone through answer_frame. Frames about held prefixes can join the call's last group
+  // while it decodes (`late`, optional; none when a frame goes alone). on_done(frame, question,
+  // answers) as each question ends; throws as answer_frame does.
   using FramesAnswersDone = std::function<void(size_t frame, size_t question, std::vector<Generation> answers)>;
   void answer_frames(std::span<const FrameWork> frames, const FramesAnswersDone& on_done, const LateFrames* late = nullptr);
   static constexpr int kHeldPrefixes = 8;

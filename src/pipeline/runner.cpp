@@ -287,7 +287,8 @@ void Runner::answer_all(std::span<const QuestionItem* const> items, const Result
     if (auto p = prepare(*item, sink)) (available(p->routed) == ModelSize::k72B ? for_72b : for_7b).push_back(std::move(*p));
   }
   if (!for_72b.empty()) {
-    std::vector<Pending> handed = answer_with(ModelSize::k72B, std::move(for_72b), sink, late);
+    // Late items join only the last decoding of the call, so that nothing given waits behind them.
+    std::vector<Pending> handed = answer_with(ModelSize::k72B, std::move(for_72b), sink, for_7b.empty() ? late : nullptr);
     if (!options_.keep_models_loaded) model_72b_.reset();
     for (Pending& p : handed) {
       if (options_.fallback_72b_to_7b && options_.model_7b) {
@@ -336,7 +337,7 @@ std::vector<Runner::Pending> Runner::answer_with(ModelSize size, std::vector<Pen
       continue;
     }
     if (options_.interleave_frames) {
-      answer_frames(*model, size, some, sink, handed, late);
+      answer_frames(*model, size, some, sink, handed, begin + step >= frames.size() ? late : nullptr);
     } else {
       answer_frame(*model, size, some.front(), sink, handed);
     }

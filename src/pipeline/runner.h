@@ -86,9 +86,10 @@ struct RunOptions {
 
 // Items that arrive while Runner::answer_all runs (a server's requests). `take()` returns them;
 // each must stay valid until its result is delivered or it is declined. Those about a frame whose
-// prefix the decoding model holds join the decoding under way (interleave_frames); the others are
-// handed back through `decline(item)`, for a later answer_all. Both are called on answer_all's
-// thread, between decoding steps.
+// prefix the decoding model holds join the decoding under way (interleave_frames), the call's last
+// one only (nothing given waits behind them); the others are handed back through
+// `decline(item)`, for a later answer_all. Both are called on answer_all's thread, between
+// decoding steps.
 struct LateItems {
   std::function<std::vector<const QuestionItem*>()> take;
   std::function<void(const QuestionItem&)> decline;

@@ -203,10 +203,33 @@ void Scheduler::decline(const QuestionItem& item) {
 void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
   const auto t0 = std::chrono::steady_clock::now();
   const RunCounters before = runner_->counters();
+  SchedulerSnapshot base;  // the totals before the round; only this thread changes the fields it adds to
+  {
+    std::lock_guard lock(mutex_);
+    ++totals_.rounds;
+    base = totals_;
+  }
   std::vector<const QuestionItem*> items;
   for (const auto& job : round) items.push_back(&job->item());
   std::set<size_t> finished;
   size_t answered = 0, failed = 0, generated = 0, prompt = 0, cached = 0;
+  // The round's figures so far into the totals, before a job is finished: a client that has its
+  // answer finds it counted in /metrics (a round that others join can last long).
+  const auto count_round = [&] {
+    const RunCounters& now = runner_->counters();
+    const size_t evaluations = now.prefix_evaluations - before.prefix_evaluations;
+    std::lock_guard lock(mutex_);
+    totals_.answered = base.answered + answered;
+    totals_.failed = base.failed + failed;
+    totals_.generated_tokens = base.generated_tokens + generated;
+    totals_.prompt_tokens = base.prompt_tokens + prompt;
+    totals_.cached_prompt_tokens = base.cached_prompt_tokens + cached;
+    totals_.prefix_cache_hits = base.prefix_cache_hits + (answered > evaluations ? answered - evaluations : 0);
+    totals_.images_encoded = base.images_encoded + (now.images_encoded - before.images_encoded);
+    totals_.decode_calls = base.decode_calls + (now.decode_calls - before.decode_calls);
+    totals_.prefix_evaluations = base.prefix_evaluations + evaluations;
+    totals_.busy_seconds = base.busy_seconds + seconds_since(t0);
+  };
   const LateItems late{[this] { return take_late(); }, [this](const QuestionItem& item) { decline(item); }};
   try {
     runner_->answer_all(items, [&](const QuestionItem& item, ItemResult result) {
@@ -215,6 +238,7 @@ void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
       finished.insert(item.index);
       if (result.is_error) {
         ++failed;
+        count_round();
         job->finish({std::nullopt, false, result.answer});
         return;
       }
@@ -222,34 +246,24 @@ void Scheduler::answer_round(std::vector<std::shared_ptr<ServeJob>> round) {
       generated += result.generated_tokens;
       prompt += result.prompt_tokens;
       cached += result.cached_prompt_tokens;
+      count_round();
       job->finish({std::move(result), false, ""});
     }, &late);
   } catch (const std::exception& e) {
     spdlog::error("a round of {} requests failed: {}", round.size(), e.what());
+    std::vector<std::shared_ptr<ServeJob>> unfinished;
     for (const auto& [index, job] : running_) {  // the round's, and those that joined it
-      if (finished.count(index) == 0) {
-        ++failed;
-        job->finish({std::nullopt, false, e.what()});
-      }
+      if (finished.count(index) == 0) unfinished.push_back(job);
     }
+    failed += unfinished.size();
+    count_round();
+    for (const auto& job : unfinished) job->finish({std::nullopt, false, e.what()});
   }
   has_72b_ = runner_->has_model(ModelSize::k72B);  // a 72B model that failed is not offered again
-  const RunCounters& after = runner_->counters();
-  const size_t evaluations = after.prefix_evaluations - before.prefix_evaluations;
+  count_round();
   std::lock_guard lock(mutex_);
   running_.clear();
   totals_.running = 0;
-  totals_.answered += answered;
-  totals_.failed += failed;
-  totals_.generated_tokens += generated;
-  totals_.prompt_tokens += prompt;
-  totals_.cached_prompt_tokens += cached;
-  totals_.prefix_cache_hits += answered > evaluations ? answered - evaluations : 0;
-  totals_.images_encoded += after.images_encoded - before.images_encoded;
-  totals_.decode_calls += after.decode_calls - before.decode_calls;
-  totals_.prefix_evaluations += evaluations;
-  totals_.busy_seconds += seconds_since(t0);
-  ++totals_.rounds;
 }
 
 }  // namespace drivevqa

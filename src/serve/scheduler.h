@@ -92,7 +92,7 @@ struct SchedulerSnapshot {
   size_t decode_calls = 0;       // engine batches of questions
   size_t prefix_evaluations = 0;
   double busy_seconds = 0;       // time spent in rounds
-  size_t rounds = 0;
+  size_t rounds = 0;             // begun
   size_t joined = 0;             // requests that joined a round under way
   size_t deferred = 0;           // requests that arrived during a round and could not join it
 };
