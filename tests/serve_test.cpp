@@ -338,10 +338,15 @@ TEST(ServeRounds, ARequestArrivingMidRoundJoinsItAndNoneJoinsAfterOneHadToWait) 
     const ServeJob::Outcome o = job->outcome();
     return o.result && !o.result->is_error;
   };
-  // The scheduler's figures once `n` jobs are answered (a round counts its jobs after finishing them).
+  // The scheduler's figures once `n` jobs are answered and the round has ended (until then, a job
+  // submitted would join it).
   const auto counted = [&](size_t n) {
     const auto end = deadline();
-    while (scheduler.snapshot().answered < n && std::chrono::steady_clock::now() < end) {
+    const auto idle = [&] {
+      const SchedulerSnapshot s = scheduler.snapshot();
+      return s.answered >= n && s.running == 0;
+    };
+    while (!idle() && std::chrono::steady_clock::now() < end) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return scheduler.snapshot();
