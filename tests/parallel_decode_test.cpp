@@ -10,11 +10,7 @@ namespace {
 
 class JoiningRequests : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    EngineOptions engine;
-    engine.n_threads = 2;
-    model_ = Model::load(find_model_files(test::tiny_model_dir()), engine).release();
-  }
+  static void SetUpTestSuite() { model_ = test::load_tiny_model().release(); }
   static void TearDownTestSuite() { delete model_; }
 
   void SetUp() override {

@@ -74,11 +74,7 @@ TEST(UnitVote, MinimumBayesRiskPicksTheSampleClosestToTheOthers) {
 // grammar, so that the vote's input is known.
 class ForkedAnswers : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    EngineOptions engine;
-    engine.n_threads = 2;
-    model_ = Model::load(find_model_files(test::tiny_model_dir()), engine).release();
-  }
+  static void SetUpTestSuite() { model_ = test::load_tiny_model().release(); }
   static void TearDownTestSuite() { delete model_; }
 
   struct Decoded {

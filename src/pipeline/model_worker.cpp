@@ -438,7 +438,8 @@ void ModelWorker::answer_group(std::deque<FrameState>& work, const std::vector<s
     state.frame = &frame;
     if (frame.questions->empty() || !find_frame_prefix(state) || held_at(state.key) == held_.end()) return std::nullopt;
     for (const FrameQuestion& q : *frame.questions) {
-      if (q.answers.size() > static_cast<size_t>(parallel)) return std::nullopt;
+      // Sampled groups are decoded with every sequence (see answer_frame), and need as many.
+      if (q.answers.size() > 1 && (parallel < room || q.answers.size() > static_cast<size_t>(parallel))) return std::nullopt;
     }
     encode_frame(state);
     if (held_cells() + state.largest_need > capacity) return std::nullopt;

@@ -22,6 +22,12 @@ namespace drivevqa::test {
 
 std::filesystem::path fixtures_dir() { return DRIVEVQA_FIXTURES_DIR; }
 std::filesystem::path tiny_model_dir() { return fixtures_dir() / "tiny"; }
+
+std::unique_ptr<Model> load_tiny_model() {
+  EngineOptions engine;
+  engine.n_threads = 2;
+  return Model::load(find_model_files(tiny_model_dir()), engine);
+}
 std::filesystem::path demo_dir() { return fixtures_dir() / "demo"; }
 
 void copy_tiny_hf_model(const std::filesystem::path& dest) {

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <filesystem>
-
-#include "engine/image.h"
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "engine/image.h"
+#include "engine/model.h"
 
 namespace drivevqa::test {
 
@@ -33,6 +35,8 @@ std::filesystem::path demo_dir();
 // A copy of the fixtures' Hugging Face folder (make-model --format hf --preset tiny --seed 1: the
 // same weights as tiny/) at `dest`, the test's own to change: a file copy, not a new random model.
 void copy_tiny_hf_model(const std::filesystem::path& dest);
+// The tiny model loaded in this process, 2 threads (a test suite's, for the engine's own calls).
+std::unique_ptr<Model> load_tiny_model();
 
 // A fresh empty folder under the system temp dir, removed at exit of the test process.
 std::filesystem::path scratch_dir(const std::string& name);
