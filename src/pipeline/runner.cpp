@@ -444,6 +444,7 @@ void Runner::answer_frames(ModelWorker& model, ModelSize size, std::span<std::ve
       }
       mine.push_back(std::move(*p));
     }
+    if (mine.empty()) return;  // the usual case: asked at every decoding step
     std::vector<std::vector<Pending>> offered = group_by_frame(std::move(mine));
     for (size_t k = 0; k < offered.size(); ++k) {
       std::vector<Pending>& frame = offered[k];
