@@ -233,21 +233,6 @@ struct ModelWorker::FrameState {
   std::vector<size_t> missing;                   // per question: answers not in yet
 };
 
-namespace {
-
-// A FrameJoiner that calls `join`.
-template <typename Join>
-class JoinerOf final : public ModelWorker::FrameJoiner {
- public:
-  explicit JoinerOf(Join& join) : join_(join) {}
-  std::optional<size_t> join(const FrameWork& frame) override { return join_(frame); }
-
- private:
-  Join& join_;
-};
-
-}  // namespace
-
 std::vector<ModelWorker::HeldPrefix>::iterator ModelWorker::held_at(const std::string& key) {
   return std::find_if(held_.begin(), held_.end(), [&](const HeldPrefix& h) { return h.key == key; });
 }
@@ -433,7 +418,7 @@ void ModelWorker::answer_group(std::deque<FrameState>& work, const std::vector<s
   // Frames that join while the group decodes: about a held prefix, with room for their largest
   // question beside all held prefixes (so the decoder can always admit it once others end).
   std::vector<QuestionRequest> joining;
-  const auto join = [&](const FrameWork& frame) -> std::optional<size_t> {
+  const JoinFrame join = [&](const FrameWork& frame) -> std::optional<size_t> {
     FrameState state;
     state.frame = &frame;
     if (frame.questions->empty() || !find_frame_prefix(state) || held_at(state.key) == held_.end()) return std::nullopt;
@@ -451,8 +436,7 @@ void ModelWorker::answer_group(std::deque<FrameState>& work, const std::vector<s
   };
   const MoreRequests more = [&] {
     joining.clear();
-    JoinerOf joiner(join);
-    (*late)(joiner);
+    (*late)(join);
     return std::move(joining);
   };
   const auto t0 = std::chrono::steady_clock::now();

@@ -79,22 +79,16 @@ class ModelWorker {
   void answer_frame(const std::vector<FrameQuestion>& questions, const std::vector<const RgbImage*>& images,
                     const std::string& image_key, const AnswersDone& on_done);
 
-  // Offered frames join a running answer_frames (LateFrames).
-  class FrameJoiner {
-   public:
-    // Adds `frame` to the decoding when its prefix is one the worker holds now and its questions
-    // fit beside the held prefixes. Returns its frame index for on_done (they continue after
-    // answer_frames' `frames`, in joining order), or nullopt: it did not join and nothing of it
-    // is kept (answer it in a later call). A frame that joins, and what it points at, must live
-    // until answer_frames returns.
-    virtual std::optional<size_t> join(const FrameWork& frame) = 0;
-
-   protected:
-    ~FrameJoiner() = default;
-  };
+  // Adds a frame to a running answer_frames when its prefix is one the worker holds now and its
+  // questions fit beside the held prefixes. Returns its frame index for on_done (they continue
+  // after answer_frames' `frames`, in joining order), or nullopt: it did not join and nothing of
+  // it is kept (answer it in a later call). A frame that joins, and what it points at, must live
+  // until answer_frames returns.
+  using JoinFrame = std::function<std::optional<size_t>(const FrameWork& frame)>;
   // Called between decoding steps while answer_frames decodes, to offer frames that arrived since
-  // (a server's requests); it may throw, which ends answer_frames as an engine failure does.
-  using LateFrames = std::function<void(FrameJoiner&)>;
+  // (a server's requests) through the JoinFrame it is given; it may throw, which ends
+  // answer_frames as an engine failure does.
+  using LateFrames = std::function<void(const JoinFrame& join)>;
 
   // Several frames' questions in the same decoding batches (a server's rounds; needs
   // FrameOptions::whole_context). Each frame's prefix is evaluated into a sequence of its own, or

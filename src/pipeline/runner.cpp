@@ -433,7 +433,7 @@ void Runner::answer_frames(ModelWorker& model, ModelSize size, std::span<std::ve
   // Items that arrived meanwhile: this model's, about a frame whose prefix it holds, join; the
   // others go back to the caller.
   std::deque<FrameWork> joined_works;
-  const ModelWorker::LateFrames offer = [&](ModelWorker::FrameJoiner& joiner) {
+  const ModelWorker::LateFrames offer = [&](const ModelWorker::JoinFrame& join) {
     std::vector<Pending> mine;
     for (const QuestionItem* item : late->take()) {
       std::optional<Pending> p = prepare(*item, sink);
@@ -453,7 +453,7 @@ void Runner::answer_frames(ModelWorker& model, ModelSize size, std::span<std::ve
         std::optional<PreparedFrame> p = prepare_frame(frame, sink);
         if (!p) continue;
         const PreparedFrame& kept = prepared.emplace_back(std::move(*p));
-        f = joiner.join(joined_works.emplace_back(FrameWork{&kept.questions, &kept.images.images, kept.images.key}));
+        f = join(joined_works.emplace_back(FrameWork{&kept.questions, &kept.images.images, kept.images.key}));
       } catch (...) {  // the engine failed: the items not joined yet were never part of this, and go back
         for (; k < offered.size(); ++k) {
           for (const Pending& item : offered[k]) late->decline(*item.item);

@@ -67,8 +67,9 @@ struct ChatRequest {
 // of files under limits.allowed_media_dir (the resolved path, links followed, must be inside it).
 // Nothing is fetched from the network. Every image must decode whole, except those `known_image`
 // says were accepted before (the server's media store: the same bytes decoded then, so they are not
-// decoded again for each request about the frame). It is called once per image part, in order. Throws ApiError: 400, or 403 for a file:// path
-// that is not a file under the folder (missing or outside are not told apart).
+// decoded again for each request about the frame); it is called once per image part, in order.
+// Throws ApiError: 400, or 403 for a file:// path that is not a file under the folder (missing or
+// outside are not told apart).
 using KnownImage = std::function<bool(const std::vector<uint8_t>& bytes)>;
 ChatRequest parse_chat_request(const std::string& body, const RequestLimits& limits, const KnownImage& known_image = {});
 
